@@ -1,0 +1,99 @@
+"""The one command line: ``autolabel-gui [FOLDER]`` opens the window, subcommands work headless.
+
+Every subcommand's arguments are declared here; its work lives in ``autolabel_gui.commands.<name>``
+and is imported only when that subcommand runs, so ``--help`` and the window never pay for torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+SUBCOMMANDS = ("label", "weights", "export", "stats")
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """Model options shared by the window and ``label``; on the window they override folder settings."""
+    g = p.add_argument_group("model")
+    g.add_argument("--classes", help="comma-separated class names, e.g. person,dog")
+    g.add_argument("--prompt", action="append", metavar="CLASS=TEXT", help="prompt for a class (repeatable)")
+    g.add_argument("--box-threshold", type=float, default=None, help="minimum box score (default 0.35)")
+    g.add_argument("--text-threshold", type=float, default=None, help="minimum class token score (default 0.25)")
+    g.add_argument("--batch-size", type=int, default=None, help="images per forward pass")
+    g.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    g.add_argument("--precision", default=None, choices=["auto", "fp32", "fp16", "bf16"],
+                   help="auto = fp16 on CUDA, fp32 elsewhere; bf16 is opt-in on CPUs (unverified accuracy)")
+    g.add_argument("--weights", help="Grounding DINO checkpoint (.pth)")
+    g.add_argument("--config", help="Grounding DINO config (.py); default: the package's SwinT-OGC config")
+    g.add_argument("--text-encoder", help="bert-base-uncased or a local folder holding it")
+
+
+def build_gui_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autolabel-gui",
+        description="Review Grounding DINO proposals and save verified Pascal VOC boxes.",
+        epilog="headless subcommands: " + ", ".join(SUBCOMMANDS) + " (autolabel-gui SUBCOMMAND --help)",
+    )
+    parser.add_argument("folder", nargs="?", type=Path, help="folder of images to open in the window")
+    parser.add_argument("--annotations", type=Path, default=None,
+                        help="folder for VOC files (default: next to the images)")
+    _add_model_options(parser)
+    parser.set_defaults(command="gui")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The headless subcommands (a positional FOLDER and subparsers cannot share one parser)."""
+    parser = argparse.ArgumentParser(prog="autolabel-gui")
+    sub = parser.add_subparsers(dest="command", metavar="{label,weights,export,stats}", required=True)
+
+    label = sub.add_parser("label", help="pre-label a folder headless (resumable)")
+    label.add_argument("folder", type=Path)
+    label.add_argument("--voc-dir", type=Path, default=None,
+                       help="write unverified VOC files here (never over verified or unreadable ones)")
+    label.add_argument("--cache", type=Path, default=None, help="proposal cache file (default FOLDER/.autolabel/cache.sqlite)")
+    label.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_model_options(label)
+
+    weights = sub.add_parser("weights", help="show or download the model weights")
+    wsub = weights.add_subparsers(dest="weights_command", metavar="{download,status}")
+    wdl = wsub.add_parser("download", help="download the SwinT-OGC checkpoint into weights/")
+    wdl.add_argument("--dest", type=Path, default=None, help="target folder (default: weights/)")
+    wdl.add_argument("--url", default=None, help="override the manifest's URL (a mirror)")
+    wsub.add_parser("status", help="say where weights are looked for and what was found")
+
+    export = sub.add_parser("export", help="export reviewed labels as YOLO, COCO or VOC")
+    export.add_argument("folder", type=Path)
+    export.add_argument("--format", required=True, choices=["yolo", "coco", "voc"])
+    export.add_argument("--out", required=True, type=Path)
+    which = export.add_mutually_exclusive_group()
+    which.add_argument("--verified-only", dest="verified_only", action="store_true", default=True,
+                       help="export verified images only (default)")
+    which.add_argument("--all", dest="verified_only", action="store_false", help="export every labelled image")
+    export.add_argument("--classes", dest="classes_file", type=Path, default=None,
+                        help="file with one class name per line (default: the folder's class list)")
+    export.add_argument("--annotations", type=Path, default=None, help="folder holding the VOC files")
+
+    stats = sub.add_parser("stats", help="per-class counts, statuses and how well the prompts work")
+    stats.add_argument("folder", type=Path)
+    stats.add_argument("--annotations", type=Path, default=None, help="folder holding the VOC files")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        return build_parser().parse_args(argv)
+    return build_gui_parser().parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    module = importlib.import_module(f"autolabel_gui.commands.{args.command}")
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Per-folder settings (classes, prompts, thresholds, model): ``FOLDER/.autolabel/project.json``.
+
+Kept beside the images rather than only in QSettings so the headless command, the export and
+a colleague opening the same folder all see the same class list and prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from autolabel_gui.core.atomic import atomic_write_text
+from autolabel_gui.core.ontology import Ontology, parse_prompt_args
+from autolabel_gui.detection.base import DetectorConfig
+
+STATE_DIR = ".autolabel"
+SETTINGS_FILE = "project.json"
+
+
+@dataclass(slots=True)
+class ProjectSettings:
+    classes: list[str] = field(default_factory=list)
+    prompts: dict[str, str] = field(default_factory=dict)
+    box_threshold: float = 0.35
+    text_threshold: float = 0.25
+    batch_size: int = 1
+    device: str = "auto"
+    precision: str = "auto"
+    weights: str | None = None
+    config: str | None = None
+    text_encoder: str | None = None
+    annotations_dir: str | None = None
+
+    def ontology(self) -> Ontology:
+        return Ontology.from_names(self.classes, {k: v for k, v in self.prompts.items() if k in self.classes})
+
+    def detector_config(self) -> DetectorConfig:
+        return DetectorConfig(
+            weights=self.weights,
+            config=self.config,
+            text_encoder=self.text_encoder,
+            device=self.device,
+            precision=self.precision,
+            box_threshold=self.box_threshold,
+            text_threshold=self.text_threshold,
+            batch_size=self.batch_size,
+        )
+
+    @staticmethod
+    def path_for(folder: Path) -> Path:
+        return Path(folder) / STATE_DIR / SETTINGS_FILE
+
+    @classmethod
+    def load(cls, folder: Path) -> ProjectSettings:
+        """Read the folder's settings; a missing file gives defaults, a broken one raises ValueError."""
+        path = cls.path_for(folder)
+        if not path.exists():
+            return cls()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read project settings: {exc}") from exc
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def save(self, folder: Path) -> None:
+        atomic_write_text(self.path_for(folder), json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
+
+    def with_args(self, args: argparse.Namespace) -> ProjectSettings:
+        """Command-line model options override what the folder remembers."""
+        changes: dict[str, object] = {}
+        if getattr(args, "classes", None):
+            changes["classes"] = [c.strip() for c in args.classes.split(",") if c.strip()]
+        if getattr(args, "prompt", None):
+            changes["prompts"] = {**self.prompts, **parse_prompt_args(args.prompt)}
+        for name in ("box_threshold", "text_threshold", "batch_size", "device", "precision",
+                     "weights", "config", "text_encoder"):
+            value = getattr(args, name, None)
+            if value is not None:
+                changes[name] = str(value) if isinstance(value, Path) else value
+        annotations = getattr(args, "annotations", None)
+        if annotations is not None:
+            changes["annotations_dir"] = str(annotations)
+        return replace(self, **changes)

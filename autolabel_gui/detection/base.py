@@ -1,0 +1,87 @@
+"""The detector interface and the backend registry, free of Qt and of any model package.
+
+Backends register themselves with ``@register_backend("name")`` so that adding a model is a
+new module, never a new branch in an if/elif over model types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from autolabel_gui.core.boxes import Box
+from autolabel_gui.core.ontology import Ontology
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    """Everything needed to build a detector; also the user's model settings."""
+
+    backend: str = "grounding_dino"
+    weights: str | None = None
+    config: str | None = None
+    text_encoder: str | None = None
+    device: str = "auto"
+    precision: str = "auto"  # auto | fp32 | fp16 | bf16
+    box_threshold: float = 0.35
+    text_threshold: float = 0.25
+    batch_size: int = 1
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Detector(Protocol):
+    """Proposes boxes for a batch of RGB uint8 images (H, W, 3) in one call."""
+
+    @property
+    def model_id(self) -> str:
+        """A stable id of the weights and settings that change outputs (for the cache key)."""
+        ...
+
+    @property
+    def device(self) -> str: ...
+
+    def detect(
+        self,
+        images: Sequence[np.ndarray],
+        ontology: Ontology,
+        score_floor: float,
+    ) -> list[list[Box]]:
+        """Return, per image, proposals (state PROPOSED) whose score is at least ``score_floor``.
+
+        Thresholding above the floor happens at read time, so a threshold slider never re-runs
+        the model.
+        """
+        ...
+
+
+class DetectorUnavailable(RuntimeError):
+    """The model cannot be built here (no weights, no text encoder...); the message says what to do."""
+
+
+_BACKENDS: dict[str, Callable[[DetectorConfig], Detector]] = {}
+
+
+def register_backend(name: str) -> Callable[[Callable[[DetectorConfig], Detector]], Callable[[DetectorConfig], Detector]]:
+    """Class or factory decorator that makes a backend available by name."""
+
+    def wrap(factory: Callable[[DetectorConfig], Detector]) -> Callable[[DetectorConfig], Detector]:
+        _BACKENDS[name] = factory
+        return factory
+
+    return wrap
+
+
+def create_detector(config: DetectorConfig) -> Detector:
+    """Build the configured backend; importing it lazily keeps torch out of start-up."""
+    import importlib
+
+    if config.backend not in _BACKENDS:
+        try:
+            importlib.import_module(f"autolabel_gui.detection.{config.backend}")
+        except ModuleNotFoundError as exc:
+            raise DetectorUnavailable(f"unknown detector backend {config.backend!r}: {exc}") from exc
+    if config.backend not in _BACKENDS:
+        raise DetectorUnavailable(f"unknown detector backend {config.backend!r}")
+    return _BACKENDS[config.backend](config)

@@ -1,0 +1,18 @@
+"""Shared test set-up: offscreen Qt, no network, and every fixture module in tests/fixtures/."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+_ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(_ROOT.parent))
+
+pytest_plugins = sorted(
+    f"tests.fixtures.{p.stem}" for p in (_ROOT / "fixtures").glob("*.py") if p.stem != "__init__"
+)
