@@ -1,0 +1,300 @@
+"""The machine's work: every proposal above a low score floor, per image identity and run.
+
+SQLite in WAL mode, because the window and a headless ``label`` run may work on one folder at
+the same time: readers never block the writer, and each finished image is its own committed
+transaction, so a killed run loses at most the batch in flight. Thresholds are applied at read
+time by the caller, so moving a threshold slider never re-runs the model.
+See docs/decisions/0005-proposal-cache.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+from autolabel_gui.core.atomic import atomic_write_text
+from autolabel_gui.core.boxes import Box, BoxState
+from autolabel_gui.core.ontology import Ontology
+from autolabel_gui.core.userdirs import user_cache_dir
+from autolabel_gui.detection.base import DetectorConfig
+
+log = logging.getLogger(__name__)
+
+SCORE_FLOOR = 0.05
+"""Proposals below this never reach the cache; every threshold the user can pick is above it."""
+
+CACHE_FILE = "cache.sqlite"
+_SCHEMA_VERSION = 1
+_CORRUPTION_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS proposals (
+    relpath TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    boxes TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    PRIMARY KEY (relpath, run_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reviews (
+    relpath TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    updated_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageKey:
+    """An image's identity: a changed file (size or mtime) is a different image to the cache."""
+
+    relpath: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def from_path(cls, root: Path | str, rel: str) -> ImageKey:
+        """Stat ``root/rel``; raises OSError when the file is gone or unreadable."""
+        st = os.stat(Path(root) / rel)
+        return cls(rel, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the human did with one proposal (or a box they drew: score None), for prompt stats."""
+
+    label: str
+    score: float | None
+    result: str  # accepted | edited | rejected
+
+    def __post_init__(self) -> None:
+        if self.result not in ("accepted", "edited", "rejected"):
+            raise ValueError(f"outcome result must be accepted, edited or rejected, not {self.result!r}")
+
+
+@dataclass(slots=True)
+class ReviewRecord:
+    """Review state that is not a box in the VOC file: rejected proposals must never come back."""
+
+    run_id: str
+    rejected: list[Box] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+def _file_identity(path: str | Path | None) -> list | None:
+    """Name, size and mtime: identifies a 700 MB checkpoint without hashing it."""
+    if not path:
+        return None
+    p = Path(path).expanduser()
+    try:
+        if p.is_dir():
+            stamps = sorted((c.name, c.stat().st_size, c.stat().st_mtime_ns) for c in p.iterdir() if c.is_file())
+            return [p.name, stamps]
+        st = p.stat()
+    except OSError:
+        return [str(path), "missing"]
+    return [p.name, st.st_size, st.st_mtime_ns]
+
+
+def _text_encoder_identity(name: str | None) -> list | str | None:
+    """A local folder is identified by its files; a hub name ("bert-base-uncased") by itself."""
+    if name and Path(name).expanduser().exists():
+        return _file_identity(name)
+    return name
+
+
+def run_id_for(config: DetectorConfig, ontology: Ontology) -> str:
+    """The id of "this model with these prompts", computed without loading the model.
+
+    Device and batch size are left out on purpose: they do not change what the model proposes
+    (beyond float noise), and the window and a headless run on another device share the cache.
+    """
+    from autolabel_gui.detection.weights import find_weights
+
+    weights = find_weights(config.weights) or config.weights
+    payload = {
+        "backend": config.backend,
+        "weights": _file_identity(weights),
+        "config": _file_identity(config.config),
+        "text_encoder": _text_encoder_identity(config.text_encoder),
+        "precision": config.precision,
+        "text_threshold": config.text_threshold,
+        "prompts": ontology.fingerprint(),
+        "floor": SCORE_FLOOR,
+        "extra": sorted(config.extra.items()),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _proposals_to_json(boxes: list[Box]) -> str:
+    return json.dumps([[b.x0, b.y0, b.x1, b.y1, b.label, b.score] for b in boxes], ensure_ascii=False)
+
+
+def _proposals_from_json(text: str) -> list[Box]:
+    return [Box(x0, y0, x1, y1, label, score, BoxState.PROPOSED) for x0, y0, x1, y1, label, score in json.loads(text)]
+
+
+def _box_to_dict(b: Box) -> dict:
+    return {"xyxy": list(b.xyxy), "label": b.label, "score": b.score, "state": b.state.value,
+            "difficult": b.difficult, "truncated": b.truncated, "occluded": b.occluded, "pose": b.pose}
+
+
+def _box_from_dict(d: dict) -> Box:
+    x0, y0, x1, y1 = d["xyxy"]
+    return Box(x0, y0, x1, y1, d["label"], d.get("score"), BoxState(d.get("state", "rejected")),
+               d.get("difficult", False), d.get("truncated", False), d.get("occluded", False),
+               d.get("pose", "Unspecified"))
+
+
+def _record_to_json(r: ReviewRecord) -> str:
+    return json.dumps({"run_id": r.run_id, "rejected": [_box_to_dict(b) for b in r.rejected],
+                       "outcomes": [[o.label, o.score, o.result] for o in r.outcomes]}, ensure_ascii=False)
+
+
+def _record_from_json(text: str) -> ReviewRecord:
+    d = json.loads(text)
+    return ReviewRecord(d["run_id"], [_box_from_dict(b) for b in d["rejected"]],
+                        [Outcome(*o) for o in d["outcomes"]])
+
+
+class ProposalCache:
+    """Thread-safe (one connection behind a lock) and process-safe (SQLite locking, WAL)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.moved_aside: Path | None = None
+        self._lock = threading.RLock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = self._open()
+
+    @classmethod
+    def for_folder(cls, root: Path | str) -> ProposalCache:
+        """``root/.autolabel/cache.sqlite``, or a per-user cache dir when the folder is read-only."""
+        root = Path(root)
+        try:
+            return cls(root / ".autolabel" / CACHE_FILE)
+        except (OSError, sqlite3.Error) as exc:
+            digest = hashlib.sha256(str(root.resolve()).encode("utf-8")).hexdigest()[:16]
+            fallback = user_cache_dir() / digest
+            log.warning("%s: cannot keep the proposal cache in the folder (%s); using %s", root, exc, fallback)
+            fallback.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(fallback / "folder.txt", f"{root.resolve()}\n")
+            return cls(fallback / CACHE_FILE)
+
+    # -- connection management -------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorcode", None) not in _CORRUPTION_CODES:
+                raise
+            self._move_aside(exc)
+            return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+                conn.executescript(_SCHEMA + f"PRAGMA user_version={_SCHEMA_VERSION};")
+            conn.execute("SELECT count(*) FROM reviews").fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _move_aside(self, exc: Exception) -> None:
+        """Keep the broken file for inspection and start afresh: proposals can be recomputed."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+        os.replace(self.path, aside)
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(self.path.name + suffix)
+            if side.exists():
+                os.replace(side, aside.with_name(aside.name + suffix))
+        self.moved_aside = aside
+        log.warning("%s: proposal cache is corrupt (%s); moved it to %s and started a new one",
+                    self.path, exc, aside)
+
+    def _run(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run one operation; a cache found corrupt mid-session is moved aside and the op retried."""
+        with self._lock:
+            try:
+                return op(self._conn)
+            except sqlite3.DatabaseError as exc:
+                if getattr(exc, "sqlite_errorcode", None) not in _CORRUPTION_CODES:
+                    raise
+                self._conn.close()
+                self._move_aside(exc)
+                self._conn = self._connect()
+                return op(self._conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> ProposalCache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- proposals ---------------------------------------------------------------------------
+
+    def get(self, key: ImageKey, run_id: str) -> list[Box] | None:
+        """Proposals for this exact file and run, or None (never computed, or the file changed)."""
+        row = self._run(lambda c: c.execute(
+            "SELECT size, mtime_ns, boxes FROM proposals WHERE relpath=? AND run_id=?",
+            (key.relpath, run_id)).fetchone())
+        if row is None or (row[0], row[1]) != (key.size, key.mtime_ns):
+            return None
+        return _proposals_from_json(row[2])
+
+    def put(self, key: ImageKey, run_id: str, boxes: list[Box]) -> None:
+        """Store (committed at once) the proposals of one image, replacing a stale entry."""
+        data = _proposals_to_json(boxes)
+        self._run(lambda c: c.execute(
+            "INSERT OR REPLACE INTO proposals(relpath, run_id, size, mtime_ns, boxes, created_ns) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (key.relpath, run_id, key.size, key.mtime_ns, data, time.time_ns())))
+
+    def invalidate(self, relpath: str) -> None:
+        """Forget every run's proposals for one image (the R key: detect again)."""
+        self._run(lambda c: c.execute("DELETE FROM proposals WHERE relpath=?", (relpath,)))
+
+    def cached_relpaths(self, run_id: str) -> set[str]:
+        """Images with proposals for this run (file identity not re-checked: ``get`` does that)."""
+        rows = self._run(lambda c: c.execute("SELECT relpath FROM proposals WHERE run_id=?", (run_id,)).fetchall())
+        return {r[0] for r in rows}
+
+    # -- review records ----------------------------------------------------------------------
+
+    def put_review(self, relpath: str, record: ReviewRecord) -> None:
+        data = _record_to_json(record)
+        self._run(lambda c: c.execute(
+            "INSERT OR REPLACE INTO reviews(relpath, record, updated_ns) VALUES (?, ?, ?)",
+            (relpath, data, time.time_ns())))
+
+    def get_review(self, relpath: str) -> ReviewRecord | None:
+        row = self._run(lambda c: c.execute("SELECT record FROM reviews WHERE relpath=?", (relpath,)).fetchone())
+        return None if row is None else _record_from_json(row[0])
+
+    def iter_reviews(self) -> Iterator[tuple[str, ReviewRecord]]:
+        rows = self._run(lambda c: c.execute("SELECT relpath, record FROM reviews ORDER BY relpath").fetchall())
+        for relpath, text in rows:
+            yield relpath, _record_from_json(text)
