@@ -1,0 +1,161 @@
+"""The images of one folder: recursive listing in natural order and where each one's VOC file lives.
+
+Listing uses ``os.scandir`` (the directory entry already says file or folder, so no ``stat``
+per image) because annotators open folders with 100,000 frames. Anything that would stop a
+listing (a symlink loop, a sub-folder we may not read, a broken link) is skipped and described
+in ``ImageFolder.problems`` so the window can show it without refusing the whole folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+)
+"""Lower-case suffixes (with the dot) that Pillow and OpenCV both decode."""
+
+STATE_DIR_NAME = ".autolabel"
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(s: str) -> tuple[tuple[str | int, ...], str]:
+    """Sort key that puts ``img2`` before ``img10`` and ignores case.
+
+    ``re.split`` with a capture group alternates text and digits starting with text, so the
+    parts line up by type when two keys are compared. The original string breaks ties
+    (``a01`` vs ``a1``, ``A`` vs ``a``) so the order never depends on the listing order.
+    """
+    parts: list[str | int] = _DIGITS.split(s.casefold())
+    for i in range(1, len(parts), 2):
+        parts[i] = int(parts[i])
+    return tuple(parts), s
+
+
+_PathKey = tuple[tuple[tuple[str | int, ...], str], ...]
+"""Natural keys component by component, so ``a/2.jpg`` sorts before ``a/10.jpg`` and ``a b.jpg``."""
+
+
+def _xml_name(rel: str) -> str:
+    """``sub/x.jpg`` -> ``sub/x.xml`` (string work: PurePosixPath costs seconds on 100k files)."""
+    ext = os.path.splitext(rel)[1]
+    return (rel[: -len(ext)] if ext else rel) + ".xml"
+
+
+class ImageFolder:
+    """The images under ``root`` (recursive) and the VOC file that belongs to each.
+
+    ``annotations`` is an optional separate folder for the XML files; sub-folders of ``root``
+    are mirrored inside it. Without it each XML file lies next to its image, as labelImg does.
+    """
+
+    def __init__(self, root: Path | str, annotations: Path | str | None = None) -> None:
+        self.root = Path(root)
+        self.annotations = Path(annotations) if annotations is not None else None
+        if not self.root.is_dir():
+            reason = "does not exist" if not self.root.exists() else "is not a folder"
+            raise NotADirectoryError(f"{self.root}: {reason}")
+        self.images: list[str] = []
+        self.problems: list[str] = []
+        self._xml_names: dict[str, str] = {}
+        self.rescan()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def state_dir(self) -> Path:
+        """Where this folder's settings and proposal cache live."""
+        return self.root / STATE_DIR_NAME
+
+    def rescan(self) -> None:
+        """List the folder again (images added or removed since opening)."""
+        problems: list[str] = []
+        keyed = self._walk(problems)
+        keyed.sort()
+        images = [rel for _, rel in keyed]
+        self._xml_names = self._annotation_names(images, problems)
+        self.images = images
+        self.problems = sorted(problems, key=natural_key)
+
+    def image_path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def voc_path(self, rel: str) -> Path:
+        """The VOC file of image ``rel``: same stem + ``.xml``, beside it or mirrored under ``annotations``."""
+        rel_xml = self._xml_names.get(rel) or _xml_name(rel)
+        base = self.annotations if self.annotations is not None else self.root
+        return base / rel_xml
+
+    def _walk(self, problems: list[str]) -> list[tuple[_PathKey, str]]:
+        """Depth-first walk; a folder reached twice (symlink loop or alias) is listed only once.
+
+        Linked folders are visited after every real one, so an alias never hides the real path.
+        Each image comes back with its sort key; a folder's key is computed once, not per image.
+        """
+        images: list[tuple[_PathKey, str]] = []
+        root_stat = self.root.stat()
+        seen: set[tuple[int, int]] = {(root_stat.st_dev, root_stat.st_ino)}
+        stack: list[tuple[str, str, _PathKey]] = [(str(self.root), "", ())]
+        linked: list[tuple[str, str, _PathKey, tuple[int, int]]] = []
+        while stack or linked:
+            if stack:
+                path, prefix, dir_key = stack.pop()
+            else:
+                path, prefix, dir_key, ident = linked.pop(0)
+                if ident in seen:
+                    problems.append(f"{prefix.rstrip('/')}: folder skipped, it links to a folder already listed (symlink loop or alias)")
+                    continue
+                seen.add(ident)
+            try:
+                with os.scandir(path) as it:
+                    entries = list(it)
+            except OSError as exc:
+                where = prefix.rstrip("/") or "."
+                problems.append(f"{where}: folder skipped, cannot be read ({exc.strerror or exc})")
+                continue
+            for entry in entries:
+                name = entry.name
+                if name.startswith("."):
+                    continue
+                rel = prefix + name
+                is_image = os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+                try:
+                    if entry.is_dir():
+                        st = entry.stat()
+                        ident = (st.st_dev, st.st_ino)
+                        sub_key = (*dir_key, natural_key(name))
+                        if entry.is_symlink():
+                            linked.append((entry.path, rel + "/", sub_key, ident))
+                        elif ident not in seen:
+                            seen.add(ident)
+                            stack.append((entry.path, rel + "/", sub_key))
+                    elif is_image:
+                        if entry.is_file():
+                            images.append(((*dir_key, natural_key(name)), rel))
+                        elif entry.is_symlink():
+                            problems.append(f"{rel}: skipped, broken link")
+                except OSError as exc:
+                    problems.append(f"{rel}: skipped ({exc.strerror or exc})")
+        return images
+
+    @staticmethod
+    def _annotation_names(images: list[str], problems: list[str]) -> dict[str, str]:
+        """Give images that share a stem (``x.jpg``, ``x.png``) distinct XML names.
+
+        The first in natural order keeps ``x.xml`` (what labelImg expects); the others get
+        ``x.png.xml`` so that saving one can never overwrite the other's boxes.
+        """
+        owner: dict[str, str] = {}
+        renamed: dict[str, str] = {}
+        for rel in images:
+            key = _xml_name(rel).casefold()
+            if key in owner:
+                renamed[rel] = rel + ".xml"
+                problems.append(f"{rel}: shares its name with {owner[key]}, its boxes go to {rel}.xml")
+            else:
+                owner[key] = rel
+        return renamed
