@@ -37,7 +37,8 @@ def rgb_from_qimage(image: QImage) -> np.ndarray:
     height, width = converted.height(), converted.width()
     buffer = np.frombuffer(converted.constBits(), dtype=np.uint8, count=converted.sizeInBytes())
     rows = buffer.reshape(height, converted.bytesPerLine())
-    return np.ascontiguousarray(rows[:, : width * 3].reshape(height, width, 3))
+    # An explicit copy: the view would otherwise point into the temporary QImage.
+    return rows[:, : width * 3].reshape(height, width, 3).copy()
 
 
 def as_rgb_array(image: np.ndarray) -> np.ndarray:
