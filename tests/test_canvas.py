@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QWheelEvent
+from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from autolabel_gui.core.boxes import Box, BoxState
@@ -457,3 +457,19 @@ def test_handle_under_pointer_is_recognised_at_any_zoom(canvas):
     assert new.y0 == pytest.approx(box.y0 - 6 / scale, abs=1e-6)
     assert (new.x0, new.y1) == (box.x0, box.y1)
     assert Handle.TOP_RIGHT.edges == (False, True, True, False)
+
+
+def test_qt_bindings_keep_none_alive():
+    """PySide6 6.12.0 on Python 3.11 drops a reference to None per void call and the app dies
+    after a few repaints (docs/decisions/0003-pyside6-pin.md); the pin must keep such a build out."""
+    import sys
+
+    image = QImage(8, 8, QImage.Format.Format_RGB32)
+    painter = QPainter(image)
+    before = sys.getrefcount(None)
+    for _ in range(500):
+        painter.setPen(RED)
+        painter.drawRect(0, 0, 4, 4)
+    after = sys.getrefcount(None)
+    painter.end()
+    assert after >= before - 10
