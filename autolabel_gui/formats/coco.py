@@ -1,0 +1,122 @@
+"""COCO detection JSON: finding the file beside a folder's images and looking images up in it.
+
+One JSON file describes a whole folder, so it is parsed once into a :class:`CocoIndex` and kept
+until the file changes (keyed by size and mtime); the window calls the lookup per image.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from autolabel_gui.core.boxes import Box, BoxState
+from autolabel_gui.formats.voc import AnnotationError
+
+FIXED_NAMES: tuple[str, ...] = ("annotations.json", "_annotations.coco.json")
+"""Names used by CVAT/labelme exports and by Roboflow; ``instances*.json`` is COCO's own."""
+
+
+@dataclass(frozen=True, slots=True)
+class CocoImage:
+    """One image entry and its boxes (an entry with no boxes is a reviewed negative)."""
+
+    file_name: str
+    width: int
+    height: int
+    boxes: tuple[Box, ...]
+
+
+@dataclass(slots=True)
+class CocoIndex:
+    """A parsed COCO file: images by normalized ``file_name`` and by base name."""
+
+    path: Path
+    by_name: dict[str, CocoImage] = field(default_factory=dict)
+    by_basename: dict[str, list[CocoImage]] = field(default_factory=dict)
+
+    def lookup(self, relpaths: list[str]) -> CocoImage | None:
+        """The entry whose ``file_name`` equals one of ``relpaths``, else the only one with that base name.
+
+        A base name shared by several entries matches none of them: guessing would put one
+        image's boxes on another.
+        """
+        for rel in relpaths:
+            found = self.by_name.get(_normalize(rel))
+            if found is not None:
+                return found
+        if not relpaths:
+            return None
+        same = self.by_basename.get(PurePosixPath(relpaths[0]).name, [])
+        return same[0] if len(same) == 1 else None
+
+
+def _normalize(name: str) -> str:
+    """``./a\\b.jpg`` and ``a/b.jpg`` name the same file (Windows tools write backslashes)."""
+    return str(PurePosixPath(name.replace("\\", "/")))
+
+
+def coco_files(folder: Path) -> list[Path]:
+    """The COCO JSON files of one folder, in a fixed order."""
+    found = [folder / n for n in FIXED_NAMES if (folder / n).is_file()]
+    found += sorted(p for p in folder.glob("instances*.json") if p.is_file())
+    return found
+
+
+_cache: dict[Path, tuple[tuple[int, int], CocoIndex]] = {}
+_cache_lock = threading.Lock()
+
+
+def load_index(path: Path) -> CocoIndex:
+    """Parse ``path`` once; later calls reuse the index until the file's size or mtime changes."""
+    path = Path(path).absolute()
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise AnnotationError(path, f"cannot read: {exc.strerror or exc}") from exc
+    stamp = (st.st_size, st.st_mtime_ns)
+    with _cache_lock:
+        cached = _cache.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+    index = parse_coco(path)
+    with _cache_lock:
+        _cache[path] = (stamp, index)
+    return index
+
+
+def parse_coco(path: Path) -> CocoIndex:
+    """Read a COCO detection file; anything malformed raises AnnotationError naming it."""
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise AnnotationError(path, f"not a readable JSON file: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise AnnotationError(path, "not a COCO file: no 'images' list")
+    try:
+        categories = {int(c["id"]): str(c["name"]) for c in data.get("categories", [])}
+        images = {int(im["id"]): im for im in data["images"]}
+        boxes: dict[int, list[Box]] = {i: [] for i in images}
+        for ann in data.get("annotations", []):
+            boxes.setdefault(int(ann["image_id"]), []).append(_box(ann, categories, path))
+        index = CocoIndex(path=Path(path))
+        for image_id, im in images.items():
+            entry = CocoImage(str(im["file_name"]), int(im.get("width") or 0), int(im.get("height") or 0),
+                              tuple(boxes[image_id]))
+            index.by_name[_normalize(entry.file_name)] = entry
+            index.by_basename.setdefault(PurePosixPath(_normalize(entry.file_name)).name, []).append(entry)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AnnotationError(path, f"malformed COCO entry: {exc!r}") from exc
+    return index
+
+
+def _box(ann: dict, categories: dict[int, str], path: Path) -> Box:
+    category = int(ann["category_id"])
+    if category not in categories:
+        raise AnnotationError(path, f"annotation {ann.get('id')}: category_id {category} is not in 'categories'")
+    x, y, w, h = (float(v) for v in ann["bbox"])
+    if not all(math.isfinite(v) for v in (x, y, w, h)) or w < 0 or h < 0:
+        raise AnnotationError(path, f"annotation {ann.get('id')}: bad bbox {ann['bbox']!r}")
+    return Box(x, y, x + w, y + h, categories[category], state=BoxState.ACCEPTED)

@@ -1,0 +1,76 @@
+"""Labels a folder already has, in whatever format they came: VOC, then YOLO, then COCO.
+
+Users open folders that were labelled elsewhere; their boxes must show up as accepted work,
+not be buried under fresh proposals. VOC wins because it is what this tool writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from autolabel_gui.core.boxes import BoxState, ImageLabels
+from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.images import image_size
+from autolabel_gui.formats import coco, yolo
+from autolabel_gui.formats.voc import read_voc
+
+
+def load_existing_labels(folder: ImageFolder, rel: str, class_names: list[str]) -> ImageLabels | None:
+    """The labels image ``rel`` already has, or None when no annotation file mentions it.
+
+    Boxes come back ACCEPTED; ``verified`` is True only when a VOC file says so. A file that
+    exists but cannot be parsed raises ``AnnotationError`` naming it; an unreadable image
+    raises ``ImageLoadError`` (YOLO and COCO-without-size need the image size).
+    ``class_names`` is the class list for YOLO files with no ``classes.txt``/``data.yaml``.
+    """
+    voc = folder.voc_path(rel)
+    if voc.is_file():
+        labels = read_voc(voc)
+        labels.boxes = [b.with_state(BoxState.ACCEPTED) for b in labels.boxes]
+        return labels
+    image = folder.image_path(rel).absolute()
+    return _from_yolo(folder, image, class_names) or _from_coco(folder, rel, image)
+
+
+def _blank(image: Path, width: int, height: int) -> ImageLabels:
+    return ImageLabels(filename=image.name, width=width, height=height, folder=image.parent.name,
+                       path=str(image))
+
+
+def _from_yolo(folder: ImageFolder, image: Path, class_names: list[str]) -> ImageLabels | None:
+    for label_file in yolo.label_candidates(image):
+        if not label_file.is_file():
+            continue
+        # Look up to two levels above the opened folder: ``dataset/data.yaml`` for ``dataset/images/train``.
+        class_file = yolo.find_class_file(label_file, image, folder.root.absolute().parent.parent)
+        names = yolo.read_class_file(class_file) if class_file is not None else list(class_names)
+        width, height = image_size(image)
+        labels = _blank(image, width, height)
+        labels.boxes = yolo.read_yolo_labels(label_file, width, height, names)
+        return labels
+    return None
+
+
+def _from_coco(folder: ImageFolder, rel: str, image: Path) -> ImageLabels | None:
+    """Search the image's folder and its parents up to one above the root, then ``root/annotations``."""
+    root = folder.root.absolute()
+    dirs = [image.parent, *(p for p in image.parent.parents if p == root or root in p.parents), root.parent]
+    dirs.append(root / "annotations")
+    seen: set[Path] = set()
+    for d in dirs:
+        if d in seen:
+            continue
+        seen.add(d)
+        for path in coco.coco_files(d):
+            index = coco.load_index(path)
+            names = [image.relative_to(d).as_posix()] if d in image.parents else []
+            names.append(rel)
+            entry = index.lookup(names)
+            if entry is None:
+                continue
+            width, height = (entry.width, entry.height) if entry.width and entry.height else image_size(image)
+            labels = _blank(image, width, height)
+            labels.boxes = [b.clamped(width, height) for b in entry.boxes]
+            labels.boxes = [b for b in labels.boxes if b.area > 0]
+            return labels
+    return None

@@ -1,0 +1,120 @@
+"""YOLO (Ultralytics / Darknet) detection labels: finding, reading and writing them.
+
+A label file holds one object per line, ``class cx cy w h``, normalized to the image size, so
+turning it into pixels needs the EXIF-oriented image size and a class list (``classes.txt``,
+``obj.names`` or ``data.yaml``), which YOLO keeps in a separate file.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import yaml
+
+from autolabel_gui.core.boxes import Box, BoxState
+from autolabel_gui.formats.voc import AnnotationError
+
+CLASS_FILES: tuple[str, ...] = ("classes.txt", "obj.names", "data.yaml", "data.yml")
+"""Class-list files, most specific first, as Darknet, labelImg and Ultralytics name them."""
+
+
+def label_candidates(image: Path) -> list[Path]:
+    """Where an image's label file may be: beside it, then in the ``labels/`` tree mirroring ``images/``.
+
+    Ultralytics swaps the last ``images`` folder of the path for ``labels``; that folder may
+    lie above the folder the user opened (``dataset/images/train`` -> ``dataset/labels/train``).
+    """
+    candidates = [image.with_suffix(".txt")]
+    parts = list(image.parent.parts)
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            candidates.append(Path(*parts) / (image.stem + ".txt"))
+            break
+    return candidates
+
+
+def find_class_file(label_file: Path, image: Path, stop: Path) -> Path | None:
+    """The nearest class-list file above the label file or the image, looking no higher than ``stop``."""
+    for start in (label_file.parent, image.parent):
+        folder = start
+        while True:
+            for name in CLASS_FILES:
+                candidate = folder / name
+                if candidate.is_file():
+                    return candidate
+            if folder == stop or folder.parent == folder or stop not in folder.parents:
+                break
+            folder = folder.parent
+    return None
+
+
+def read_class_file(path: Path) -> list[str]:
+    """Class names in id order from ``classes.txt``/``obj.names`` (one a line) or ``data.yaml`` (``names``)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AnnotationError(path, f"cannot read the class list: {exc}") from exc
+    if path.suffix not in (".yaml", ".yml"):
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise AnnotationError(path, f"not valid YAML: {exc}") from exc
+    names = data.get("names") if isinstance(data, dict) else None
+    if isinstance(names, list):
+        return [str(n) for n in names]
+    if isinstance(names, dict):
+        try:
+            ids = sorted(int(k) for k in names)
+        except (TypeError, ValueError):
+            raise AnnotationError(path, "'names' keys must be class ids (0, 1, ...)") from None
+        if ids != list(range(len(ids))):
+            raise AnnotationError(path, "'names' ids must run 0, 1, 2, ... without gaps")
+        by_id = {int(k): str(v) for k, v in names.items()}
+        return [by_id[i] for i in ids]
+    raise AnnotationError(path, "no 'names' list of classes")
+
+
+def read_yolo_labels(path: Path, width: int, height: int, class_names: list[str]) -> list[Box]:
+    """Parse a label file into accepted pixel boxes clipped to the image.
+
+    Box lines have five numbers; a segmentation line (class and three or more x y points)
+    becomes the box around its polygon, so Ultralytics segment labels load too.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AnnotationError(path, f"cannot read: {exc}") from exc
+    boxes: list[Box] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"line {number}"
+        try:
+            class_id = int(fields[0])
+            values = [float(v) for v in fields[1:]]
+        except ValueError:
+            raise AnnotationError(path, f"{where}: expected 'class cx cy w h', got {line.strip()!r}") from None
+        if not all(math.isfinite(v) for v in values):
+            raise AnnotationError(path, f"{where}: coordinates must be finite numbers")
+        if not 0 <= class_id < len(class_names):
+            known = f"0..{len(class_names) - 1}" if class_names else "none: no class list was found"
+            raise AnnotationError(path, f"{where}: class id {class_id} is not in the class list ({known})")
+        if len(values) == 4:
+            cx, cy, w, h = values
+            if w < 0 or h < 0:
+                raise AnnotationError(path, f"{where}: negative width or height")
+            x0, y0, x1, y1 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+        elif len(values) >= 6 and len(values) % 2 == 0:
+            xs, ys = values[0::2], values[1::2]
+            x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
+        else:
+            raise AnnotationError(path, f"{where}: expected 'class cx cy w h', got {len(fields)} fields")
+        box = Box(x0 * width, y0 * height, x1 * width, y1 * height, class_names[class_id],
+                  state=BoxState.ACCEPTED).clamped(width, height)
+        if box.area > 0:
+            boxes.append(box)
+    return boxes
