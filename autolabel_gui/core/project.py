@@ -32,6 +32,7 @@ class ProjectSettings:
     config: str | None = None
     text_encoder: str | None = None
     annotations_dir: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)  # backend options, e.g. image_size
 
     def ontology(self) -> Ontology:
         return Ontology.from_names(self.classes, {k: v for k, v in self.prompts.items() if k in self.classes})
@@ -46,6 +47,7 @@ class ProjectSettings:
             box_threshold=self.box_threshold,
             text_threshold=self.text_threshold,
             batch_size=self.batch_size,
+            extra=dict(self.extra),
         )
 
     @staticmethod
