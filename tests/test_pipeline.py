@@ -36,7 +36,7 @@ def setup(image_dir, tmp_path):
 def make(folder, cache, factory, *, onto=ONTO, loader=pil_loader, config=DetectorConfig(), **kw):
     events: list[str] = []
     p = DetectionPipeline(folder, cache, config, onto, factory=factory, loader=loader,
-                          on_event=events.append, **kw)
+                          on_event=lambda kind, msg: events.append(f"{kind}: {msg}"), **kw)
     p.events = events
     return p
 
@@ -167,7 +167,8 @@ def test_out_of_memory_at_batch_one_falls_back_to_cpu(setup):
     assert all(r.ok for r in results)
     assert [(c.device, c.precision) for c in factory.configs] == [("cuda", "fp16"), ("cpu", "fp32")]
     assert pipeline.detector.device == "cpu"
-    assert any("running on the CPU" in e for e in pipeline.events)
+    assert any(e.startswith("warning: ") and "running on the CPU" in e for e in pipeline.events)
+    assert [e.split(":")[0] for e in pipeline.events].count("ready") == 2
     assert is_out_of_memory(FakeOutOfMemoryError("x")) and not is_out_of_memory(RuntimeError("x"))
 
 

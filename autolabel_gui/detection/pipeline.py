@@ -83,8 +83,9 @@ class DetectionPipeline:
     """Cache lookups, prefetching, batching, OOM fallback and cancellation around a Detector.
 
     The detector is built by ``factory(config)`` on the first image that is not cached, so a
-    fully cached folder never loads the model. ``on_event`` receives one-line notes for the user
-    (model loading, a batch size lowered after CUDA ran out of memory, a switch to the CPU).
+    fully cached folder never loads the model. ``on_event(kind, message)`` tells the user about
+    the model: kind ``loading``, ``ready``, or ``warning`` (a batch size lowered after running out
+    of memory, a switch to the CPU; the model still works).
     """
 
     def __init__(
@@ -99,7 +100,7 @@ class DetectionPipeline:
         prefetch: int | None = None,
         loader: Loader = default_loader,
         decode_threads: int = 2,
-        on_event: Callable[[str], None] | None = None,
+        on_event: Callable[[str, str], None] | None = None,
     ) -> None:
         self.folder = folder
         self.cache = cache
@@ -111,7 +112,7 @@ class DetectionPipeline:
         self._factory = factory
         self._loader = loader
         self._decode_threads = max(1, decode_threads)
-        self._on_event = on_event or (lambda msg: log.info("%s", msg))
+        self._on_event = on_event or (lambda kind, msg: log.info("%s", msg))
         self.detector: Detector | None = None
 
     # -- model -------------------------------------------------------------------------------
@@ -119,7 +120,7 @@ class DetectionPipeline:
     def ensure_detector(self) -> Detector:
         """Build the detector once; any failure becomes DetectorUnavailable with the reason."""
         if self.detector is None:
-            self._on_event(f"loading the model ({self.config.device})")
+            self._on_event("loading", f"loading the model (device {self.config.device})")
             start = time.perf_counter()
             try:
                 self.detector = self._factory(self.config)
@@ -127,7 +128,7 @@ class DetectionPipeline:
                 raise
             except Exception as exc:
                 raise DetectorUnavailable(f"cannot load the model: {type(exc).__name__}: {exc}") from exc
-            self._on_event(f"model ready on {self.detector.device} in {time.perf_counter() - start:.1f} s")
+            self._on_event("ready", f"model ready on {self.detector.device} in {time.perf_counter() - start:.1f} s")
         return self.detector
 
     # -- cache only --------------------------------------------------------------------------
@@ -236,7 +237,7 @@ class DetectionPipeline:
                 _free_accelerator_memory()
                 if len(chunk) > 1:
                     self.batch_size = max(1, len(chunk) // 2)
-                    self._on_event(f"out of memory: batch size lowered to {self.batch_size}")
+                    self._on_event("warning", f"out of memory: batch size lowered to {self.batch_size}")
                     continue
                 if self.detector is not None and not str(self.detector.device).startswith("cpu"):
                     self._switch_to_cpu()
@@ -250,7 +251,7 @@ class DetectionPipeline:
 
     def _switch_to_cpu(self) -> None:
         """Slower but alive; the run id stays: same weights and prompts, same proposals."""
-        self._on_event(f"out of memory on {self.detector.device} even with one image: running on the CPU")
+        self._on_event("warning", f"out of memory on {self.detector.device} even with one image: running on the CPU")
         self.detector = None
         _free_accelerator_memory()
         self.config = replace(self.config, device="cpu", precision="fp32")
