@@ -1,0 +1,371 @@
+"""The Grounding DINO backend: load the model, detect on batches, one ontology class per box.
+
+Outputs are classes, never phrases (``class_scoring``); a batch is one forward pass per image
+shape; a prompt too long for the model's 256 tokens is split on class boundaries and only the
+text-dependent half of the model re-runs per chunk (``gdino_forward``).
+
+Images of one batch are grouped by their resized shape rather than padded together: Swin has
+no padding mask, so padding would change an image's features and its boxes would depend on
+what else was in its batch (and padded pixels cost compute).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from autolabel_gui.core.boxes import Box, BoxState
+from autolabel_gui.core.ontology import Ontology
+from autolabel_gui.detection import gdino_forward
+from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, register_backend
+from autolabel_gui.detection.class_scoring import (
+    NMS_IOU,
+    PromptChunk,
+    assign_classes,
+    build_chunks,
+    merge_duplicates,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TEXT_ENCODER = "bert-base-uncased"
+DEFAULT_IMAGE_SIZE = 800
+DEFAULT_MAX_SIZE = 1333
+SCORING_VERSION = "class-span-max/nms0.5/v1"  # part of model_id: a change here invalidates caches
+_MEAN = [0.485, 0.456, 0.406]
+_STD = [0.229, 0.224, 0.225]
+
+
+def default_config_path() -> Path:
+    """The package's own SwinT-OGC config, which matches the official checkpoint."""
+    import groundingdino
+
+    return Path(groundingdino.__file__).parent / "config" / "GroundingDINO_SwinT_OGC.py"
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` = cuda, then mps, then cpu; anything else must be usable here."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise DetectorUnavailable(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DetectorUnavailable(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise DetectorUnavailable(f"device {device!r} asked for, but MPS is not available here; use --device cpu")
+    return device
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto`` = fp16 on CUDA, fp32 elsewhere. bf16 on CPU is opt-in and experimental."""
+    kind = torch.device(device).type
+    if precision == "auto":
+        return "fp16" if kind == "cuda" else "fp32"
+    if precision not in ("fp32", "fp16", "bf16"):
+        raise DetectorUnavailable(f"unknown precision {precision!r}: use auto, fp32, fp16 or bf16")
+    if precision == "fp16" and kind == "cpu":
+        raise DetectorUnavailable("fp16 needs a GPU; on the CPU use --precision fp32 (or bf16, experimental)")
+    if precision == "bf16" and kind == "cpu":
+        log.warning("bf16 on the CPU is experimental: scores can differ slightly from fp32")
+    return precision
+
+
+def _resize_options(extra: dict[str, str]) -> tuple[int, int]:
+    """Shorter-side size and longer-side cap of the model input (``extra``: image_size, max_size)."""
+    try:
+        size = int(extra.get("image_size", DEFAULT_IMAGE_SIZE))
+        max_size = int(extra.get("max_size", DEFAULT_MAX_SIZE))
+    except ValueError as exc:
+        raise DetectorUnavailable(f"image_size/max_size must be whole numbers: {exc}") from exc
+    if size < 32 or max_size < size:
+        raise DetectorUnavailable(f"image_size {size} must be >= 32 and <= max_size {max_size}")
+    return size, max_size
+
+
+def _file_identity(path: Path) -> dict[str, object]:
+    st = path.stat()
+    return {"name": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def model_id_for(
+    weights: Path, config_path: Path, text_encoder: str, precision: str, text_threshold: float,
+    resize: tuple[int, int],
+) -> str:
+    """A stable id of everything that changes proposals, computable without loading the model."""
+    te_config = Path(text_encoder) / "config.json"
+    local_te = {"dir": str(te_config.parent.resolve()), **_file_identity(te_config)} if te_config.is_file() else None
+    payload = {
+        "weights": _file_identity(weights),
+        "config": hashlib.sha256(config_path.read_bytes()).hexdigest()[:16],
+        "text_encoder": local_te or text_encoder,
+        "precision": precision,
+        "text_threshold": round(float(text_threshold), 6),
+        "resize": list(resize),
+        "scoring": SCORING_VERSION,
+    }
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+    return f"grounding_dino:{digest[:20]}"
+
+
+def _unavailable_weights(flag: str | None) -> DetectorUnavailable:
+    from autolabel_gui.detection.weights import missing_weights_message
+
+    return DetectorUnavailable(missing_weights_message(flag))
+
+
+def _find_weights(flag: str | None) -> Path:
+    from autolabel_gui.detection.weights import find_weights
+
+    path = find_weights(flag)
+    if path is None or not path.is_file():
+        raise _unavailable_weights(flag)
+    return path
+
+
+def _text_encoder_hint(text_encoder: str) -> str:
+    return (
+        f"The text encoder {text_encoder!r} could not be loaded. It must be the name "
+        f"{DEFAULT_TEXT_ENCODER!r} with Hugging Face reachable (it is downloaded once into the "
+        f"Hugging Face cache), or a local folder holding a copy of it (config.json, the weights "
+        f"and vocab.txt), given with --text-encoder DIR."
+    )
+
+
+def _load_config(config_path: Path, text_encoder: str | None):
+    from groundingdino.util.slconfig import SLConfig
+
+    if not config_path.is_file():
+        raise DetectorUnavailable(f"{config_path}: Grounding DINO config not found (--config)")
+    try:
+        cfg = SLConfig.fromfile(str(config_path))
+    except Exception as exc:  # the config is Python code: any error means "cannot use this file"
+        raise DetectorUnavailable(f"{config_path}: cannot read Grounding DINO config: {exc}") from exc
+    if text_encoder:
+        cfg.text_encoder_type = text_encoder
+    cfg.text_encoder_type = str(cfg.get("text_encoder_type", DEFAULT_TEXT_ENCODER))
+    # Gradient checkpointing is a training memory option; at inference it only costs time.
+    cfg.use_checkpoint = False
+    cfg.use_transformer_ckpt = False
+    return cfg
+
+
+def _check_text_encoder(name: str) -> None:
+    """Fail early and clearly, before building the model, when the text encoder is not there."""
+    from transformers import AutoTokenizer
+
+    if name != DEFAULT_TEXT_ENCODER and not Path(name).is_dir():
+        raise DetectorUnavailable(f"{name}: text encoder folder not found. " + _text_encoder_hint(name))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            AutoTokenizer.from_pretrained(name)
+    except Exception as exc:  # transformers raises OSError, ValueError or hub errors here
+        raise DetectorUnavailable(_text_encoder_hint(name) + f"\n({exc})") from exc
+
+
+def _read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
+    from groundingdino.util.misc import clean_state_dict
+
+    redo = "Download it again with:  autolabel-gui weights download  (or pass --weights PATH)."
+    try:
+        checkpoint = torch.load(str(weights), map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated file, an HTML error page saved as .pth, pickled objects...
+        raise DetectorUnavailable(f"{weights}: not a readable PyTorch checkpoint ({exc}). {redo}") from exc
+    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DetectorUnavailable(f"{weights}: holds no model weights (expected {{'model': state_dict}}). {redo}")
+    return clean_state_dict(state)
+
+
+def load_model(cfg, weights: Path, config_path: Path, device: str) -> torch.nn.Module:
+    """Build the package's model from ``cfg`` and load ``weights`` into it, checking they fit."""
+    from groundingdino.models import build_model
+
+    _check_text_encoder(cfg.text_encoder_type)
+    cfg.device = device
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the package prints while building
+            model = build_model(cfg)
+    except (OSError, ValueError) as exc:
+        raise DetectorUnavailable(_text_encoder_hint(cfg.text_encoder_type) + f"\n({exc})") from exc
+    except Exception as exc:
+        raise DetectorUnavailable(f"{config_path}: cannot build a model from this config: {exc}") from exc
+    state = _read_state_dict(weights)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise DetectorUnavailable(
+            f"{weights}: does not fit the config {config_path} (wrong model size?): {str(exc)[:500]}"
+        ) from exc
+    # The text encoder's own weights may legitimately come from --text-encoder instead.
+    missing = [k for k in result.missing_keys if not k.startswith("bert.")]
+    if missing:
+        raise DetectorUnavailable(
+            f"{weights}: not a Grounding DINO checkpoint for {config_path.name}: "
+            f"{len(missing)} weights missing (e.g. {', '.join(missing[:3])})"
+        )
+    return model.eval().to(device)
+
+
+def preprocess(image: np.ndarray, size: int, max_size: int) -> torch.Tensor:
+    """RGB uint8 (H, W, 3) -> the normalized tensor the package's own transforms produce."""
+    import groundingdino.datasets.transforms as T
+
+    transform = T.Compose([T.RandomResize([size], max_size=max_size), T.ToTensor(), T.Normalize(_MEAN, _STD)])
+    tensor, _ = transform(Image.fromarray(image), None)
+    return tensor
+
+
+def _check_image(index: int, image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        shape = getattr(image, "shape", None)
+        dtype = getattr(image, "dtype", type(image).__name__)
+        raise ValueError(f"image #{index}: expected an RGB uint8 array (H, W, 3), got shape {shape}, {dtype}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"image #{index}: empty image {image.shape}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidates:
+    """Per-image class-scored boxes from all chunks, before duplicate merging."""
+
+    boxes: list[torch.Tensor]
+    scores: list[torch.Tensor]
+    class_ids: list[torch.Tensor]
+
+
+@register_backend("grounding_dino")
+class GroundingDinoDetector:
+    """Grounding DINO (SwinT-OGC by default) behind the ``Detector`` protocol."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self._config = config
+        self._device = resolve_device(config.device)
+        self._precision = resolve_precision(config.precision, self._device)
+        self._resize = _resize_options(config.extra)
+        weights = _find_weights(config.weights)
+        config_path = Path(config.config).expanduser() if config.config else default_config_path()
+        cfg = _load_config(config_path, config.text_encoder)
+        self._model = load_model(cfg, weights, config_path, self._device)
+        self._model_id = model_id_for(
+            weights, config_path, cfg.text_encoder_type, self._precision, config.text_threshold, self._resize
+        )
+        self._max_tokens = int(self._model.max_text_len)
+        self._text_cache: tuple[tuple[str, ...], list[tuple[PromptChunk, dict[str, torch.Tensor]]]] | None = None
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    @property
+    def precision(self) -> str:
+        return self._precision
+
+    @property
+    def tokenizer(self):
+        return self._model.tokenizer
+
+    def chunks(self, ontology: Ontology) -> list[PromptChunk]:
+        """How the ontology's prompts are split into captions for this model."""
+        return build_chunks(
+            [c.text for c in ontology], self._model.tokenizer, self._model.specical_tokens, self._max_tokens
+        )
+
+    def detect(self, images: Sequence[np.ndarray], ontology: Ontology, score_floor: float) -> list[list[Box]]:
+        """Per image, PROPOSED boxes labelled with ontology classes, score >= max(floor, text_threshold)."""
+        for i, image in enumerate(images):
+            _check_image(i, image)
+        if not images or len(ontology) == 0:
+            return [[] for _ in images]
+        floor = max(float(score_floor), float(self._config.text_threshold))
+        tensors = [preprocess(img, *self._resize) for img in images]
+        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for i, t in enumerate(tensors):
+            groups[tuple(t.shape)].append(i)
+        results: list[list[Box]] = [[] for _ in images]
+        with torch.inference_mode(), self._autocast():
+            texts = self._encoded_chunks(ontology)
+            for indices in groups.values():
+                candidates = self._detect_group([tensors[i] for i in indices], texts, floor)
+                for pos, i in enumerate(indices):
+                    results[i] = self._boxes(candidates, pos, images[i].shape, ontology)
+        return results
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        kind = torch.device(self._device).type
+        if self._precision == "fp16":
+            return torch.autocast(device_type=kind, dtype=torch.float16)
+        if self._precision == "bf16":
+            return torch.autocast(device_type=kind, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _encoded_chunks(self, ontology: Ontology) -> list[tuple[PromptChunk, dict[str, torch.Tensor]]]:
+        """Captions and their text features, kept while the prompts stay the same."""
+        key = tuple(c.text for c in ontology)
+        if self._text_cache is None or self._text_cache[0] != key:
+            encoded = []
+            for chunk in self.chunks(ontology):
+                ids = torch.tensor([chunk.input_ids], dtype=torch.long, device=self._device)
+                encoded.append((chunk, gdino_forward.encode_text(self._model, ids)))
+            self._text_cache = (key, encoded)
+        return self._text_cache[1]
+
+    def _detect_group(
+        self, tensors: list[torch.Tensor], texts: list[tuple[PromptChunk, dict[str, torch.Tensor]]], floor: float
+    ) -> _Candidates:
+        """One backbone pass for images of one shape, then the text half once per chunk."""
+        memory = gdino_forward.encode_images(self._model, [t.to(self._device) for t in tensors])
+        out = _Candidates([[] for _ in tensors], [[] for _ in tensors], [[] for _ in tensors])
+        for chunk, text in texts:
+            logits, boxes = gdino_forward.decode(self._model, memory, text)
+            probs = logits.float().sigmoid().cpu()
+            boxes = boxes.float().cpu()
+            for b in range(len(tensors)):
+                picked = assign_classes(probs[b], chunk.spans, chunk.class_ids, floor, floor)
+                out.boxes[b].append(boxes[b, picked.queries])
+                out.scores[b].append(picked.scores)
+                out.class_ids[b].append(picked.class_ids)
+        return _Candidates(
+            [torch.cat(x) for x in out.boxes], [torch.cat(x) for x in out.scores], [torch.cat(x) for x in out.class_ids]
+        )
+
+    @staticmethod
+    def _boxes(candidates: _Candidates, pos: int, shape: tuple[int, ...], ontology: Ontology) -> list[Box]:
+        """Normalized cxcywh -> pixel boxes of the original image, duplicates merged per class."""
+        height, width = shape[:2]
+        cxcywh = candidates.boxes[pos]
+        scores = candidates.scores[pos]
+        class_ids = candidates.class_ids[pos]
+        scale = torch.tensor([width, height, width, height], dtype=torch.float32)
+        xyxy = torch.cat([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, :2] + cxcywh[:, 2:] / 2], dim=1) * scale
+        xyxy[:, 0::2] = xyxy[:, 0::2].clamp(0, width)
+        xyxy[:, 1::2] = xyxy[:, 1::2].clamp(0, height)
+        usable = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+        xyxy, scores, class_ids = xyxy[usable], scores[usable], class_ids[usable]
+        keep = merge_duplicates(xyxy, scores, class_ids, NMS_IOU)
+        names = ontology.names
+        return [
+            Box(*(float(v) for v in xyxy[k].tolist()), label=names[int(class_ids[k])], score=float(scores[k]),
+                state=BoxState.PROPOSED)
+            for k in keep.tolist()
+        ]
