@@ -1,0 +1,393 @@
+"""Export a folder's reviewed labels as a YOLO, COCO or Pascal VOC dataset.
+
+The whole dataset is built in a hidden staging folder beside ``out`` and renamed into place at
+the end, so an export that fails or is cancelled leaves nothing behind, and a finished one is
+never half-written. Images are hard-linked (or copied), never re-encoded. Where supervision's
+writers are used and where they are not, and why: docs/decisions/0007-export.md.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from PIL import Image
+
+from autolabel_gui.core.boxes import BoxState, ImageLabels
+from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.images import ImageLoadError, image_size
+from autolabel_gui.formats.voc import AnnotationError, read_voc, voc_bytes
+
+FORMATS: tuple[str, ...] = ("yolo", "coco", "voc")
+FLAT_SEPARATOR = "__"
+"""Joins sub-folder names into one file name: ``a/b/img.jpg`` -> ``a__b__img.jpg``."""
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif"})
+_ORIENTATION_TAG = 0x0112
+
+ORIENTATION_NOTE = (
+    "boxes refer to these images as displayed (EXIF orientation applied), as Ultralytics, supervision, "
+    "OpenCV's imread and the window load them; the files are copied unchanged, so a loader that ignores "
+    "EXIF (PIL without ImageOps.exif_transpose, e.g. torchvision's VOCDetection/CocoDetection) sees them turned"
+)
+
+Progress = Callable[[int, int], None]
+"""Called with (done, total) as images are written."""
+ShouldStop = Callable[[], bool]
+
+
+class ExportError(Exception):
+    """The export cannot be made; nothing was written to the output folder."""
+
+
+class ExportCancelled(ExportError):
+    """The user stopped the export; the staging folder was removed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportItem:
+    """One image as it will appear in the dataset."""
+
+    rel: str
+    source: Path
+    name: str
+    labels: ImageLabels
+
+    @property
+    def stem(self) -> str:
+        return PurePosixPath(self.name).stem
+
+
+@dataclass(slots=True)
+class ExportPlan:
+    """What will be exported, decided (and validated) before anything is written."""
+
+    classes: list[str]
+    items: list[ExportItem] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Images left out because their annotation or image could not be read, with the reason."""
+    turned: list[str] = field(default_factory=list)
+    """Images whose EXIF orientation turns or flips them: see ``ORIENTATION_NOTE``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    out: Path
+    fmt: str
+    images: int
+    boxes: int
+    negatives: int
+    linked: int
+    skipped: list[str]
+    turned: list[str]
+
+
+def read_class_list(path: Path) -> list[str]:
+    """One class name a line (``--classes FILE``); blank lines and ``#`` comments are ignored."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExportError(f"{path}: cannot read the class list: {exc}") from exc
+    names = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ExportError(f"{path}: class names listed twice: {', '.join(duplicates)}")
+    if not names:
+        raise ExportError(f"{path}: no class names in the file")
+    return names
+
+
+def flat_name(rel: str) -> str:
+    """``a/b/img.jpg`` -> ``a__b__img.jpg``: every format here wants one flat images folder."""
+    return FLAT_SEPARATOR.join(PurePosixPath(rel).parts)
+
+
+def unique_names(rels: list[str], suffix_for: Callable[[str], str]) -> dict[str, str]:
+    """Flat, distinct (case-insensitively, for Windows and macOS) output names for each image.
+
+    Two images could still meet after flattening (``x.jpg`` and ``x.png`` share a label file
+    name; ``a__b.jpg`` meets ``a/b.jpg``), so a later one gets ``~2``, ``~3``... on its stem.
+    """
+    taken: set[str] = set()
+    names: dict[str, str] = {}
+    for rel in rels:
+        stem = PurePosixPath(flat_name(rel)).stem
+        suffix = suffix_for(rel)
+        candidate, n = stem, 1
+        while candidate.casefold() in taken:
+            n += 1
+            candidate = f"{stem}~{n}"
+        taken.add(candidate.casefold())
+        names[rel] = candidate + suffix
+    return names
+
+
+def check_output(out: Path, source_root: Path) -> None:
+    """Refuse an output folder that holds anything, is a file, or lies inside the image folder."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise ExportError(f"{out}: the output folder is not empty; choose a new or empty folder "
+                          "(nothing is deleted or mixed into an existing dataset)")
+    root = source_root.resolve()
+    target = out.resolve()
+    if target == root or root in target.parents:
+        raise ExportError(f"{out}: the output folder is inside the image folder {source_root}; "
+                          "its copies would be listed as new images to label")
+
+
+def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = True,
+                fmt: str = "yolo", should_stop: ShouldStop | None = None) -> ExportPlan:
+    """Read every VOC file once, pick the images to export and check every box's class.
+
+    Raises ExportError listing each file whose boxes use a class missing from ``classes``:
+    a dataset with a silently dropped class is worse than none.
+    """
+    if not classes:
+        raise ExportError("no class list: set the folder's classes (window or `label --classes`) "
+                          "or pass --classes FILE")
+    known = set(classes)
+    plan = ExportPlan(classes=list(classes))
+    unknown: list[str] = []
+    chosen: list[tuple[str, ImageLabels]] = []
+    for rel in folder.images:
+        if should_stop is not None and should_stop():
+            raise ExportCancelled("export cancelled")
+        voc = folder.voc_path(rel)
+        if not voc.is_file():
+            continue
+        try:
+            labels = read_voc(voc)
+        except AnnotationError as exc:
+            plan.skipped.append(f"{rel}: skipped, {exc}")
+            continue
+        if verified_only and not labels.verified:
+            continue
+        labels.boxes = [b for b in labels.boxes if b.state is not BoxState.REJECTED]
+        bad = sorted({b.label for b in labels.boxes} - known)
+        if bad:
+            unknown.append(f"{voc}: class {', '.join(repr(b) for b in bad)} is not in the class list")
+            continue
+        problem = _size_problem(folder.image_path(rel), labels)
+        if problem:
+            plan.skipped.append(f"{rel}: skipped, {problem}")
+            continue
+        chosen.append((rel, labels))
+        if exif_orientation(folder.image_path(rel)) != 1:
+            plan.turned.append(rel)
+    if unknown:
+        more = f"\n... and {len(unknown) - 10} more files" if len(unknown) > 10 else ""
+        raise ExportError("boxes with classes outside the class list "
+                          f"({', '.join(classes)}):\n" + "\n".join(unknown[:10]) + more)
+    names = unique_names([rel for rel, _ in chosen], lambda rel: _output_suffix(rel, fmt))
+    plan.items = [ExportItem(rel, folder.image_path(rel), names[rel], labels) for rel, labels in chosen]
+    return plan
+
+
+def _size_problem(image: Path, labels: ImageLabels) -> str | None:
+    """Boxes are only meaningful against the image size they were drawn on."""
+    try:
+        width, height = image_size(image)
+    except ImageLoadError as exc:
+        return f"the image cannot be read ({exc.reason})"
+    if (width, height) != (labels.width, labels.height):
+        return (f"its VOC file says {labels.width}x{labels.height} but the image is {width}x{height}; "
+                "open it in the window to check the boxes")
+    return None
+
+
+def exif_orientation(image: Path) -> int:
+    """The EXIF orientation tag (1 = as stored) of a JPEG, TIFF or WebP, from its header.
+
+    PNG is left out: Pillow decodes a whole PNG to look for an EXIF chunk it does not find first.
+    """
+    try:
+        with Image.open(image) as im:
+            if im.format == "PNG":
+                return 1
+            value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # the size check already read this header; a broken EXIF block means "as stored"
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _output_suffix(rel: str, fmt: str) -> str:
+    """Keep the suffix, except JPEG variants become ``.jpg`` in VOC (torchvision looks only for it)."""
+    suffix = PurePosixPath(rel).suffix
+    if fmt == "voc" and suffix.lower() in JPEG_SUFFIXES:
+        return ".jpg"
+    return suffix
+
+
+def export_dataset(folder: ImageFolder, fmt: str, out: Path, classes: list[str], verified_only: bool = True,
+                   progress: Progress | None = None, should_stop: ShouldStop | None = None) -> ExportResult:
+    """Plan, write into a staging folder beside ``out``, then rename it to ``out``."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    out = Path(out).absolute()
+    check_output(out, folder.root)
+    plan = plan_export(folder, classes, verified_only, fmt, should_stop)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        linked = _WRITERS[fmt](stage, plan, _Ticker(len(plan.items), progress, should_stop))
+        _flush_to_disk()
+        _commit(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    boxes = sum(len(item.labels.boxes) for item in plan.items)
+    negatives = sum(1 for item in plan.items if not item.labels.boxes)
+    return ExportResult(out, fmt, len(plan.items), boxes, negatives, linked, plan.skipped, plan.turned)
+
+
+class _Ticker:
+    """Counts written images for the progress callback and checks for cancellation."""
+
+    def __init__(self, total: int, progress: Progress | None, should_stop: ShouldStop | None) -> None:
+        self.total, self.done = total, 0
+        self._progress, self._should_stop = progress, should_stop
+        self.tick(0)
+
+    def tick(self, n: int = 1) -> None:
+        if self._should_stop is not None and self._should_stop():
+            raise ExportCancelled("export cancelled")
+        self.done += n
+        if self._progress is not None:
+            self._progress(self.done, self.total)
+
+
+def _flush_to_disk() -> None:
+    """One ``sync`` before the rename instead of an fsync per file: the rename must not reach
+    the disk before the files it publishes (a power cut would leave empty label files)."""
+    if hasattr(os, "sync"):
+        os.sync()
+
+
+def _commit(stage: Path, out: Path) -> None:
+    """Move the finished dataset into place; an empty ``out`` made meanwhile is replaced, anything else refused."""
+    if out.is_dir():
+        try:
+            out.rmdir()
+        except OSError:
+            raise ExportError(f"{out}: files appeared in the output folder during the export; "
+                              "nothing was written") from None
+    os.replace(stage, out)
+
+
+def _write(path: Path, data: str | bytes) -> None:
+    """Plain write: the file is inside the staging folder, which becomes visible only by rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def place_image(source: Path, target: Path) -> bool:
+    """Hard-link ``source`` at ``target`` (no copy, same bytes), or copy it; True when linked."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+        return True
+    except OSError:
+        shutil.copyfile(source, target)
+        return False
+
+
+def _detections(plan: ExportPlan, item: ExportItem):
+    """Boxes of one image as supervision Detections, class ids in the plan's order."""
+    import numpy as np
+    import supervision as sv
+
+    if not item.labels.boxes:
+        return sv.Detections.empty()
+    index = {name: i for i, name in enumerate(plan.classes)}
+    w, h = item.labels.width, item.labels.height
+    boxes = [b.clamped(w, h) for b in item.labels.boxes]
+    return sv.Detections(xyxy=np.array([b.xyxy for b in boxes], dtype=np.float64),
+                         class_id=np.array([index[b.label] for b in boxes], dtype=int))
+
+
+def _write_yolo(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
+    """Ultralytics layout: ``images/``, ``labels/`` (an empty file for a negative) and ``data.yaml``.
+
+    Lines come from supervision's ``detections_to_yolo_annotations``; we give it the size we
+    already checked instead of letting ``as_yolo`` decode every image just to learn its shape.
+    """
+    import yaml
+    from supervision.dataset.formats.yolo import detections_to_yolo_annotations
+
+    linked = 0
+    for item in plan.items:
+        linked += place_image(item.source, stage / "images" / item.name)
+        lines = detections_to_yolo_annotations(_detections(plan, item),
+                                               image_shape=(item.labels.height, item.labels.width))
+        _write(stage / "labels" / f"{item.stem}.txt", "".join(f"{ln}\n" for ln in lines))
+        ticker.tick()
+    data = {"train": "images", "val": "images", "nc": len(plan.classes),
+            "names": dict(enumerate(plan.classes))}
+    _write(stage / "data.yaml", yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return linked
+
+
+def _write_coco(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
+    """``images/`` and one ``annotations.json`` written by supervision's ``as_coco``.
+
+    The dataset is built from the linked image paths, so supervision reads only their headers
+    (sizes, EXIF-oriented) and ``file_name`` is the flat name inside ``images/``.
+    """
+    import supervision as sv
+
+    linked = 0
+    paths: list[str] = []
+    annotations = {}
+    for item in plan.items:
+        target = stage / "images" / item.name
+        linked += place_image(item.source, target)
+        paths.append(str(target))
+        annotations[str(target)] = _detections(plan, item)
+        ticker.tick()
+    (stage / "images").mkdir(exist_ok=True)
+    dataset = sv.DetectionDataset(classes=plan.classes, images=paths, annotations=annotations)
+    dataset.as_coco(annotations_path=str(stage / "annotations.json"))
+    return linked
+
+
+def _write_voc(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
+    """``Annotations/``, ``JPEGImages/``, ``ImageSets/Main/trainval.txt`` and ``labelmap.txt``.
+
+    Annotations are written by our own VOC writer, not supervision's, which drops difficult,
+    truncated, occluded, pose and ``verified`` and rounds to the nearest pixel (ADR 0007).
+    """
+    linked = 0
+    for item in plan.items:
+        linked += place_image(item.source, stage / "JPEGImages" / item.name)
+        labels = ImageLabels(filename=item.name, width=item.labels.width, height=item.labels.height,
+                             depth=item.labels.depth, boxes=item.labels.boxes,
+                             verified=item.labels.verified, folder="JPEGImages", path="")
+        _write(stage / "Annotations" / f"{item.stem}.xml", voc_bytes(labels))
+        ticker.tick()
+    for sub in ("Annotations", "JPEGImages"):
+        (stage / sub).mkdir(exist_ok=True)
+    _write(stage / "ImageSets" / "Main" / "trainval.txt",
+                      "".join(f"{item.stem}\n" for item in plan.items))
+    _write(stage / "labelmap.txt", _labelmap(plan.classes))
+    return linked
+
+
+def _labelmap(classes: list[str]) -> str:
+    """Datumaro/CVAT's ``label:color_rgb:parts:actions`` file; without it they assume VOC's 20 classes."""
+    lines = ["# label:color_rgb:parts:actions", "background:0,0,0::"]
+    for i, name in enumerate(classes, start=1):
+        r, g, b = (i * 73) % 256, (i * 151) % 256, (i * 211) % 256
+        lines.append(f"{name}:{r},{g},{b}::")
+    return "\n".join(lines) + "\n"
+
+
+_WRITERS: dict[str, Callable[[Path, ExportPlan, _Ticker], int]] = {
+    "yolo": _write_yolo,
+    "coco": _write_coco,
+    "voc": _write_voc,
+}
