@@ -1,0 +1,273 @@
+"""Robust image loading: every photo a user drops in a folder either loads as 8-bit RGB or
+fails with one clear ``ImageLoadError`` that names the file and the reason.
+
+- Bytes are read first and decoded from memory, so non-ASCII and odd paths work everywhere
+  (``cv2.imread`` cannot open them on Windows).
+- EXIF orientation is applied exactly once, to the decoded array, the same way for both
+  decoders; ``image_size`` reports the same oriented size from the header alone. Boxes are
+  stored in this oriented frame.
+- Baseline JPEGs (the bulk of every dataset) are decoded by OpenCV; everything else, and any
+  JPEG that does not end in an end-of-image marker, by Pillow, whose mode conversions cover
+  gray, palette, alpha, 16-bit and CMYK and which refuses truncated data instead of painting
+  it grey.
+- Pillow's decompression-bomb limit (89 Mpx) is raised to ``MAX_PIXELS`` for this process:
+  scans and aerial tiles of 20000x15000 are real inputs. Anything larger is refused before
+  decoding, with the size in the message.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+MAX_PIXELS = 500_000_000
+"""Largest image (width x height) we decode: 1.5 GB as RGB. Pillow's own limit is raised to it."""
+
+if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+_ORIENTATION_TAG = 0x0112
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class ImageLoadError(Exception):
+    """An image that cannot be shown: missing, unreadable, not an image, corrupt or too large."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+def load_image(path: Path | str) -> np.ndarray:
+    """Decode ``path`` to a C-contiguous (H, W, 3) uint8 RGB array in display orientation."""
+    path = Path(path)
+    data = _read_bytes(path)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            _check_pixels(path, im.size)
+            if _is_plain_jpeg(im, data):
+                orientation = _orientation(im)
+                rgb = _decode_jpeg_cv2(data)
+                if rgb is None:
+                    rgb = _to_rgb(im)
+            else:
+                im.load()
+                orientation = _orientation(im)
+                rgb = _to_rgb(im)
+    except ImageLoadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageLoadError(path, "not an image, or an image format that cannot be read") from None
+    except MemoryError:
+        raise ImageLoadError(path, "not enough memory to decode it") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(path, f"too large ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError) as exc:
+        raise ImageLoadError(path, f"corrupt or truncated image data ({exc})") from None
+    out = np.ascontiguousarray(_apply_orientation(rgb, orientation))
+    # Pillow hands out read-only views of its buffer; callers may draw on the array.
+    return out if out.flags.writeable else out.copy()
+
+
+def image_size(path: Path | str) -> tuple[int, int]:
+    """(width, height) after EXIF orientation, read from the header without decoding pixels."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            with Image.open(fh) as im:
+                width, height = _stored_size(im)
+                if im.format == "PNG":
+                    fh.seek(0)
+                    orientation = _png_orientation(fh)
+                else:
+                    orientation = _orientation(im)
+    except FileNotFoundError:
+        raise ImageLoadError(path, "file not found") from None
+    except UnidentifiedImageError:
+        reason = "empty file" if _is_empty(path) else "not an image, or an image format that cannot be read"
+        raise ImageLoadError(path, reason) from None
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(path, f"too large ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        raise ImageLoadError(path, f"cannot read the image header ({getattr(exc, 'strerror', None) or exc})") from None
+    if orientation in (5, 6, 7, 8):
+        return height, width
+    return width, height
+
+
+def _stored_size(im: Image.Image) -> tuple[int, int]:
+    """Size as stored in the file, before orientation.
+
+    Pillow's TIFF reader already reports (and on load applies) the oriented size, so its
+    ``size`` cannot be swapped again; the TIFF width/length tags give the stored one.
+    """
+    if im.format == "TIFF":
+        tags = getattr(im, "tag_v2", {})
+        if 256 in tags and 257 in tags:
+            return int(tags[256]), int(tags[257])
+    return im.size
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageLoadError(path, "file not found") from None
+    except IsADirectoryError:
+        raise ImageLoadError(path, "is a folder, not an image") from None
+    except OSError as exc:
+        raise ImageLoadError(path, f"cannot be read ({exc.strerror or exc})") from None
+    if not data:
+        raise ImageLoadError(path, "empty file (0 bytes)")
+    return data
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return os.path.getsize(path) == 0
+    except OSError:
+        return False
+
+
+def _check_pixels(path: Path, size: tuple[int, int]) -> None:
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise ImageLoadError(path, f"invalid image size {width}x{height}")
+    if width * height > MAX_PIXELS:
+        raise ImageLoadError(path, f"too large: {width}x{height} pixels (the limit is {MAX_PIXELS:,} pixels)")
+
+
+def _is_plain_jpeg(im: Image.Image, data: bytes) -> bool:
+    """An 8-bit RGB or gray JPEG that ends properly: the case OpenCV decodes faster.
+
+    libjpeg only warns on a truncated file and OpenCV then returns the image padded with grey,
+    so a JPEG without a final end-of-image marker goes to Pillow, which raises instead.
+    """
+    return (
+        im.format == "JPEG"
+        and im.mode in ("RGB", "L")
+        and data.startswith(_JPEG_MAGIC)
+        and data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
+    )
+
+
+def _decode_jpeg_cv2(data: bytes) -> np.ndarray | None:
+    """OpenCV's JPEG decode straight to RGB, orientation left to ``_apply_orientation``."""
+    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+    return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # a broken EXIF block must not make a good image unreadable
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _png_orientation(fh: io.BufferedIOBase) -> int:
+    """Orientation from a PNG ``eXIf`` chunk, walking chunk headers only.
+
+    Pillow's ``getexif`` decodes the whole PNG when the chunk follows the pixel data.
+    """
+    if fh.read(8) != _PNG_MAGIC:
+        return 1
+    while True:
+        header = fh.read(8)
+        if len(header) < 8:
+            return 1
+        length, kind = struct.unpack(">I4s", header)
+        if kind == b"eXIf":
+            exif = Image.Exif()
+            try:
+                exif.load(fh.read(length))
+            except Exception:  # as in _orientation: a broken EXIF block is ignored
+                return 1
+            value = exif.get(_ORIENTATION_TAG, 1)
+            return value if isinstance(value, int) and 1 <= value <= 8 else 1
+        if kind == b"IEND":
+            return 1
+        fh.seek(length + 4, os.SEEK_CUR)
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    """Any Pillow mode to 8-bit RGB: alpha composited on white, 16/32-bit scaled, CMYK converted."""
+    mode = im.mode
+    if mode == "RGB":
+        return np.asarray(im)
+    if mode in ("1", "L"):
+        return _gray_to_rgb(np.asarray(im.convert("L")))
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        mode = im.mode
+        if mode == "RGB":
+            return np.asarray(im)
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        return _composite_on_white(np.asarray(im.convert("RGBA")))
+    if mode.startswith("I") or mode == "F":
+        return _gray_to_rgb(_scale_to_8bit(np.asarray(im)))
+    return np.asarray(im.convert("RGB"))
+
+
+def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(gray), cv2.COLOR_GRAY2RGB)
+
+
+def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
+    """Transparent pixels show as white (what image viewers show), not as their hidden colour."""
+    alpha = rgba[..., 3:4].astype(np.uint16)
+    rgb = rgba[..., :3].astype(np.uint16)
+    out = (rgb * alpha + 255 * (255 - alpha) + 127) // 255
+    return out.astype(np.uint8)
+
+
+def _scale_to_8bit(values: np.ndarray) -> np.ndarray:
+    """16-bit (and 32-bit/float) gray to 8 bits.
+
+    Full-range data maps linearly (x / 257). Sensors of 10-12 bits store their values in a
+    16-bit container and would come out almost black, so when the maximum fits in fewer bits
+    the scale follows that bit depth instead; the brightness order of pixels is kept.
+    """
+    values = values.astype(np.float64, copy=False) if values.dtype.kind == "f" else values
+    vmax = float(values.max()) if values.size else 0.0
+    if values.dtype.kind == "f" and vmax <= 1.0:
+        top = 1.0
+    else:
+        bits = max(8, int(np.ceil(np.log2(vmax + 1))) if vmax > 0 else 8)
+        top = float(2**bits - 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        scaled = np.clip(values.astype(np.float32) * (255.0 / top), 0, 255)
+    return (scaled + 0.5).astype(np.uint8)
+
+
+def _apply_orientation(rgb: np.ndarray, orientation: int) -> np.ndarray:
+    """EXIF orientation as numpy views (the final ``ascontiguousarray`` makes the one copy).
+
+    Same transforms as Pillow's ``ImageOps.exif_transpose``: 2 mirror, 3 rotate 180, 4 flip,
+    5 transpose, 6 rotate 90 clockwise, 7 transverse, 8 rotate 90 counter-clockwise.
+    """
+    if orientation == 2:
+        return rgb[:, ::-1]
+    if orientation == 3:
+        return rgb[::-1, ::-1]
+    if orientation == 4:
+        return rgb[::-1]
+    if orientation == 5:
+        return rgb.transpose(1, 0, 2)
+    if orientation == 6:
+        return np.rot90(rgb, k=-1)
+    if orientation == 7:
+        return rgb[::-1, ::-1].transpose(1, 0, 2)
+    if orientation == 8:
+        return np.rot90(rgb, k=1)
+    return rgb
