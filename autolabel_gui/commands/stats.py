@@ -1,0 +1,35 @@
+"""``autolabel-gui stats FOLDER``: per-class counts, review progress and prompt quality as a table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from autolabel_gui.core.cache import CACHE_FILE, ProposalCache, run_id_for
+from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.project import STATE_DIR, ProjectSettings
+from autolabel_gui.core.stats import compute_stats, format_stats
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = ProjectSettings.load(args.folder)
+        annotations = args.annotations or settings.annotations_dir
+        folder = ImageFolder(args.folder, annotations)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    # A report must not create state: open the cache only when the folder already has one.
+    cache = ProposalCache(args.folder / STATE_DIR / CACHE_FILE) if (args.folder / STATE_DIR / CACHE_FILE).is_file() else None
+    try:
+        run_id = run_id_for(settings.detector_config(), settings.ontology()) if settings.classes else None
+        stats = compute_stats(folder, settings.classes, cache, run_id)
+    finally:
+        if cache is not None:
+            cache.close()
+    print(f"folder: {folder.root}  ({stats.images} images)")
+    print()
+    sys.stdout.write(format_stats(stats))
+    for problem in folder.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    return 0

@@ -1,0 +1,123 @@
+"""A folder's report: boxes per class, images per review status, and how well the prompts work.
+
+The acceptance rate and the mean score of accepted vs rejected proposals tell the annotator
+whether to change a prompt or the threshold; the counts tell them how far the work has come.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from autolabel_gui.core.cache import ProposalCache
+from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.formats.voc import AnnotationError, read_voc
+
+STATUSES: tuple[str, ...] = ("new", "proposals ready", "in review", "verified")
+RESULTS: tuple[str, ...] = ("accepted", "edited", "rejected")
+
+
+@dataclass(slots=True)
+class ClassCount:
+    boxes_verified: int = 0
+    boxes_unverified: int = 0
+    images: int = 0
+
+
+@dataclass(slots=True)
+class FolderStats:
+    images: int = 0
+    statuses: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+    classes: dict[str, ClassCount] = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESULTS, 0))
+    mean_scores: dict[str, float | None] = field(default_factory=lambda: dict.fromkeys(RESULTS))
+    drawn: int = 0
+    """Boxes the human drew (outcomes with no score): not proposals, so kept out of the rates."""
+    problems: list[str] = field(default_factory=list)
+
+
+def compute_stats(folder: ImageFolder, classes: list[str], cache: ProposalCache | None = None,
+                  run_id: str | None = None) -> FolderStats:
+    """Count from the VOC files (the human's work) and the cache (proposals and review outcomes).
+
+    ``classes`` fixes the row order; classes found only in VOC files follow, sorted. An image
+    is "proposals ready" when the cache holds proposals for ``run_id`` (the current model
+    and prompts). Unreadable VOC files are listed in ``problems`` and counted as in review.
+    """
+    stats = FolderStats(images=len(folder.images), classes={c: ClassCount() for c in classes})
+    ready = cache.cached_relpaths(run_id) if cache is not None and run_id is not None else set()
+    extra: dict[str, ClassCount] = {}
+    for rel in folder.images:
+        voc = folder.voc_path(rel)
+        if not voc.is_file():
+            stats.statuses["proposals ready" if rel in ready else "new"] += 1
+            continue
+        try:
+            labels = read_voc(voc)
+        except AnnotationError as exc:
+            stats.problems.append(str(exc))
+            stats.statuses["in review"] += 1
+            continue
+        stats.statuses["verified" if labels.verified else "in review"] += 1
+        per_class = Counter(b.label for b in labels.boxes)
+        for name, n in per_class.items():
+            count = stats.classes.get(name) or extra.setdefault(name, ClassCount())
+            count.images += 1
+            if labels.verified:
+                count.boxes_verified += n
+            else:
+                count.boxes_unverified += n
+    stats.classes.update(sorted(extra.items()))
+    if cache is not None:
+        _add_outcomes(stats, cache)
+    return stats
+
+
+def _add_outcomes(stats: FolderStats, cache: ProposalCache) -> None:
+    """Outcomes of proposals only: boxes the human drew (score None) say nothing about prompts."""
+    scores: dict[str, list[float]] = {r: [] for r in RESULTS}
+    for _rel, record in cache.iter_reviews():
+        for outcome in record.outcomes:
+            if outcome.score is None:
+                stats.drawn += 1
+                continue
+            stats.outcomes[outcome.result] += 1
+            scores[outcome.result].append(outcome.score)
+    for result, values in scores.items():
+        stats.mean_scores[result] = sum(values) / len(values) if values else None
+
+
+def format_table(header: list[str], rows: list[list[str]]) -> str:
+    """Left-align the first column, right-align the numbers."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first = str(cells[0]).ljust(widths[0])
+        rest = (str(c).rjust(w) for c, w in zip(cells[1:], widths[1:]))
+        return "  ".join([first, *rest]).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def format_stats(stats: FolderStats) -> str:
+    """The report as aligned text tables, the way ``autolabel-gui stats`` prints it."""
+    parts: list[str] = []
+    total = stats.images or 1
+    parts.append(format_table(
+        ["status", "images", "share"],
+        [[s, str(n), f"{100 * n / total:.1f}%"] for s, n in stats.statuses.items()]
+        + [["total", str(stats.images), "100.0%" if stats.images else "-"]]))
+    rows = [[name, str(c.boxes_verified), str(c.boxes_unverified), str(c.images)]
+            for name, c in stats.classes.items()]
+    rows.append(["total", str(sum(c.boxes_verified for c in stats.classes.values())),
+                 str(sum(c.boxes_unverified for c in stats.classes.values())), ""])
+    parts.append(format_table(["class", "boxes verified", "boxes in review", "images"], rows))
+    reviewed = sum(stats.outcomes.values()) or 1
+    parts.append(format_table(
+        ["proposals", "count", "share", "mean score"],
+        [[r, str(stats.outcomes[r]), f"{100 * stats.outcomes[r] / reviewed:.1f}%",
+          "-" if stats.mean_scores[r] is None else f"{stats.mean_scores[r]:.3f}"] for r in RESULTS]
+        + [["drawn by hand", str(stats.drawn), "", ""]]))
+    if stats.problems:
+        parts.append("unreadable annotation files:\n" + "\n".join(f"  {p}" for p in stats.problems))
+    return "\n\n".join(parts) + "\n"
