@@ -1,0 +1,319 @@
+"""Detection for the window: a QThread serving proposals for the image on screen first.
+
+The worker thread runs the same DetectionPipeline as ``autolabel-gui label``. The GUI thread
+talks to it through a small locked work queue rather than queued signals, because the worker
+spends its time inside a blocking pipeline run and could not receive signals until it ended.
+A navigation (``prioritize``) replaces the queue and, when the new image is not already being
+computed, interrupts the run after its current batch, so stale look-ahead work is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from dataclasses import replace
+from typing import Iterator
+
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+
+from autolabel_gui.core.cache import ImageKey, ProposalCache, run_id_for
+from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.project import ProjectSettings
+from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, create_detector
+from autolabel_gui.detection.pipeline import DetectionPipeline, DetectorFactory
+
+log = logging.getLogger(__name__)
+
+_OUTPUT_FIELDS = ("box_threshold", "batch_size")
+"""Config fields that do not change the built model: no rebuild when only these change."""
+
+
+class _WorkQueue:
+    """Paths waiting for the model, shared by the GUI thread (writer) and the worker (reader)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._items: deque[str] = deque()
+        self.interrupt = threading.Event()
+        self.stopped = False
+        self.in_flight: list[str] = []
+        self.delivered: set[str] = set()
+        self.generation = 0
+        self.done = 0
+        self.settings: ProjectSettings | None = None
+
+    def replace(self, items: list[str]) -> None:
+        """New wishes from the window; what was queued before and not wished again is dropped."""
+        with self._cond:
+            self._items = deque(dict.fromkeys(r for r in items if r not in self.delivered))
+            self.generation += 1
+            self.done = 0
+            self._cond.notify_all()
+
+    def push_front(self, rel: str) -> None:
+        with self._cond:
+            self.delivered.discard(rel)
+            if rel in self._items:
+                self._items.remove(rel)
+            self._items.appendleft(rel)
+            self._cond.notify_all()
+
+    def reconfigure(self, settings: ProjectSettings) -> None:
+        with self._cond:
+            self.settings = settings
+            self.delivered.clear()
+            self.interrupt.set()
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self.stopped = True
+            self.interrupt.set()
+            self._cond.notify_all()
+
+    def wait(self) -> bool:
+        """Block until there is work or new settings; False once stopped."""
+        with self._cond:
+            while not self.stopped and not self._items and self.settings is None:
+                self._cond.wait()
+            return not self.stopped
+
+    def take_settings(self) -> ProjectSettings | None:
+        with self._cond:
+            settings, self.settings = self.settings, None
+            return settings
+
+    def begin_run(self) -> int:
+        with self._cond:
+            self.interrupt.clear()
+            return self.generation
+
+    def paths(self) -> Iterator[str]:
+        """What a pipeline run pulls lazily: stops when empty or interrupted."""
+        while not self.interrupt.is_set():
+            with self._cond:
+                while self._items and (self._items[0] in self.delivered or self._items[0] in self.in_flight):
+                    self._items.popleft()
+                if not self._items:
+                    return
+                rel = self._items.popleft()
+                self.in_flight.append(rel)
+            yield rel
+
+    def finish(self, rel: str) -> tuple[int, int]:
+        """Mark one path delivered; return (done, total) for the progress signal."""
+        with self._cond:
+            if rel in self.in_flight:
+                self.in_flight.remove(rel)
+            self.delivered.add(rel)
+            self.done += 1
+            return self.done, self.done + len(self._items) + len(self.in_flight)
+
+    def end_run(self, generation: int) -> None:
+        """Paths pulled but not finished go back after the head of the queue, unless the window
+        has since replaced the queue (then they are stale by definition)."""
+        with self._cond:
+            leftovers = [r for r in self.in_flight if r not in self.delivered]
+            self.in_flight.clear()
+            if generation == self.generation and leftovers:
+                head = [self._items.popleft()] if self._items else []
+                self._items = deque(dict.fromkeys([*head, *leftovers, *self._items]))
+
+    def is_in_flight(self, rel: str) -> bool:
+        with self._cond:
+            return rel in self.in_flight
+
+
+class _Worker(QObject):
+    """Lives in the worker thread; its whole life is one call to ``serve``."""
+
+    model_state = Signal(str, str)
+    proposals_ready = Signal(str, object)
+    image_failed = Signal(str, str)
+    queue_progress = Signal(int, int)
+
+    def __init__(self, folder: ImageFolder, cache: ProposalCache, settings: ProjectSettings,
+                 factory: DetectorFactory, queue: _WorkQueue) -> None:
+        super().__init__()
+        self._folder = folder
+        self._cache = cache
+        self._factory = factory
+        self._queue = queue
+        self._settings = settings
+        self._pipeline: DetectionPipeline | None = None
+        self._available = False
+
+    @Slot()
+    def serve(self) -> None:
+        self._configure(self._settings)
+        while self._queue.wait():
+            settings = self._queue.take_settings()
+            if settings is not None:
+                self._configure(settings)
+                continue
+            generation = self._queue.begin_run()
+            try:
+                self._run_once()
+            except Exception as exc:  # the thread must survive anything a backend throws
+                log.exception("detection worker error")
+                self.model_state.emit("error", f"{type(exc).__name__}: {exc}")
+            finally:
+                self._queue.end_run(generation)
+
+    def _configure(self, settings: ProjectSettings) -> None:
+        """Build a pipeline for new settings; the model is rebuilt only when it has to be."""
+        old = self._pipeline
+        config = settings.detector_config()
+        try:
+            pipeline = DetectionPipeline(self._folder, self._cache, config, settings.ontology(),
+                                         factory=self._factory, on_event=self._on_event)
+        except ValueError as exc:
+            self._pipeline, self._available = None, False
+            self.model_state.emit("unavailable", str(exc))
+            return
+        reused = old is not None and old.detector is not None and _same_model(old.config, config)
+        if reused:
+            pipeline.detector = old.detector
+        self._pipeline = pipeline
+        try:
+            pipeline.ensure_detector()
+            self._available = True
+        except DetectorUnavailable as exc:
+            self._available = False
+            self.model_state.emit("unavailable", str(exc))
+            return
+        if reused:
+            self.model_state.emit("ready", f"model ready on {pipeline.detector.device}")
+
+    def _on_event(self, kind: str, message: str) -> None:
+        self.model_state.emit("ready" if kind == "warning" else kind, message)
+
+    def _run_once(self) -> None:
+        if self._pipeline is None:
+            return
+        if not self._available:
+            self._serve_cache_only()
+            return
+        try:
+            for result in self._pipeline.run(self._queue.paths(), self._queue.interrupt):
+                self._deliver(result.relpath, result.boxes, result.error)
+        except DetectorUnavailable as exc:
+            self._available = False
+            self.model_state.emit("unavailable", str(exc))
+
+    def _serve_cache_only(self) -> None:
+        """Without a model the window still gets every proposal computed earlier."""
+        for rel in self._queue.paths():
+            boxes = self._pipeline.lookup(rel)
+            if boxes is not None:
+                self._deliver(rel, boxes, None)
+            else:
+                self.queue_progress.emit(*self._queue.finish(rel))
+
+    def _deliver(self, rel: str, boxes, error: str | None) -> None:
+        if error is None:
+            self.proposals_ready.emit(rel, boxes)
+        else:
+            self.image_failed.emit(rel, error)
+        self.queue_progress.emit(*self._queue.finish(rel))
+
+
+def _same_model(a: DetectorConfig, b: DetectorConfig) -> bool:
+    keep = {f: getattr(a, f) for f in _OUTPUT_FIELDS}
+    return replace(b, **keep) == a
+
+
+class DetectionController(QObject):
+    """GUI-thread face of the detection worker (see docs/modules.md, "Worker")."""
+
+    model_state = Signal(str, str)
+    proposals_ready = Signal(str, object)
+    image_failed = Signal(str, str)
+    queue_progress = Signal(int, int)
+
+    def __init__(self, folder: ImageFolder, cache: ProposalCache, settings: ProjectSettings,
+                 parent: QObject | None = None, *, detector_factory: DetectorFactory = create_detector,
+                 lookahead: int = 50) -> None:
+        super().__init__(parent)
+        self._folder = folder
+        self._cache = cache
+        self._factory = detector_factory
+        self._lookahead = lookahead
+        self._queue = _WorkQueue()
+        self._settings = settings
+        self._run_id = self._run_id_of(settings)
+        self._thread: QThread | None = None
+        self._worker: _Worker | None = None
+        self._state: tuple[str, str] = ("loading", "")
+        self.model_state.connect(self._remember_state)
+
+    @Slot(str, str)
+    def _remember_state(self, state: str, message: str) -> None:
+        self._state = (state, message)
+
+    @staticmethod
+    def _run_id_of(settings: ProjectSettings) -> str | None:
+        try:
+            return run_id_for(settings.detector_config(), settings.ontology())
+        except ValueError:
+            return None
+
+    def start(self) -> None:
+        """Start the worker thread; it loads the model at once (model_state tells how it went)."""
+        if self._thread is not None:
+            return
+        self._thread = QThread()
+        self._thread.setObjectName("autolabel-detection")
+        self._worker = _Worker(self._folder, self._cache, self._settings, self._factory, self._queue)
+        self._worker.moveToThread(self._thread)
+        for name in ("model_state", "proposals_ready", "image_failed", "queue_progress"):
+            getattr(self._worker, name).connect(getattr(self, name))
+        self._thread.started.connect(self._worker.serve)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Cancel after the batch in flight and join the thread."""
+        if self._thread is None:
+            return
+        self._queue.stop()
+        self._thread.quit()
+        self._thread.wait()
+        self._thread, self._worker = None, None
+
+    def prioritize(self, current: str, upcoming: list[str]) -> None:
+        """Proposals for ``current`` first (at once when cached), then ``upcoming`` in order."""
+        boxes = self._cached(current)
+        wanted = [current] if boxes is None else []
+        if boxes is not None:
+            QTimer.singleShot(0, self, lambda: self.proposals_ready.emit(current, boxes))
+        wanted += [r for r in upcoming[: self._lookahead] if r != current]
+        self._queue.replace(wanted)
+        if boxes is None and not self._queue.is_in_flight(current):
+            self._queue.interrupt.set()
+
+    def rerun(self, relpath: str) -> None:
+        """Drop the cached proposals of one image and detect it again, next.
+
+        Without a model the cached proposals are kept (nothing could replace them) and the
+        reason is told again.
+        """
+        if self._state[0] == "unavailable":
+            self.model_state.emit(*self._state)
+            return
+        self._cache.invalidate(relpath)
+        self._queue.push_front(relpath)
+
+    def reconfigure(self, settings: ProjectSettings) -> None:
+        """New classes, prompts or model settings; the model is reloaded only if it changed."""
+        self._settings = settings
+        self._run_id = self._run_id_of(settings)
+        self._queue.reconfigure(settings)
+
+    def _cached(self, rel: str):
+        if self._run_id is None:
+            return None
+        try:
+            return self._cache.get(ImageKey.from_path(self._folder.root, rel), self._run_id)
+        except OSError:
+            return None
