@@ -1,0 +1,353 @@
+"""The project settings dialog: classes and their prompts, thresholds, model and output options.
+
+It edits a copy: ``settings()`` returns a new ``ProjectSettings`` and the caller decides
+whether to save it and what to re-run. Invalid input (an empty or repeated class name) keeps
+OK disabled and says why in the dialog instead of raising.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from autolabel_gui.core.project import ProjectSettings
+from autolabel_gui.detection.weights import find_weights
+
+DEVICES: tuple[tuple[str, str], ...] = (
+    ("auto", "auto (CUDA, then MPS, then CPU)"),
+    ("cpu", "cpu"),
+    ("cuda", "cuda"),
+    ("mps", "mps (Apple)"),
+)
+PRECISIONS: tuple[tuple[str, str], ...] = (
+    ("auto", "auto"),
+    ("fp32", "fp32"),
+    ("fp16", "fp16"),
+    ("bf16", "bf16 (experimental)"),
+)
+DOWNLOAD_HINT = "Get it with: autolabel-gui weights download"
+_ERROR_STYLE = "color: #c62828;"
+
+
+def class_name_problem(names: list[str]) -> str | None:
+    """Why this class list cannot be used, or None when it can."""
+    for row, name in enumerate(names, start=1):
+        if not name.strip():
+            return f"Class in row {row} has no name."
+    seen: set[str] = set()
+    for name in (n.strip() for n in names):
+        if name in seen:
+            return f'Class names must be unique: "{name}" appears more than once.'
+        seen.add(name)
+    return None
+
+
+def weights_status(text: str) -> tuple[bool, str]:
+    """(found, message) for the weights field: empty means the default lookup."""
+    if not text.strip():
+        found = find_weights(None)
+        if found is not None:
+            return True, f"Default lookup finds {found}."
+        return False, f"No checkpoint found by the default lookup. {DOWNLOAD_HINT}"
+    path = Path(text.strip()).expanduser()
+    if path.is_file():
+        return True, f"Found ({path.stat().st_size / 1e6:.0f} MB)."
+    return False, f"No file at this path. {DOWNLOAD_HINT}, or choose the file with Browse…"
+
+
+class ClassTable(QWidget):
+    """An ordered, editable list of (class, prompt) rows with add/remove/up/down buttons."""
+
+    changed = Signal()
+
+    def __init__(self, classes: list[str], prompts: dict[str, str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.table = QTableWidget(0, 2, self)
+        self.table.setHorizontalHeaderLabels(["Class", "Prompt (empty: the class name)"])
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().resizeSection(0, 180)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().setVisible(True)  # row numbers = digit keys 1..9
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.add_button = QPushButton("Add")
+        self.remove_button = QPushButton("Remove")
+        self.up_button = QPushButton("Up")
+        self.down_button = QPushButton("Down")
+        buttons = QVBoxLayout()
+        for button in (self.add_button, self.remove_button, self.up_button, self.down_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(buttons)
+        for name in classes:
+            self.add_class(name, prompts.get(name, ""))
+        self.add_button.clicked.connect(self._add_clicked)
+        self.remove_button.clicked.connect(lambda: self.remove_class(self.table.currentRow()))
+        self.up_button.clicked.connect(lambda: self.move_class(self.table.currentRow(), -1))
+        self.down_button.clicked.connect(lambda: self.move_class(self.table.currentRow(), 1))
+        self.table.itemChanged.connect(lambda _item: self.changed.emit())
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(class name, prompt) per row, stripped, in order."""
+        out = []
+        for row in range(self.table.rowCount()):
+            name, prompt = (self.table.item(row, col) for col in (0, 1))
+            out.append((name.text().strip() if name else "", prompt.text().strip() if prompt else ""))
+        return out
+
+    def add_class(self, name: str = "", prompt: str = "") -> int:
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        self.table.setItem(row, 0, QTableWidgetItem(name))
+        self.table.setItem(row, 1, QTableWidgetItem(prompt))
+        self.table.setCurrentCell(row, 0)
+        self.changed.emit()
+        return row
+
+    def set_class(self, row: int, name: str, prompt: str | None = None) -> None:
+        """Rename the class in ``row`` (and set its prompt when given)."""
+        self.table.item(row, 0).setText(name)
+        if prompt is not None:
+            self.table.item(row, 1).setText(prompt)
+
+    def remove_class(self, row: int) -> None:
+        if 0 <= row < self.table.rowCount():
+            self.table.removeRow(row)
+            self.changed.emit()
+
+    def move_class(self, row: int, delta: int) -> None:
+        """Move a row up (-1) or down (+1); the order is the digit-key and export order."""
+        target = row + delta
+        if not (0 <= row < self.table.rowCount() and 0 <= target < self.table.rowCount()):
+            return
+        taken = [self.table.takeItem(row, col) for col in (0, 1)]
+        self.table.removeRow(row)
+        self.table.insertRow(target)
+        for col, item in enumerate(taken):
+            self.table.setItem(target, col, item)
+        self.table.setCurrentCell(target, 0)
+        self.changed.emit()
+
+    def _add_clicked(self) -> None:
+        row = self.add_class()
+        self.table.editItem(self.table.item(row, 0))
+
+
+class PathField(QWidget):
+    """A path line edit with a Browse… button (a file or a folder)."""
+
+    def __init__(self, text: str | None, caption: str, pick_folder: bool = False,
+                 file_filter: str = "", placeholder: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.edit = QLineEdit(text or "")
+        self.edit.setPlaceholderText(placeholder)
+        self.browse_button = QPushButton("Browse…")
+        self._caption, self._pick_folder, self._filter = caption, pick_folder, file_filter
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.edit, 1)
+        layout.addWidget(self.browse_button)
+        self.browse_button.clicked.connect(self._browse)
+
+    def value(self) -> str | None:
+        """The path, or None when left empty (the default applies)."""
+        return self.edit.text().strip() or None
+
+    def _browse(self) -> None:
+        start = self.edit.text().strip() or str(Path.home())
+        if self._pick_folder:
+            chosen = QFileDialog.getExistingDirectory(self, self._caption, start)
+        else:
+            chosen, _ = QFileDialog.getOpenFileName(self, self._caption, start, self._filter)
+        if chosen:
+            self.edit.setText(chosen)
+
+
+class SettingsDialog(QDialog):
+    """Edit a project's settings; after ``exec()`` is accepted, ``settings()`` is the result."""
+
+    def __init__(self, settings: ProjectSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Project settings")
+        self._original = settings
+        self.class_table = ClassTable(settings.classes, settings.prompts)
+        self.box_threshold = self._threshold_box(settings.box_threshold)
+        self.text_threshold = self._threshold_box(settings.text_threshold)
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 64)
+        self.batch_size.setValue(settings.batch_size)
+        self.device = self._combo(DEVICES, settings.device)
+        self.precision = self._combo(PRECISIONS, settings.precision)
+        self.weights = PathField(settings.weights, "Grounding DINO checkpoint", file_filter="Checkpoints (*.pth *.pt *.safetensors);;All files (*)",
+                                 placeholder="default lookup: AUTOLABEL_WEIGHTS, weights/, user data folder")
+        self.weights_status = QLabel()
+        self.weights_status.setWordWrap(True)
+        self.config = PathField(settings.config, "Grounding DINO config", file_filter="Python config (*.py);;All files (*)",
+                                placeholder="the package's SwinT-OGC config")
+        self.text_encoder = QLineEdit(settings.text_encoder or "")
+        self.text_encoder.setPlaceholderText("bert-base-uncased (or a local folder with a copy of it)")
+        self.next_to_images = QRadioButton("Next to the images")
+        self.in_folder = QRadioButton("In this folder:")
+        self.annotations = PathField(settings.annotations_dir, "Annotation folder", pick_folder=True)
+        self.error = QLabel()
+        self.error.setStyleSheet(_ERROR_STYLE)
+        self.error.setWordWrap(True)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self._layout()
+        (self.in_folder if settings.annotations_dir else self.next_to_images).setChecked(True)
+        self._connect()
+        self._update_weights_status()
+        self._validate()
+
+    def settings(self) -> ProjectSettings:
+        """The edited copy (the dialog's input is never modified)."""
+        rows = self.class_table.rows()
+        return replace(
+            self._original,
+            classes=[name for name, _ in rows],
+            prompts={name: prompt for name, prompt in rows if prompt},
+            box_threshold=round(self.box_threshold.value(), 4),
+            text_threshold=round(self.text_threshold.value(), 4),
+            batch_size=self.batch_size.value(),
+            device=self.device.currentData(),
+            precision=self.precision.currentData(),
+            weights=self.weights.value(),
+            config=self.config.value(),
+            text_encoder=self.text_encoder.text().strip() or None,
+            annotations_dir=self.annotations.value() if self.in_folder.isChecked() else None,
+        )
+
+    def problem(self) -> str | None:
+        """Why OK is refused right now, or None."""
+        problem = class_name_problem([name for name, _ in self.class_table.rows()])
+        if problem is None and self.in_folder.isChecked() and not self.annotations.value():
+            problem = "Choose the annotation folder, or save next to the images."
+        return problem
+
+    def accept(self) -> None:
+        if self._validate():
+            super().accept()
+
+    # ------------------------------------------------------------------ building
+
+    @staticmethod
+    def _threshold_box(value: float) -> QDoubleSpinBox:
+        box = QDoubleSpinBox()
+        box.setRange(0.01, 0.99)
+        box.setSingleStep(0.05)
+        box.setDecimals(2)
+        box.setValue(value)
+        return box
+
+    @staticmethod
+    def _combo(options: tuple[tuple[str, str], ...], current: str) -> QComboBox:
+        combo = QComboBox()
+        for value, text in options:
+            combo.addItem(text, value)
+        index = combo.findData(current)
+        if index < 0:  # a value written by hand into project.json: keep it visible, not lost
+            combo.addItem(current, current)
+            index = combo.count() - 1
+        combo.setCurrentIndex(index)
+        return combo
+
+    def _layout(self) -> None:
+        classes = QGroupBox("Classes (row number = digit key)")
+        class_layout = QVBoxLayout(classes)
+        class_layout.addWidget(self.class_table)
+        hint = QLabel("The model reads the prompt; several phrases for one class go in one prompt "
+                      "separated by \" . \", e.g. \"car . truck . bus\".")
+        hint.setWordWrap(True)
+        class_layout.addWidget(hint)
+
+        detection = QGroupBox("Detection")
+        form = QFormLayout(detection)
+        form.addRow("Box threshold", self.box_threshold)
+        form.addRow("Text threshold", self.text_threshold)
+        form.addRow("Batch size", self.batch_size)
+        form.addRow("Device", self.device)
+        form.addRow("Precision", self.precision)
+
+        model = QGroupBox("Model files")
+        model_form = QFormLayout(model)
+        weights_cell = QWidget()
+        weights_layout = QVBoxLayout(weights_cell)
+        weights_layout.setContentsMargins(0, 0, 0, 0)
+        weights_layout.addWidget(self.weights)
+        weights_layout.addWidget(self.weights_status)
+        model_form.addRow("Weights", weights_cell)
+        model_form.addRow("Config", self.config)
+        model_form.addRow("Text encoder", self.text_encoder)
+
+        output = QGroupBox("Annotation files (Pascal VOC)")
+        output_layout = QVBoxLayout(output)
+        group = QButtonGroup(self)
+        group.addButton(self.next_to_images)
+        group.addButton(self.in_folder)
+        output_layout.addWidget(self.next_to_images)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.in_folder)
+        folder_row.addWidget(self.annotations, 1)
+        output_layout.addLayout(folder_row)
+        output_layout.addStretch(1)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(classes, 1)
+        columns = QHBoxLayout()
+        columns.addWidget(detection)
+        columns.addWidget(output, 1)
+        layout.addLayout(columns)
+        layout.addWidget(model)
+        layout.addWidget(self.error)
+        layout.addWidget(self.buttons)
+        self.resize(760, 680)
+
+    def _connect(self) -> None:
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.class_table.changed.connect(self._validate)
+        self.weights.edit.textChanged.connect(self._update_weights_status)
+        self.in_folder.toggled.connect(self._validate)
+        self.in_folder.toggled.connect(self.annotations.setEnabled)
+        self.annotations.edit.textChanged.connect(self._validate)
+        self.annotations.setEnabled(self.in_folder.isChecked())
+
+    def _validate(self) -> bool:
+        problem = self.problem()
+        self.error.setText(problem or "")
+        self.error.setVisible(problem is not None)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(problem is None)
+        return problem is None
+
+    def _update_weights_status(self) -> None:
+        found, message = weights_status(self.weights.edit.text())
+        self.weights_status.setText(message)
+        self.weights_status.setStyleSheet("" if found else _ERROR_STYLE)
+        self.weights_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

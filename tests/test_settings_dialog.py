@@ -1,0 +1,124 @@
+"""Settings dialog: fields edited like a user would, the returned copy, refusal of bad class lists."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialogButtonBox
+
+from autolabel_gui.core.project import ProjectSettings
+from autolabel_gui.gui.settings_dialog import DOWNLOAD_HINT, SettingsDialog
+
+
+@pytest.fixture
+def original() -> ProjectSettings:
+    return ProjectSettings(classes=["person", "cat", "vehicle"], prompts={"vehicle": "car . truck . bus"})
+
+
+@pytest.fixture
+def dialog(qtbot, original, monkeypatch, tmp_path) -> SettingsDialog:
+    # The default weights lookup must not find a checkpoint on the developer's machine.
+    monkeypatch.setenv("AUTOLABEL_WEIGHTS", str(tmp_path / "absent.pth"))
+    dlg = SettingsDialog(original)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    return dlg
+
+
+def ok_button(dlg: SettingsDialog):
+    return dlg.buttons.button(QDialogButtonBox.StandardButton.Ok)
+
+
+def test_fields_show_the_given_settings_and_untouched_dialog_returns_an_equal_copy(dialog, original):
+    assert dialog.class_table.rows() == [("person", ""), ("cat", ""), ("vehicle", "car . truck . bus")]
+    assert dialog.box_threshold.value() == pytest.approx(0.35)
+    assert dialog.device.currentData() == "auto"
+    assert dialog.next_to_images.isChecked() and not dialog.annotations.isEnabled()
+    result = dialog.settings()
+    assert result == original and result is not original
+
+
+def test_edited_fields_come_back_in_settings(qtbot, dialog, original, tmp_path):
+    table = dialog.class_table
+    table.set_class(1, "dog", "dog . puppy")  # rename, with a prompt
+    table.add_class("cup")
+    table.table.setCurrentCell(3, 0)
+    qtbot.mouseClick(table.up_button, Qt.MouseButton.LeftButton)  # cup above vehicle
+    table.table.setCurrentCell(0, 0)
+    qtbot.mouseClick(table.remove_button, Qt.MouseButton.LeftButton)  # drop person
+    dialog.box_threshold.setValue(0.5)
+    dialog.text_threshold.setValue(0.3)
+    dialog.batch_size.setValue(4)
+    dialog.device.setCurrentIndex(dialog.device.findData("cuda"))
+    dialog.precision.setCurrentIndex(dialog.precision.findData("bf16"))
+    weights = tmp_path / "model.pth"
+    weights.write_bytes(b"x" * 10)
+    dialog.weights.edit.setText(str(weights))
+    dialog.config.edit.setText("/cfg/GroundingDINO_SwinT_OGC.py")
+    dialog.text_encoder.setText("/models/bert")
+    dialog.in_folder.setChecked(True)
+    dialog.annotations.edit.setText(str(tmp_path / "voc"))
+
+    assert ok_button(dialog).isEnabled()
+    qtbot.mouseClick(ok_button(dialog), Qt.MouseButton.LeftButton)
+    assert dialog.result() == SettingsDialog.DialogCode.Accepted
+
+    result = dialog.settings()
+    assert result.classes == ["dog", "cup", "vehicle"]
+    assert result.prompts == {"dog": "dog . puppy", "vehicle": "car . truck . bus"}
+    assert (result.box_threshold, result.text_threshold, result.batch_size) == (0.5, 0.3, 4)
+    assert (result.device, result.precision) == ("cuda", "bf16")
+    assert result.weights == str(weights)
+    assert result.config == "/cfg/GroundingDINO_SwinT_OGC.py"
+    assert result.text_encoder == "/models/bert"
+    assert result.annotations_dir == str(tmp_path / "voc")
+    assert original.classes == ["person", "cat", "vehicle"]  # the input is never modified
+    result.ontology()  # and the result is usable
+
+
+def test_duplicate_class_names_are_refused_with_a_message(qtbot, dialog):
+    dialog.class_table.set_class(2, " cat ")
+    assert "unique" in dialog.error.text() and '"cat"' in dialog.error.text()
+    assert dialog.error.isVisible()
+    assert not ok_button(dialog).isEnabled()
+    dialog.accept()  # e.g. Enter pressed: still refused
+    assert dialog.isVisible() and dialog.result() != SettingsDialog.DialogCode.Accepted
+
+    dialog.class_table.set_class(2, "truck")
+    assert ok_button(dialog).isEnabled() and not dialog.error.isVisible()
+
+
+def test_empty_class_name_is_refused(dialog):
+    dialog.class_table.add_class("")
+    assert "row 4" in dialog.error.text() and "no name" in dialog.error.text()
+    assert not ok_button(dialog).isEnabled()
+    dialog.class_table.remove_class(3)
+    assert ok_button(dialog).isEnabled()
+
+
+def test_chosen_annotation_folder_must_be_given(dialog):
+    dialog.in_folder.setChecked(True)
+    assert dialog.annotations.isEnabled()
+    assert not ok_button(dialog).isEnabled() and "annotation folder" in dialog.error.text()
+    dialog.next_to_images.setChecked(True)
+    assert ok_button(dialog).isEnabled()
+    assert dialog.settings().annotations_dir is None
+
+
+def test_weights_line_says_whether_the_file_exists_and_how_to_get_it(dialog, tmp_path):
+    assert DOWNLOAD_HINT in dialog.weights_status.text()  # default lookup finds nothing here
+    dialog.weights.edit.setText(str(tmp_path / "missing.pth"))
+    assert "No file" in dialog.weights_status.text()
+    assert "autolabel-gui weights download" in dialog.weights_status.text()
+    real = tmp_path / "real.pth"
+    real.write_bytes(b"\0" * 2_000_000)
+    dialog.weights.edit.setText(str(real))
+    assert dialog.weights_status.text() == "Found (2 MB)."
+
+
+def test_bf16_is_labelled_experimental_and_unknown_values_are_kept(qtbot, original):
+    dlg = SettingsDialog(ProjectSettings(classes=["a"], device="xpu"))
+    qtbot.addWidget(dlg)
+    labels = [dlg.precision.itemText(i) for i in range(dlg.precision.count())]
+    assert "bf16 (experimental)" in labels
+    assert dlg.settings().device == "xpu"  # a hand-written value is shown, not silently replaced
