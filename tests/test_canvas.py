@@ -475,3 +475,30 @@ def test_qt_bindings_keep_none_alive():
     after = sys.getrefcount(None)
     painter.end()
     assert after >= before - 10
+
+
+def test_plain_wheel_scrolls_without_zooming(canvas):
+    canvas.zoom_by(4.0)
+    scale = canvas.scale_factor()
+    centre = QPointF(canvas.viewport().rect().center())
+    before = canvas.mapToScene(canvas.viewport().rect().center())
+    event = QWheelEvent(centre, canvas.viewport().mapToGlobal(centre), QPoint(0, 0), QPoint(0, -120),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(canvas.viewport(), event)
+    after = canvas.mapToScene(canvas.viewport().rect().center())
+    assert canvas.scale_factor() == scale
+    assert after.y() > before.y() + 5 and after.x() == pytest.approx(before.x(), abs=1)
+
+
+def test_hover_cursor_shows_what_a_drag_would_do(canvas):
+    box = Box(100, 80, 260, 220, "person")
+    canvas.set_boxes([box], selected=0)
+    send_mouse(canvas, QEvent.Type.MouseMove, view_point(canvas, box.x0, box.y0), Qt.MouseButton.NoButton)
+    assert canvas.viewport().cursor().shape() == Qt.CursorShape.SizeFDiagCursor
+    send_mouse(canvas, QEvent.Type.MouseMove, view_point(canvas, box.x1, 150), Qt.MouseButton.NoButton)
+    assert canvas.viewport().cursor().shape() == Qt.CursorShape.SizeHorCursor
+    send_mouse(canvas, QEvent.Type.MouseMove, view_point(canvas, 180, 150), Qt.MouseButton.NoButton)
+    assert canvas.viewport().cursor().shape() == Qt.CursorShape.SizeAllCursor
+    send_mouse(canvas, QEvent.Type.MouseMove, view_point(canvas, 350, 280), Qt.MouseButton.NoButton)
+    assert canvas.viewport().cursor().shape() == Qt.CursorShape.ArrowCursor

@@ -145,8 +145,7 @@ class Canvas(QGraphicsView):
                 self._selected = -1
             return
         if item is None:
-            item = self._add_item(index, box)
-            item.set_selected(index == self._selected)
+            self._add_item(index, box)
         else:
             if box.label != item.box.label:
                 item.set_color(self._color_for(box.label))
