@@ -1,0 +1,78 @@
+"""The export dialog runs the export off the UI thread, shows progress, refuses and cancels cleanly."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.project import ProjectSettings
+from autolabel_gui.gui.export_dialog import ExportDialog, default_output
+from tests.fixtures.datasets import LabelledFolder
+
+
+def _dialog(qtbot, folder: LabelledFolder) -> ExportDialog:
+    dialog = ExportDialog(ImageFolder(folder.root), ProjectSettings.load(folder.root))
+    qtbot.addWidget(dialog)
+    return dialog
+
+
+def test_exports_coco_with_progress_and_summary(qtbot, labelled_folder: LabelledFolder, tmp_path: Path) -> None:
+    dialog = _dialog(qtbot, labelled_folder)
+    assert dialog.out_edit.text() == str(tmp_path / "data-yolo")
+    dialog.format_box.setCurrentIndex(dialog.format_box.findData("coco"))
+    assert dialog.out_edit.text() == str(tmp_path / "data-coco")
+    with qtbot.waitSignal(dialog.export_done, timeout=30_000) as blocker:
+        qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    result = blocker.args[0]
+    assert result.images == 5 and (tmp_path / "data-coco" / "annotations.json").is_file()
+    assert dialog.progress_bar.value() == dialog.progress_bar.maximum() == 5
+    assert "Exported 5 images" in dialog.status.text()
+    assert "rot.jpg" in dialog.details.toPlainText()  # the EXIF note
+    assert not dialog.running() and dialog.result_ is result
+
+
+def test_non_empty_folder_is_refused_in_the_dialog(qtbot, labelled_folder: LabelledFolder, tmp_path: Path) -> None:
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    dialog = _dialog(qtbot, labelled_folder)
+    dialog.out_edit.setText(str(out))
+    qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    assert not dialog.running() and "not empty" in dialog.status.text()
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_cancel_stops_and_leaves_nothing(qtbot, labelled_folder: LabelledFolder, tmp_path: Path,
+                                        monkeypatch) -> None:
+    """The real export runs, held after its first image until Cancel has been pressed."""
+    import autolabel_gui.gui.export_dialog as module
+
+    pressed = threading.Event()
+    real = module.export_dataset
+
+    def held(*args, progress, should_stop):
+        def progress_then_wait(done: int, total: int) -> None:
+            progress(done, total)
+            if done == 1:
+                pressed.wait(10)
+        return real(*args, progress=progress_then_wait, should_stop=should_stop)
+
+    monkeypatch.setattr(module, "export_dataset", held)
+    dialog = _dialog(qtbot, labelled_folder)
+    dialog.start()
+    assert dialog.running() and not dialog.export_button.isEnabled()
+    dialog.cancel()
+    pressed.set()
+    qtbot.waitUntil(lambda: not dialog.running(), timeout=30_000)
+    assert dialog.status.text() == "Cancelled; nothing was written."
+    assert dialog.result_ is None and dialog.export_button.isEnabled()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_default_output_never_names_an_existing_path(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data-voc").mkdir()
+    assert default_output(tmp_path / "data", "voc") == tmp_path / "data-voc-2"
