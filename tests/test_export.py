@@ -93,6 +93,11 @@ def test_coco_loads_in_pycocotools_with_the_voc_boxes(labelled_folder: LabelledF
     assert got["empty"] == []
     _assert_boxes_close(got, _expected(labelled_folder), tol=1e-6)
 
+    folder = ImageFolder(out / "images")  # annotations.json one level up is found by existing.py
+    ours = {Path(rel).stem: [(b.label, b.xyxy) for b in load_existing_labels(folder, rel, []).boxes]
+            for rel in folder.images}
+    _assert_boxes_close(ours, _expected(labelled_folder), tol=1e-6)
+
 
 def test_voc_reimports_in_supervision_and_keeps_flags(labelled_folder: LabelledFolder, tmp_path: Path) -> None:
     out = tmp_path / "voc"
@@ -201,6 +206,16 @@ def test_cancel_leaves_nothing(labelled_folder: LabelledFolder, tmp_path: Path) 
                        should_stop=lambda: len(calls) >= 2)
     assert calls[0] == (0, 5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_nothing_verified_gives_an_empty_dataset_skeleton(tmp_path: Path, capsys) -> None:
+    from tests.fixtures.datasets import LAYOUT, make_labelled_folder
+
+    folder = make_labelled_folder(tmp_path / "data", tuple(im for im in LAYOUT if not im.verified))
+    assert _export(folder, "yolo", tmp_path / "y") == 0
+    assert sorted(p.name for p in (tmp_path / "y").iterdir()) == ["data.yaml", "images", "labels"]
+    assert not any((tmp_path / "y" / "images").iterdir())
+    assert "no verified images found" in capsys.readouterr().err
 
 
 def test_progress_reaches_the_total(labelled_folder: LabelledFolder, tmp_path: Path) -> None:

@@ -20,24 +20,26 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    bar = tqdm(desc=f"export {args.format}", unit="img", file=sys.stderr, total=0)
+    bars: list[tqdm] = []
 
     def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+        """The bar appears once the plan is made, so a refusal prints only its message."""
+        if not bars:
+            bars.append(tqdm(desc=f"export {args.format}", unit="img", file=sys.stderr, total=total))
+        bars[0].n = done
+        bars[0].refresh()
 
     try:
         result = export_dataset(folder, args.format, args.out, classes, args.verified_only, progress)
     except ExportError as exc:
-        bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        bar.close()
         print(f"error: writing the export failed, nothing was kept: {exc}", file=sys.stderr)
         return 1
-    bar.close()
+    finally:
+        for bar in bars:
+            bar.close()
     for problem in result.skipped:
         print(f"warning: {problem}", file=sys.stderr)
     if result.turned:

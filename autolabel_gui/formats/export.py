@@ -320,6 +320,8 @@ def _write_yolo(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
     from supervision.dataset.formats.yolo import detections_to_yolo_annotations
 
     linked = 0
+    for sub in ("images", "labels"):
+        (stage / sub).mkdir()
     for item in plan.items:
         linked += place_image(item.source, stage / "images" / item.name)
         lines = detections_to_yolo_annotations(_detections(plan, item),
@@ -343,13 +345,13 @@ def _write_coco(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
     linked = 0
     paths: list[str] = []
     annotations = {}
+    (stage / "images").mkdir()
     for item in plan.items:
         target = stage / "images" / item.name
         linked += place_image(item.source, target)
         paths.append(str(target))
         annotations[str(target)] = _detections(plan, item)
         ticker.tick()
-    (stage / "images").mkdir(exist_ok=True)
     dataset = sv.DetectionDataset(classes=plan.classes, images=paths, annotations=annotations)
     dataset.as_coco(annotations_path=str(stage / "annotations.json"))
     return linked
@@ -362,6 +364,8 @@ def _write_voc(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
     truncated, occluded, pose and ``verified`` and rounds to the nearest pixel (ADR 0007).
     """
     linked = 0
+    for sub in ("Annotations", "JPEGImages"):
+        (stage / sub).mkdir()
     for item in plan.items:
         linked += place_image(item.source, stage / "JPEGImages" / item.name)
         labels = ImageLabels(filename=item.name, width=item.labels.width, height=item.labels.height,
@@ -369,8 +373,6 @@ def _write_voc(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
                              verified=item.labels.verified, folder="JPEGImages", path="")
         _write(stage / "Annotations" / f"{item.stem}.xml", voc_bytes(labels))
         ticker.tick()
-    for sub in ("Annotations", "JPEGImages"):
-        (stage / sub).mkdir(exist_ok=True)
     _write(stage / "ImageSets" / "Main" / "trainval.txt",
                       "".join(f"{item.stem}\n" for item in plan.items))
     _write(stage / "labelmap.txt", _labelmap(plan.classes))
