@@ -198,13 +198,13 @@ def test_unreadable_voc_is_skipped_with_a_warning(labelled_folder: LabelledFolde
 
 
 def test_cancel_leaves_nothing(labelled_folder: LabelledFolder, tmp_path: Path) -> None:
-    calls: list[tuple[int, int]] = []
+    calls: list[tuple[str, int, int]] = []
     out = tmp_path / "voc"
     with pytest.raises(ExportCancelled):
         export_dataset(ImageFolder(labelled_folder.root), "voc", out, CLASSES,
-                       progress=lambda done, total: calls.append((done, total)),
-                       should_stop=lambda: len(calls) >= 2)
-    assert calls[0] == (0, 5)
+                       progress=lambda *call: calls.append(call),
+                       should_stop=lambda: len(calls) >= 4)
+    assert calls == [("reading", 0, 8), ("reading", 8, 8), ("writing", 0, 5), ("writing", 1, 5)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
@@ -219,7 +219,7 @@ def test_nothing_verified_gives_an_empty_dataset_skeleton(tmp_path: Path, capsys
 
 
 def test_progress_reaches_the_total(labelled_folder: LabelledFolder, tmp_path: Path) -> None:
-    calls: list[tuple[int, int]] = []
+    calls: list[tuple[str, int, int]] = []
     result = export_dataset(ImageFolder(labelled_folder.root), "yolo", tmp_path / "y", CLASSES,
-                            progress=lambda done, total: calls.append((done, total)))
-    assert calls[-1] == (5, 5) and result.images == 5 and result.negatives == 1
+                            progress=lambda *call: calls.append(call))
+    assert calls[-1] == ("writing", 5, 5) and result.images == 5 and result.negatives == 1

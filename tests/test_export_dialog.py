@@ -54,9 +54,9 @@ def test_cancel_stops_and_leaves_nothing(qtbot, labelled_folder: LabelledFolder,
     real = module.export_dataset
 
     def held(*args, progress, should_stop):
-        def progress_then_wait(done: int, total: int) -> None:
-            progress(done, total)
-            if done == 1:
+        def progress_then_wait(phase: str, done: int, total: int) -> None:
+            progress(phase, done, total)
+            if (phase, done) == ("writing", 1):
                 pressed.wait(10)
         return real(*args, progress=progress_then_wait, should_stop=should_stop)
 

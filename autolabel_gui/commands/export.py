@@ -20,14 +20,15 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    bars: list[tqdm] = []
+    bars: dict[str, tqdm] = {}
 
-    def progress(done: int, total: int) -> None:
-        """The bar appears once the plan is made, so a refusal prints only its message."""
-        if not bars:
-            bars.append(tqdm(desc=f"export {args.format}", unit="img", file=sys.stderr, total=total))
-        bars[0].n = done
-        bars[0].refresh()
+    def progress(phase: str, done: int, total: int) -> None:
+        """One bar per phase: checking the annotation files, then writing the dataset."""
+        if phase not in bars:
+            desc = "reading annotations" if phase == "reading" else f"writing {args.format}"
+            bars[phase] = tqdm(desc=desc, unit="img", file=sys.stderr, total=total)
+        bars[phase].n = done
+        bars[phase].refresh()
 
     try:
         result = export_dataset(folder, args.format, args.out, classes, args.verified_only, progress)
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: writing the export failed, nothing was kept: {exc}", file=sys.stderr)
         return 1
     finally:
-        for bar in bars:
+        for bar in bars.values():
             bar.close()
     for problem in result.skipped:
         print(f"warning: {problem}", file=sys.stderr)

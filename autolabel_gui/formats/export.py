@@ -34,8 +34,10 @@ ORIENTATION_NOTE = (
     "EXIF (PIL without ImageOps.exif_transpose, e.g. torchvision's VOCDetection/CocoDetection) sees them turned"
 )
 
-Progress = Callable[[int, int], None]
-"""Called with (done, total) as images are written."""
+Progress = Callable[[str, int, int], None]
+"""Called with (phase, done, total): phase ``"reading"`` while annotation files are checked
+(done/total over the folder's images, every ``READ_REPORT_EVERY``), then ``"writing"`` per image."""
+READ_REPORT_EVERY = 100
 ShouldStop = Callable[[], bool]
 
 
@@ -141,7 +143,8 @@ def check_output(out: Path, source_root: Path) -> None:
 
 
 def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = True,
-                fmt: str = "yolo", should_stop: ShouldStop | None = None) -> ExportPlan:
+                fmt: str = "yolo", should_stop: ShouldStop | None = None,
+                progress: Progress | None = None) -> ExportPlan:
     """Read every VOC file once, pick the images to export and check every box's class.
 
     Raises ExportError listing each file whose boxes use a class missing from ``classes``:
@@ -154,9 +157,12 @@ def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = T
     plan = ExportPlan(classes=list(classes))
     unknown: list[str] = []
     chosen: list[tuple[str, ImageLabels]] = []
-    for rel in folder.images:
+    total = len(folder.images)
+    for i, rel in enumerate(folder.images):
         if should_stop is not None and should_stop():
             raise ExportCancelled("export cancelled")
+        if progress is not None and i % READ_REPORT_EVERY == 0:
+            progress("reading", i, total)
         voc = folder.voc_path(rel)
         if not voc.is_file():
             continue
@@ -179,6 +185,8 @@ def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = T
         chosen.append((rel, labels))
         if exif_orientation(folder.image_path(rel)) != 1:
             plan.turned.append(rel)
+    if progress is not None:
+        progress("reading", total, total)
     if unknown:
         more = f"\n... and {len(unknown) - 10} more files" if len(unknown) > 10 else ""
         raise ExportError("boxes with classes outside the class list "
@@ -230,7 +238,7 @@ def export_dataset(folder: ImageFolder, fmt: str, out: Path, classes: list[str],
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = Path(out).absolute()
     check_output(out, folder.root)
-    plan = plan_export(folder, classes, verified_only, fmt, should_stop)
+    plan = plan_export(folder, classes, verified_only, fmt, should_stop, progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
@@ -258,7 +266,7 @@ class _Ticker:
             raise ExportCancelled("export cancelled")
         self.done += n
         if self._progress is not None:
-            self._progress(self.done, self.total)
+            self._progress("writing", self.done, self.total)
 
 
 def _flush_to_disk() -> None:

@@ -60,7 +60,7 @@ def default_output(root: Path, fmt: str) -> Path:
 class _ExportWorker(QObject):
     """Runs one export on the dialog's thread; results travel back as queued signals."""
 
-    progress = Signal(int, int)
+    progress = Signal(str, int, int)
     finished = Signal(object)  # ExportResult
     failed = Signal(str)
     cancelled = Signal()
@@ -203,11 +203,12 @@ class ExportDialog(QDialog):
             self._join()
         super().reject()
 
-    @Slot(int, int)
-    def _on_progress(self, done: int, total: int) -> None:
+    @Slot(str, int, int)
+    def _on_progress(self, phase: str, done: int, total: int) -> None:
         self.progress_bar.setRange(0, max(total, 1))
         self.progress_bar.setValue(done)
-        self.status.setText(f"Exporting… {done} / {total} images")
+        what = "Checking annotations" if phase == "reading" else "Exporting"
+        self.status.setText(f"{what}… {done} / {total} images")
 
     @Slot(object)
     def _on_finished(self, result: ExportResult) -> None:
