@@ -5,7 +5,8 @@ from and to the continuous coordinates of ``core.boxes`` here and nowhere else::
 
     write: xmin = floor(x0) + 1, ymin = floor(y0) + 1, xmax = ceil(x1), ymax = ceil(y1),
            clamped to 1..W and 1..H
-    read:  x0 = xmin - 1, y0 = ymin - 1, x1 = xmax, y1 = ymax   (floats accepted)
+    read:  x0 = xmin - 1, y0 = ymin - 1, x1 = xmax, y1 = ymax   (floats accepted),
+           clamped to the image (0..W, 0..H; only 0 and up when <size> is missing)
 
 A written box always covers every pixel the continuous box touches, so reading and writing
 again gives the same file. A box with no area inside the image (zero width or height after
@@ -130,7 +131,9 @@ def read_voc(path: Path | str) -> ImageLabels:
 
     Accepts what the common writers produce: float coordinates, a missing ``<size>`` (width
     and height 0: the caller fills them from the image), an empty ``<depth>`` (CVAT), missing
-    pose/truncated/difficult/occluded, corners given in the wrong order. Raises
+    pose/truncated/difficult/occluded, corners given in the wrong order, a 0 where a 1-based
+    minimum should be (CVAT writes 0-based values; the box starts at the edge). Boxes are
+    clamped to the image when its size is known. Raises
     AnnotationError naming the file and the reason for anything else.
     """
     path = Path(path)
@@ -151,11 +154,14 @@ def parse_voc(data: bytes, path: Path | str = "<memory>") -> ImageLabels:
         raise AnnotationError(path, f"not valid XML ({exc})") from exc
     if root.tag != "annotation":
         raise AnnotationError(path, f"root element is <{root.tag}>, expected <annotation>")
+    width, height = _size(root, "width", path), _size(root, "height", path)
     boxes = [_read_object(obj, i, path) for i, obj in enumerate(root.findall("object"), start=1)]
+    if width and height:
+        boxes = [b.clamped(width, height) for b in boxes]
     return ImageLabels(
         filename=_text(root, "filename"),
-        width=_size(root, "width", path),
-        height=_size(root, "height", path),
+        width=width,
+        height=height,
         depth=_size(root, "depth", path) or 3,
         boxes=boxes,
         verified=root.get("verified", "").strip().lower() in _TRUE,
@@ -177,8 +183,8 @@ def _read_object(obj: etree._Element, index: int, path: Path | str) -> Box:
     xmin, xmax = min(xmin, xmax), max(xmin, xmax)
     ymin, ymax = min(ymin, ymax), max(ymin, ymax)
     return Box(
-        x0=xmin - 1,
-        y0=ymin - 1,
+        x0=max(xmin - 1, 0.0),
+        y0=max(ymin - 1, 0.0),
         x1=xmax,
         y1=ymax,
         label=name,
