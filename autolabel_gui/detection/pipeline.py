@@ -23,6 +23,7 @@ import numpy as np
 
 from autolabel_gui.core.boxes import Box
 from autolabel_gui.core.cache import SCORE_FLOOR, ImageKey, ProposalCache, run_id_for
+from autolabel_gui.core.images import load_image
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.detection.base import Detector, DetectorConfig, DetectorUnavailable, create_detector
 
@@ -61,12 +62,6 @@ class _Pending:
     image: Future | None
 
 
-def default_loader(path: Path) -> np.ndarray:
-    from autolabel_gui.core.images import load_image
-
-    return load_image(path)
-
-
 def is_out_of_memory(exc: BaseException) -> bool:
     """torch.OutOfMemoryError, or the RuntimeError older torch and other backends raise."""
     return type(exc).__name__ == "OutOfMemoryError" or (
@@ -98,7 +93,7 @@ class DetectionPipeline:
         factory: DetectorFactory = create_detector,
         batch_size: int | None = None,
         prefetch: int | None = None,
-        loader: Loader = default_loader,
+        loader: Loader = load_image,
         decode_threads: int = 2,
         on_event: Callable[[str, str], None] | None = None,
     ) -> None:

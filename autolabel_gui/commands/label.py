@@ -1,0 +1,179 @@
+"""``autolabel-gui label FOLDER``: pre-label a folder headless, resumable, optionally into VOC files.
+
+Runs the same DetectionPipeline as the window, so proposals land in the same cache: the window
+opens on a labelled folder instantly, and a rerun after Ctrl+C (or a crash) only does what is
+left. Exit status: 0 all done, 1 some images or VOC files had problems, 2 usage or no model,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
+from autolabel_gui.core.cache import ProposalCache
+from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.images import ImageLoadError, image_size
+from autolabel_gui.core.ontology import parse_prompt_args
+from autolabel_gui.core.project import ProjectSettings
+from autolabel_gui.detection.base import DetectorUnavailable
+from autolabel_gui.detection.pipeline import DetectionPipeline, DetectionResult
+from autolabel_gui.detection.weights import find_weights, missing_weights_message
+from autolabel_gui.formats.voc import AnnotationError, read_voc, write_voc
+
+
+def _err(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
+
+
+class VocWriter:
+    """Writes unverified VOC files, but never over a verified file or one it cannot parse."""
+
+    def __init__(self, folder: ImageFolder, box_threshold: float, note) -> None:
+        self.folder = folder
+        self.box_threshold = box_threshold
+        self.note = note
+
+    def write(self, rel: str, proposals: list[Box]) -> str:
+        """Return what happened: ``written``, ``verified`` (kept), ``unreadable`` (kept) or ``failed``."""
+        path = self.folder.voc_path(rel)
+        if path.exists():
+            try:
+                if read_voc(path).verified:
+                    return "verified"
+            except AnnotationError as exc:
+                self.note(f"not overwritten (cannot parse it): {exc}")
+                return "unreadable"
+        image_path = self.folder.image_path(rel)
+        try:
+            width, height = image_size(image_path)
+        except ImageLoadError as exc:
+            self.note(f"no VOC file for {rel}: {exc}")
+            return "failed"
+        boxes = [b.clamped(width, height).with_state(BoxState.ACCEPTED) for b in proposals
+                 if b.score is None or b.score >= self.box_threshold]
+        labels = ImageLabels(filename=image_path.name, width=width, height=height, depth=3,
+                             boxes=[b for b in boxes if b.area > 0], verified=False,
+                             folder=image_path.parent.name, path=str(image_path))
+        try:
+            write_voc(path, labels)
+        except AnnotationError as exc:  # became unreadable since we looked: still never overwritten
+            self.note(str(exc))
+            return "unreadable"
+        except OSError as exc:
+            self.note(f"cannot write {path}: {exc.strerror or exc}")
+            return "failed"
+        return "written"
+
+
+def run(args: argparse.Namespace) -> int:
+    # Deprecation chatter from torch/timm/transformers internals is not the user's to act on.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="torch.meshgrid")
+    folder: Path = args.folder
+    if not folder.is_dir():
+        _err(f"{folder}: {'is not a folder' if folder.exists() else 'does not exist'}")
+        return 2
+    try:
+        settings = ProjectSettings.load(folder).with_args(args)
+        ontology = settings.ontology()
+        unknown = sorted(set(parse_prompt_args(args.prompt)) - set(settings.classes))
+    except ValueError as exc:
+        _err(str(exc))
+        return 2
+    if not settings.classes:
+        _err("no classes: pass --classes person,dog (they are remembered for this folder)")
+        return 2
+    if unknown:
+        _err(f"--prompt given for unknown class(es) {', '.join(unknown)}; the classes are {', '.join(settings.classes)}")
+        return 2
+    config = settings.detector_config()
+    if config.backend == "grounding_dino" and find_weights(config.weights) is None:
+        print(missing_weights_message(config.weights), file=sys.stderr)
+        return 2
+    try:
+        settings.save(folder)
+    except OSError as exc:
+        print(f"warning: cannot save the settings in {folder}: {exc}", file=sys.stderr)
+    images = ImageFolder(folder, annotations=args.voc_dir)
+    for problem in images.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    cache = ProposalCache(args.cache) if args.cache else ProposalCache.for_folder(folder)
+    return _label(args, images, cache, settings, config, ontology)
+
+
+def _label(args, images: ImageFolder, cache: ProposalCache, settings, config, ontology) -> int:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(images.images), unit="img", file=sys.stderr, dynamic_ncols=True,
+               disable=True if args.no_progress else None)
+    ready_at: list[float] = []
+
+    def on_event(kind: str, message: str) -> None:
+        if kind == "ready":
+            ready_at.append(time.perf_counter())
+        bar.write(message, file=sys.stderr)
+
+    def note(message: str) -> None:
+        bar.write(message, file=sys.stderr)
+
+    pipeline = DetectionPipeline(images, cache, config, ontology, on_event=on_event)
+    writer = VocWriter(images, settings.box_threshold, note) if args.voc_dir is not None else None
+    counts: Counter[str] = Counter()
+    cancel = threading.Event()
+    start = time.perf_counter()
+    results = pipeline.run(images.images, cancel)
+    try:
+        for result in results:
+            _account(result, counts, images, writer, note, settings.box_threshold)
+            bar.update(1)
+            bar.set_postfix(cached=counts["cached"], failed=counts["failed"], refresh=False)
+    except DetectorUnavailable as exc:
+        bar.close()
+        _err(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        cancel.set()
+        results.close()
+        bar.close()
+        done = counts["detected"] + counts["cached"]
+        print(f"interrupted after {done} of {len(images.images)} images; every finished image is "
+              f"cached: run the same command again to go on", file=sys.stderr)
+        return 130
+    bar.close()
+    end = time.perf_counter()
+    detect_seconds = end - ready_at[0] if ready_at else 0.0
+    _summary(cache, counts, end - start, detect_seconds, args.voc_dir, settings.box_threshold)
+    return 1 if counts["failed"] or counts["voc_unreadable"] or counts["voc_failed"] else 0
+
+
+def _account(result: DetectionResult, counts: Counter, images: ImageFolder, writer: VocWriter | None, note,
+             threshold: float) -> None:
+    image_path = images.image_path(result.relpath)
+    if not result.ok:
+        counts["failed"] += 1
+        note(f"skipped {result.relpath}: {result.error.removeprefix(f'{image_path}: ')}")
+        return
+    counts["cached" if result.from_cache else "detected"] += 1
+    counts["boxes"] += sum(1 for b in result.boxes if b.score is None or b.score >= threshold)
+    if writer is not None:
+        counts["voc_" + writer.write(result.relpath, result.boxes)] += 1
+
+
+def _summary(cache: ProposalCache, counts: Counter, seconds: float, detect_seconds: float,
+             voc_dir: Path | None, threshold: float) -> None:
+    total = counts["detected"] + counts["cached"] + counts["failed"]
+    rate = f" at {counts['detected'] / detect_seconds:.2f} img/s" if counts["detected"] and detect_seconds > 0 else ""
+    print(f"{total} images in {seconds:.1f} s: {counts['detected']} detected{rate}, "
+          f"{counts['cached']} from cache, {counts['failed']} failed; "
+          f"{counts['boxes']} boxes at score >= {threshold:g}")
+    print(f"proposals: {cache.path}")
+    if voc_dir is not None:
+        print(f"VOC files in {voc_dir}: {counts['voc_written']} written, {counts['voc_verified']} verified "
+              f"kept, {counts['voc_unreadable']} unreadable kept, {counts['voc_failed']} not written")

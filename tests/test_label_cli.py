@@ -1,0 +1,156 @@
+"""``autolabel-gui label`` end to end on the tiny real checkpoint: cache, VOC, bad files, resume."""
+
+from __future__ import annotations
+
+import _thread
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+from autolabel_gui.cli import main
+from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
+from autolabel_gui.core.cache import ImageKey, ProposalCache, run_id_for
+from autolabel_gui.core.project import ProjectSettings
+from autolabel_gui.formats.voc import read_voc, write_voc
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.model
+
+
+def _photos(root: Path, names: list[str]) -> None:
+    for i, name in enumerate(names):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        im = Image.new("RGB", (64, 48), (30 * i % 256, 110, 200 - 15 * i))
+        ImageDraw.Draw(im).rectangle([8 + 3 * i, 6, 40, 30], fill=(250, 220, 20))
+        im.save(path)
+
+
+def _small_model_folder(root: Path, names: list[str]) -> Path:
+    """A folder whose settings ask the backend for small inputs, so the tiny model runs fast."""
+    _photos(root, names)
+    ProjectSettings(extra={"image_size": "96", "max_size": "160"}).save(root)
+    return root
+
+
+def _model_args(tiny_gdino, batch: int) -> list[str]:
+    return ["--classes", "person,dog", "--weights", str(tiny_gdino.weights_path),
+            "--config", str(tiny_gdino.config_path), "--text-encoder", str(tiny_gdino.text_encoder_dir),
+            "--device", "cpu", "--precision", "fp32", "--batch-size", str(batch), "--no-progress"]
+
+
+def test_label_writes_cache_and_voc_and_never_touches_verified_or_unreadable(tmp_path, tiny_gdino, capsys):
+    folder = _small_model_folder(tmp_path / "photos", ["a1.png", "a2.png", "a3.png", "sub/b1.png"])
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is no jpeg")
+    voc = tmp_path / "voc"
+    write_voc(voc / "a2.xml", ImageLabels("a2.png", 64, 48, boxes=[Box(1, 2, 30, 40, "dog")], verified=True))
+    verified_bytes = (voc / "a2.xml").read_bytes()
+    (voc / "a3.xml").write_text("<annotation><object><name>dog</name>", encoding="utf-8")
+
+    rc = main(["label", str(folder), "--voc-dir", str(voc), *_model_args(tiny_gdino, batch=4)])
+    out, err = capsys.readouterr()
+    assert rc == 1, "a broken image and an unreadable VOC file make the run report failure"
+    assert err.count("broken.jpg") == 1 and "skipped broken.jpg: " in err
+    assert "a3.xml" in err and "not overwritten" in err
+    assert "5 images" in out and "4 detected" in out and "1 failed" in out
+    assert "2 written, 1 verified kept, 1 unreadable kept" in out
+
+    settings = ProjectSettings.load(folder)
+    assert settings.classes == ["person", "dog"], "the window must see the classes the run used"
+    run_id = run_id_for(settings.detector_config(), settings.ontology())
+    cache = ProposalCache.for_folder(folder)
+    assert cache.cached_relpaths(run_id) == {"a1.png", "a2.png", "a3.png", "sub/b1.png"}
+
+    assert (voc / "a2.xml").read_bytes() == verified_bytes
+    assert (voc / "a3.xml").read_text(encoding="utf-8") == "<annotation><object><name>dog</name>"
+    for rel, xml in (("a1.png", voc / "a1.xml"), ("sub/b1.png", voc / "sub" / "b1.xml")):
+        labels = read_voc(xml)
+        proposals = cache.get(ImageKey.from_path(folder, rel), run_id)
+        above = [b for b in proposals if b.score >= settings.box_threshold]
+        assert not labels.verified and (labels.width, labels.height) == (64, 48)
+        assert len(labels.boxes) == len(above) > 0
+        assert [b.label for b in labels.boxes] == [b.label for b in above]
+        assert all(b.state is BoxState.ACCEPTED for b in labels.boxes)
+        assert all(abs(v - round(w)) <= 1 for b, a in zip(labels.boxes, above) for v, w in zip(b.xyxy, a.xyxy))
+    assert not (voc / "broken.xml").exists()
+    cache.close()
+
+    rc = main(["label", str(folder), "--voc-dir", str(voc), *_model_args(tiny_gdino, batch=4)])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert "0 detected" in out and "4 from cache" in out
+    assert "loading the model" not in err, "a fully cached folder never loads the model"
+
+
+def test_missing_weights_is_a_clear_usage_error(tmp_path, capsys):
+    _photos(tmp_path, ["x.png"])
+    missing = tmp_path / "nowhere.pth"
+    assert main(["label", str(tmp_path), "--classes", "dog", "--weights", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "groundingdino_swint_ogc.pth" in err and "bert-base-uncased" in err
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    assert main(["label", str(tmp_path / "absent"), "--classes", "dog"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["label", str(tmp_path)]) == 2
+    assert "no classes" in capsys.readouterr().err
+    assert main(["label", str(tmp_path), "--classes", "dog", "--prompt", "cat=kitten"]) == 2
+    assert "unknown class" in capsys.readouterr().err
+
+
+def _rows(db: Path) -> dict[str, int]:
+    if not db.exists():
+        return {}
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        return dict(conn.execute("SELECT relpath, created_ns FROM proposals").fetchall())
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return {}
+    finally:
+        conn.close()
+
+
+def _wait_for_rows(db: Path, more_than: int, alive=lambda: True) -> None:
+    while len(_rows(db)) <= more_than:
+        assert alive(), "label ended before it could be interrupted"
+        time.sleep(0.05)
+
+
+def test_killed_and_interrupted_runs_resume_without_redoing_work(tmp_path, tiny_gdino, capsys):
+    names = [f"p{i}.png" for i in range(4)]
+    folder = _small_model_folder(tmp_path / "photos", names)
+    db = folder / ".autolabel" / "cache.sqlite"
+    args = ["label", str(folder), *_model_args(tiny_gdino, batch=1)]
+
+    killed = subprocess.Popen([sys.executable, "-m", "autolabel_gui", *args], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for_rows(db, 0, alive=lambda: killed.poll() is None)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=60)
+    after_kill = _rows(db)
+    assert killed.returncode == -signal.SIGKILL and 1 <= len(after_kill) < len(names)
+
+    # Ctrl+C: a real KeyboardInterrupt in the main thread once one more image is committed.
+    watcher = threading.Thread(target=lambda: (_wait_for_rows(db, len(after_kill)), _thread.interrupt_main()))
+    watcher.start()
+    assert main(args) == 130
+    watcher.join()
+    assert "run the same command again" in capsys.readouterr().err
+    after_ctrl_c = _rows(db)
+    assert len(after_kill) < len(after_ctrl_c) < len(names)
+    assert {k: after_ctrl_c[k] for k in after_kill} == after_kill, "cached images were not run again"
+
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    final = _rows(db)
+    assert set(final) == set(names)
+    assert {k: final[k] for k in after_ctrl_c} == after_ctrl_c, "no image ran twice"
+    assert f"{len(names) - len(after_ctrl_c)} detected" in out and f"{len(after_ctrl_c)} from cache" in out
