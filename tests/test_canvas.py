@@ -463,7 +463,7 @@ def test_handle_under_pointer_is_recognised_at_any_zoom(canvas):
 
 def test_qt_bindings_keep_none_alive():
     """PySide6 6.12.0 on Python 3.11 drops a reference to None per void call and the app dies
-    after a few repaints (docs/decisions/0003-pyside6-pin.md); the pin must keep such a build out."""
+    after a few repaints (docs/decisions/0009-pyside6-pin.md); the pin must keep such a build out."""
     import sys
 
     image = QImage(8, 8, QImage.Format.Format_RGB32)
