@@ -191,3 +191,20 @@ def test_for_folder_falls_back_when_folder_is_read_only(tmp_path, monkeypatch):
     finally:
         folder.chmod(0o755)
     assert cache.path.is_relative_to(tmp_path / "usercache")
+
+
+def test_outputs_remember_what_the_tool_wrote_and_old_caches_gain_the_table(tmp_path):
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript("CREATE TABLE proposals (relpath TEXT, run_id TEXT, size INTEGER, mtime_ns INTEGER, "
+                       "boxes TEXT, created_ns INTEGER, PRIMARY KEY (relpath, run_id)) WITHOUT ROWID;"
+                       "CREATE TABLE reviews (relpath TEXT PRIMARY KEY, record TEXT, updated_ns INTEGER) WITHOUT ROWID;"
+                       "INSERT INTO proposals VALUES ('a.jpg', 'run', 1, 1, '[]', 0);"
+                       "PRAGMA user_version=1;")
+    conn.close()
+    cache = ProposalCache(path)
+    assert cache.get(ImageKey("a.jpg", 1, 1), "run") == [], "an older cache keeps its proposals"
+    xml = tmp_path / "voc" / "a.xml"
+    assert cache.get_output(xml) is None
+    cache.put_output(xml, "ab" * 32)
+    assert cache.get_output(tmp_path / "voc" / ".." / "voc" / "a.xml") == "ab" * 32

@@ -46,13 +46,14 @@ def _model_args(tiny_gdino, batch: int) -> list[str]:
             "--device", "cpu", "--precision", "fp32", "--batch-size", str(batch), "--no-progress"]
 
 
-def test_label_writes_cache_and_voc_and_never_touches_verified_or_unreadable(tmp_path, tiny_gdino, capsys):
+def test_label_writes_cache_and_voc_and_never_touches_other_peoples_files(tmp_path, tiny_gdino, capsys):
     folder = _small_model_folder(tmp_path / "photos", ["a1.png", "a2.png", "a3.png", "sub/b1.png"])
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is no jpeg")
     voc = tmp_path / "voc"
+    write_voc(voc / "a1.xml", ImageLabels("a1.png", 64, 48, boxes=[Box(3, 3, 9, 9, "person")], verified=False))
     write_voc(voc / "a2.xml", ImageLabels("a2.png", 64, 48, boxes=[Box(1, 2, 30, 40, "dog")], verified=True))
-    verified_bytes = (voc / "a2.xml").read_bytes()
     (voc / "a3.xml").write_text("<annotation><object><name>dog</name>", encoding="utf-8")
+    before = {p: p.read_bytes() for p in voc.glob("*.xml")}
 
     rc = main(["label", str(folder), "--voc-dir", str(voc), *_model_args(tiny_gdino, batch=4)])
     out, err = capsys.readouterr()
@@ -60,33 +61,37 @@ def test_label_writes_cache_and_voc_and_never_touches_verified_or_unreadable(tmp
     assert err.count("broken.jpg") == 1 and "skipped broken.jpg: " in err
     assert "a3.xml" in err and "not overwritten" in err
     assert "5 images" in out and "4 detected" in out and "1 failed" in out
-    assert "2 written, 1 verified kept, 1 unreadable kept" in out
+    assert "1 written; left alone: 1 verified, 1 written by someone else, 1 unreadable" in out
+    assert {p: p.read_bytes() for p in voc.glob("*.xml")} == before
 
     settings = ProjectSettings.load(folder)
     assert settings.classes == ["person", "dog"], "the window must see the classes the run used"
     run_id = run_id_for(settings.detector_config(), settings.ontology())
     cache = ProposalCache.for_folder(folder)
     assert cache.cached_relpaths(run_id) == {"a1.png", "a2.png", "a3.png", "sub/b1.png"}
+    proposals = cache.get(ImageKey.from_path(folder, "sub/b1.png"), run_id)
+    cache.close()
 
-    assert (voc / "a2.xml").read_bytes() == verified_bytes
-    assert (voc / "a3.xml").read_text(encoding="utf-8") == "<annotation><object><name>dog</name>"
-    for rel, xml in (("a1.png", voc / "a1.xml"), ("sub/b1.png", voc / "sub" / "b1.xml")):
-        labels = read_voc(xml)
-        proposals = cache.get(ImageKey.from_path(folder, rel), run_id)
-        above = [b for b in proposals if b.score >= settings.box_threshold]
+    def check_b1(threshold: float) -> None:
+        labels = read_voc(voc / "sub" / "b1.xml")
+        above = [b for b in proposals if b.score >= threshold]
         assert not labels.verified and (labels.width, labels.height) == (64, 48)
-        assert len(labels.boxes) == len(above) > 0
+        assert len(labels.boxes) == len(above)
         assert [b.label for b in labels.boxes] == [b.label for b in above]
         assert all(b.state is BoxState.ACCEPTED for b in labels.boxes)
         assert all(abs(v - round(w)) <= 1 for b, a in zip(labels.boxes, above) for v, w in zip(b.xyxy, a.xyxy))
-    assert not (voc / "broken.xml").exists()
-    cache.close()
 
-    rc = main(["label", str(folder), "--voc-dir", str(voc), *_model_args(tiny_gdino, batch=4)])
+    check_b1(settings.box_threshold)
+    assert len(proposals) > len([b for b in proposals if b.score >= 0.7]), "the next step needs fewer boxes"
+    assert not (voc / "broken.xml").exists()
+
+    rc = main(["label", str(folder), "--voc-dir", str(voc), "--box-threshold", "0.7", "--no-progress"])
     out, err = capsys.readouterr()
     assert rc == 1
     assert "0 detected" in out and "4 from cache" in out
     assert "loading the model" not in err, "a fully cached folder never loads the model"
+    check_b1(0.7)  # its own earlier output is replaced; everyone else's is still untouched
+    assert {p: p.read_bytes() for p in voc.glob("*.xml")} == before
 
 
 def test_missing_weights_is_a_clear_usage_error(tmp_path, capsys):

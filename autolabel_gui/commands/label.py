@@ -9,6 +9,7 @@ left. Exit status: 0 all done, 1 some images or VOC files had problems, 2 usage 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import threading
 import time
@@ -33,23 +34,26 @@ def _err(msg: str) -> None:
 
 
 class VocWriter:
-    """Writes unverified VOC files, but never over a verified file or one it cannot parse."""
+    """Writes unverified VOC files, and never over someone else's work.
 
-    def __init__(self, folder: ImageFolder, box_threshold: float, note) -> None:
+    An existing file is replaced only when it is unverified and byte for byte what an earlier
+    ``label`` run wrote (its digest is in the cache); a verified file, an unreadable one, or any
+    file a person or another tool wrote or edited is left alone and counted.
+    """
+
+    def __init__(self, folder: ImageFolder, cache: ProposalCache, box_threshold: float, note) -> None:
         self.folder = folder
+        self.cache = cache
         self.box_threshold = box_threshold
         self.note = note
 
     def write(self, rel: str, proposals: list[Box]) -> str:
-        """Return what happened: ``written``, ``verified`` (kept), ``unreadable`` (kept) or ``failed``."""
+        """Return what happened: ``written``, ``verified``/``unreadable``/``kept`` (left alone) or ``failed``."""
         path = self.folder.voc_path(rel)
         if path.exists():
-            try:
-                if read_voc(path).verified:
-                    return "verified"
-            except AnnotationError as exc:
-                self.note(f"not overwritten (cannot parse it): {exc}")
-                return "unreadable"
+            kept = self._why_keep(path)
+            if kept:
+                return kept
         image_path = self.folder.image_path(rel)
         try:
             width, height = image_size(image_path)
@@ -63,6 +67,7 @@ class VocWriter:
                              folder=image_path.parent.name, path=str(image_path))
         try:
             write_voc(path, labels)
+            self.cache.put_output(path, hashlib.sha256(path.read_bytes()).hexdigest())
         except AnnotationError as exc:  # became unreadable since we looked: still never overwritten
             self.note(str(exc))
             return "unreadable"
@@ -70,6 +75,21 @@ class VocWriter:
             self.note(f"cannot write {path}: {exc.strerror or exc}")
             return "failed"
         return "written"
+
+    def _why_keep(self, path: Path) -> str | None:
+        try:
+            data = path.read_bytes()
+            if read_voc(path).verified:
+                return "verified"
+        except AnnotationError as exc:
+            self.note(f"not overwritten (cannot parse it): {exc}")
+            return "unreadable"
+        except OSError as exc:
+            self.note(f"not overwritten (cannot read it): {path}: {exc.strerror or exc}")
+            return "unreadable"
+        if self.cache.get_output(path) != hashlib.sha256(data).hexdigest():
+            return "kept"
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,7 +144,7 @@ def _label(args, images: ImageFolder, cache: ProposalCache, settings, config, on
         bar.write(message, file=sys.stderr)
 
     pipeline = DetectionPipeline(images, cache, config, ontology, on_event=on_event)
-    writer = VocWriter(images, settings.box_threshold, note) if args.voc_dir is not None else None
+    writer = VocWriter(images, cache, settings.box_threshold, note) if args.voc_dir is not None else None
     counts: Counter[str] = Counter()
     cancel = threading.Event()
     start = time.perf_counter()
@@ -175,5 +195,6 @@ def _summary(cache: ProposalCache, counts: Counter, seconds: float, detect_secon
           f"{counts['boxes']} boxes at score >= {threshold:g}")
     print(f"proposals: {cache.path}")
     if voc_dir is not None:
-        print(f"VOC files in {voc_dir}: {counts['voc_written']} written, {counts['voc_verified']} verified "
-              f"kept, {counts['voc_unreadable']} unreadable kept, {counts['voc_failed']} not written")
+        print(f"VOC files in {voc_dir}: {counts['voc_written']} written; left alone: {counts['voc_verified']} "
+              f"verified, {counts['voc_kept']} written by someone else, {counts['voc_unreadable']} unreadable; "
+              f"{counts['voc_failed']} could not be written")

@@ -32,7 +32,7 @@ SCORE_FLOOR = 0.05
 """Proposals below this never reach the cache; every threshold the user can pick is above it."""
 
 CACHE_FILE = "cache.sqlite"
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _CORRUPTION_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS proposals (
@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS reviews (
     relpath TEXT PRIMARY KEY,
     record TEXT NOT NULL,
     updated_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outputs (
+    path TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -207,7 +211,7 @@ class ProposalCache:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+            if conn.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
                 conn.executescript(_SCHEMA + f"PRAGMA user_version={_SCHEMA_VERSION};")
             conn.execute("SELECT count(*) FROM reviews").fetchone()
         except BaseException:
@@ -298,3 +302,16 @@ class ProposalCache:
         rows = self._run(lambda c: c.execute("SELECT relpath, record FROM reviews ORDER BY relpath").fetchall())
         for relpath, text in rows:
             yield relpath, _record_from_json(text)
+
+    # -- files written by the tool ---------------------------------------------------------
+
+    def put_output(self, path: Path | str, sha256: str) -> None:
+        """Remember the digest of a file this tool wrote, so it may later replace its own work."""
+        self._run(lambda c: c.execute("INSERT OR REPLACE INTO outputs(path, sha256) VALUES (?, ?)",
+                                      (str(Path(path).resolve()), sha256)))
+
+    def get_output(self, path: Path | str) -> str | None:
+        """The digest recorded by ``put_output``; a file whose bytes differ was changed by someone."""
+        row = self._run(lambda c: c.execute("SELECT sha256 FROM outputs WHERE path=?",
+                                            (str(Path(path).resolve()),)).fetchone())
+        return None if row is None else row[0]
