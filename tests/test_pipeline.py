@@ -15,7 +15,6 @@ from autolabel_gui.detection.pipeline import DetectionPipeline, is_out_of_memory
 from tests.fixtures.pipeline import (
     CountingLoader,
     FakeFactory,
-    FakeOutOfMemoryError,
     SimpleFolder,
     expected_boxes,
     pil_loader,
@@ -27,8 +26,8 @@ NAMES = [f"img{i}.png" for i in range(1, 11)]
 
 
 @pytest.fixture
-def setup(image_dir, tmp_path):
-    folder = SimpleFolder(image_dir, list(NAMES))
+def setup(pipeline_images, tmp_path):
+    folder = SimpleFolder(pipeline_images, list(NAMES))
     cache = ProposalCache(tmp_path / "cache.sqlite")
     return folder, cache
 
@@ -169,7 +168,10 @@ def test_out_of_memory_at_batch_one_falls_back_to_cpu(setup):
     assert pipeline.detector.device == "cpu"
     assert any(e.startswith("warning: ") and "running on the CPU" in e for e in pipeline.events)
     assert [e.split(":")[0] for e in pipeline.events].count("ready") == 2
-    assert is_out_of_memory(FakeOutOfMemoryError("x")) and not is_out_of_memory(RuntimeError("x"))
+    import torch
+
+    assert is_out_of_memory(torch.OutOfMemoryError("x")) and is_out_of_memory(RuntimeError("CUDA error: out of memory"))
+    assert not is_out_of_memory(RuntimeError("x"))
 
 
 def test_unavailable_model_still_serves_hits_then_raises(setup):

@@ -37,8 +37,8 @@ class Recorder:
 
 
 @pytest.fixture
-def folder(image_dir):
-    return ImageFolder(image_dir)
+def folder(pipeline_images):
+    return ImageFolder(pipeline_images)
 
 
 @pytest.fixture
@@ -207,3 +207,37 @@ def test_stop_cancels_within_one_batch_and_joins(qtbot, folder, make):
     controller.stop()
     opener.join()
     assert factory.calls == [[0]]
+
+
+def test_no_classes_means_no_model_and_no_crash(qtbot, folder, make):
+    factory = FakeFactory()
+    controller, rec = make(factory, ProjectSettings())
+    controller.start()
+    qtbot.waitUntil(lambda: bool(rec.of("state")), timeout=10_000)
+    assert rec.of("state")[0][0] == "unavailable" and "no classes" in rec.of("state")[0][1]
+    controller.prioritize("img1.png", ["img2.png"])
+    controller.reconfigure(SETTINGS)
+    qtbot.waitUntil(lambda: len(rec.delivered()) == 2, timeout=10_000)
+    assert factory.calls == [[0], [1]]
+
+
+@pytest.mark.model
+def test_real_tiny_model_through_the_worker_into_the_cache(qtbot, folder, cache, tiny_gdino):
+    config = tiny_gdino.detector_config()
+    settings = replace(SETTINGS, weights=config.weights, config=config.config, text_encoder=config.text_encoder,
+                       device="cpu", precision="fp32", batch_size=2, extra=dict(config.extra))
+    controller = DetectionController(folder, cache, settings)
+    rec = Recorder(controller)
+    controller.start()
+    try:
+        controller.prioritize("img2.png", ["img3.png", "img4.png"])
+        qtbot.waitUntil(lambda: len(rec.delivered()) == 3, timeout=120_000)
+    finally:
+        controller.stop()
+    assert rec.delivered() == ["img2.png", "img3.png", "img4.png"]
+    assert [s for s, _ in rec.of("state")] == ["loading", "ready"]
+    for rel, boxes in rec.of("boxes"):
+        assert boxes and all(b.label in ("person", "dog") and b.score >= SCORE_FLOOR for b in boxes)
+        assert all(0 <= b.x0 <= b.x1 <= 48 and 0 <= b.y0 <= b.y1 <= 32 for b in boxes)
+    pipeline = DetectionPipeline(folder, cache, settings.detector_config(), settings.ontology())
+    assert pipeline.lookup("img3.png") == rec.of("boxes")[1][1]

@@ -165,6 +165,10 @@ class _Worker(QObject):
         """Build a pipeline for new settings; the model is rebuilt only when it has to be."""
         old = self._pipeline
         config = settings.detector_config()
+        if not settings.classes:
+            self._pipeline, self._available = None, False
+            self.model_state.emit("unavailable", "no classes yet: add the classes to look for in the settings")
+            return
         try:
             pipeline = DetectionPipeline(self._folder, self._cache, config, settings.ontology(),
                                          factory=self._factory, on_event=self._on_event)
