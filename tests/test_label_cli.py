@@ -159,3 +159,16 @@ def test_killed_and_interrupted_runs_resume_without_redoing_work(tmp_path, tiny_
     assert set(final) == set(names)
     assert {k: final[k] for k in after_ctrl_c} == after_ctrl_c, "no image ran twice"
     assert f"{len(names) - len(after_ctrl_c)} detected" in out and f"{len(after_ctrl_c)} from cache" in out
+
+
+def test_cache_that_cannot_be_written_is_reported_not_a_traceback(tmp_path, tiny_gdino, capsys):
+    folder = _small_model_folder(tmp_path / "photos", ["a.png"])
+    db = tmp_path / "ro.sqlite"
+    ProposalCache(db).close()
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TRIGGER no_writes BEFORE INSERT ON proposals BEGIN SELECT RAISE(ABORT, 'disk is full'); END")
+    conn.commit()
+    conn.close()
+    assert main(["label", str(folder), "--cache", str(db), *_model_args(tiny_gdino, batch=1)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write the proposal cache {db}" in err and "disk is full" in err

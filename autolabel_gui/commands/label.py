@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import sqlite3
 import sys
 import threading
 import time
@@ -158,6 +159,10 @@ def _label(args, images: ImageFolder, cache: ProposalCache, settings, config, on
         bar.close()
         _err(str(exc))
         return 2
+    except (sqlite3.Error, OSError) as exc:  # a full disk, a cache file made read-only under us
+        bar.close()
+        _err(f"cannot write the proposal cache {cache.path}: {exc}; finished images stay cached")
+        return 1
     except KeyboardInterrupt:
         cancel.set()
         results.close()
