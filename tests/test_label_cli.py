@@ -130,7 +130,7 @@ def _wait_for_rows(db: Path, more_than: int, alive=lambda: True) -> None:
 
 
 def test_killed_and_interrupted_runs_resume_without_redoing_work(tmp_path, tiny_gdino, capsys):
-    names = [f"p{i}.png" for i in range(4)]
+    names = [f"p{i}.png" for i in range(5)]
     folder = _small_model_folder(tmp_path / "photos", names)
     db = folder / ".autolabel" / "cache.sqlite"
     args = ["label", str(folder), *_model_args(tiny_gdino, batch=1)]
@@ -144,10 +144,20 @@ def test_killed_and_interrupted_runs_resume_without_redoing_work(tmp_path, tiny_
     assert killed.returncode == -signal.SIGKILL and 1 <= len(after_kill) < len(names)
 
     # Ctrl+C: a real KeyboardInterrupt in the main thread once one more image is committed.
-    watcher = threading.Thread(target=lambda: (_wait_for_rows(db, len(after_kill)), _thread.interrupt_main()))
+    running = threading.Event()
+
+    def press_ctrl_c() -> None:
+        _wait_for_rows(db, len(after_kill), alive=running.is_set)
+        _thread.interrupt_main()
+
+    running.set()
+    watcher = threading.Thread(target=press_ctrl_c)
     watcher.start()
-    assert main(args) == 130
-    watcher.join()
+    try:
+        assert main(args) == 130
+    finally:
+        running.clear()
+        watcher.join()
     assert "run the same command again" in capsys.readouterr().err
     after_ctrl_c = _rows(db)
     assert len(after_kill) < len(after_ctrl_c) < len(names)

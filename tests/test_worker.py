@@ -202,7 +202,13 @@ def test_stop_cancels_within_one_batch_and_joins(qtbot, folder, make):
     controller.start()
     controller.prioritize("img1.png", [f"img{i}.png" for i in range(2, 11)])
     qtbot.waitUntil(lambda: bool(factory.built) and factory.built[0].started.is_set(), timeout=10_000)
-    opener = threading.Timer(0.2, gate.set)
+    interrupt = controller._queue.interrupt  # opened only once stop() has asked the run to end
+
+    def open_gate_when_stopping() -> None:
+        interrupt.wait(10)
+        gate.set()
+
+    opener = threading.Thread(target=open_gate_when_stopping)
     opener.start()
     controller.stop()
     opener.join()
