@@ -1,0 +1,170 @@
+"""One folder under review: opening an image's ReviewState and saving it back, without Qt.
+
+What the window does on every key that leaves or completes an image lives here, so the rules
+("never create a file for an untouched image", "never overwrite a file we could not read")
+are tested without a display:
+
+- Opening reads the image size from the header, the labels the image already has (VOC, YOLO
+  or COCO, as accepted boxes), the review record and the cached proposals (so the first paint
+  already shows them). A label file that cannot be parsed opens the image read-only and says
+  why; it is never written over.
+- Saving writes the VOC file only when the accepted boxes changed, or to mark the image
+  verified; the review record goes to the cache when a decision about a proposal changed.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from autolabel_gui.core.boxes import ImageLabels
+from autolabel_gui.core.cache import ImageKey, ProposalCache
+from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.images import ImageLoadError, image_size
+from autolabel_gui.core.review import ReviewState
+from autolabel_gui.formats.existing import load_existing_labels
+from autolabel_gui.formats.voc import AnnotationError, write_voc
+
+
+class Status(str, enum.Enum):
+    """Where an image is in the review, as the file list shows it."""
+
+    NEW = "new"
+    PROPOSALS = "proposals ready"
+    IN_REVIEW = "in review"
+    VERIFIED = "verified"
+
+
+_VERIFIED = re.compile(rb"<annotation\b[^>]*\bverified\s*=\s*[\"']yes[\"']", re.IGNORECASE)
+_HEAD_BYTES = 4096
+
+
+def annotation_status(voc_path: Path, has_proposals: bool) -> Status:
+    """Status from the VOC file's first bytes (``verified`` sits on the root element), so a
+    folder of 100,000 images gets its statuses without parsing 100,000 XML documents."""
+    try:
+        with open(voc_path, "rb") as fh:
+            head = fh.read(_HEAD_BYTES)
+    except FileNotFoundError:
+        return Status.PROPOSALS if has_proposals else Status.NEW
+    except OSError:
+        return Status.IN_REVIEW
+    return Status.VERIFIED if _VERIFIED.search(head) else Status.IN_REVIEW
+
+
+@dataclass(slots=True)
+class Opened:
+    """An opened image: its state and, when something is wrong, what (for the status bar)."""
+
+    state: ReviewState
+    problem: str | None = None
+
+
+@dataclass(slots=True)
+class Saved:
+    """What a save did: whether the VOC file was written, and the error if it failed."""
+
+    written: bool = False
+    error: str | None = None
+
+
+class ReviewSession:
+    """Review states of the images opened so far (undo history survives leaving an image)."""
+
+    def __init__(self, folder: ImageFolder, cache: ProposalCache | None, class_names: list[str],
+                 run_id: str | None, threshold: float) -> None:
+        self.folder = folder
+        self.cache = cache
+        self.class_names = list(class_names)
+        self.run_id = run_id
+        self.threshold = threshold
+        self._opened: dict[str, Opened] = {}
+
+    def open(self, rel: str) -> Opened:
+        """The state of image ``rel``: kept from an earlier visit, or loaded now."""
+        opened = self._opened.get(rel)
+        if opened is None:
+            opened = self._load(rel)
+            self._opened[rel] = opened
+        opened.state.set_threshold(self.threshold)
+        if not opened.state.read_only:
+            proposals = self.cached_proposals(rel)
+            if proposals is not None:
+                opened.state.set_proposals(proposals)
+        return opened
+
+    def get(self, rel: str) -> ReviewState | None:
+        opened = self._opened.get(rel)
+        return None if opened is None else opened.state
+
+    def cached_proposals(self, rel: str):
+        if self.cache is None or self.run_id is None:
+            return None
+        try:
+            return self.cache.get(ImageKey.from_path(self.folder.root, rel), self.run_id)
+        except OSError:
+            return None
+
+    def set_threshold(self, threshold: float) -> None:
+        self.threshold = threshold
+        for opened in self._opened.values():
+            opened.state.set_threshold(threshold)
+
+    def save(self, rel: str, *, verify: bool = False) -> Saved:
+        """Write what changed; ``verify`` (Space, Ctrl+S) writes the file marked verified."""
+        opened = self._opened.get(rel)
+        if opened is None:
+            return Saved()
+        state = opened.state
+        if state.read_only:
+            if verify or state.boxes_changed:
+                return Saved(error=f"{rel}: not saved, {opened.problem or 'opened read-only'}")
+            return Saved()
+        result = Saved()
+        verified = verify or state.verified
+        if verify or state.boxes_changed:
+            path = self.folder.voc_path(rel)
+            try:
+                write_voc(path, self._labels(rel, state, verified))
+            except (AnnotationError, OSError, ValueError) as exc:
+                return Saved(error=f"{path}: not saved ({exc})")
+            result.written = True
+        if self.cache is not None and self.run_id is not None and (state.record_changed or result.written):
+            self.cache.put_review(rel, state.record(self.run_id))
+        state.mark_saved(verified)
+        return result
+
+    def status(self, rel: str) -> Status | None:
+        """The status of an image opened in this session (None: not opened, ask the file)."""
+        opened = self._opened.get(rel)
+        if opened is None:
+            return None
+        if opened.state.verified:
+            return Status.VERIFIED
+        if self.folder.voc_path(rel).exists():
+            return Status.IN_REVIEW
+        return None
+
+    def _labels(self, rel: str, state: ReviewState, verified: bool) -> ImageLabels:
+        image = self.folder.image_path(rel).absolute()
+        return ImageLabels(filename=image.name, width=state.width, height=state.height,
+                           boxes=state.accepted_boxes(), verified=verified,
+                           folder=image.parent.name, path=str(image))
+
+    def _load(self, rel: str) -> Opened:
+        try:
+            width, height = image_size(self.folder.image_path(rel))
+        except ImageLoadError as exc:
+            return Opened(ReviewState(0, 0, read_only=True, threshold=self.threshold), str(exc))
+        record = self.cache.get_review(rel) if self.cache is not None else None
+        try:
+            labels = load_existing_labels(self.folder, rel, self.class_names)
+        except (AnnotationError, ImageLoadError, OSError, ValueError) as exc:
+            problem = f"{exc}; opened read-only, the file is left as it is"
+            return Opened(ReviewState(width, height, read_only=True, threshold=self.threshold), problem)
+        boxes = labels.boxes if labels is not None else []
+        verified = labels.verified if labels is not None else False
+        state = ReviewState(width, height, boxes, verified=verified, record=record, threshold=self.threshold)
+        return Opened(state)

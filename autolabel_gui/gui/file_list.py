@@ -1,0 +1,267 @@
+"""The file list: every image of the folder with its review status, counts and a status filter.
+
+A folder of 100,000 images must open at once: the model lists the names immediately and fills
+the statuses in batches from a timer (a stat and a 4 KB read per image that has a VOC file),
+so the window stays responsive while the counts grow. A row asked for before its batch is
+scanned is scanned on the spot.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QComboBox, QLabel, QListView, QVBoxLayout, QWidget
+
+from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.session import Status, annotation_status
+
+STATUS_COLORS: dict[Status, str] = {
+    Status.NEW: "#9e9e9e",
+    Status.PROPOSALS: "#42a5f5",
+    Status.IN_REVIEW: "#ffb300",
+    Status.VERIFIED: "#43a047",
+}
+STATUS_ROLE = Qt.ItemDataRole.UserRole + 1
+BATCH = 2000
+"""Statuses scanned per timer tick: a few milliseconds of work, so the window never freezes."""
+
+FILTERS: tuple[tuple[str, frozenset[Status] | None], ...] = (
+    ("All images", None),
+    ("Not verified", frozenset({Status.NEW, Status.PROPOSALS, Status.IN_REVIEW})),
+    ("New", frozenset({Status.NEW})),
+    ("Proposals ready", frozenset({Status.PROPOSALS})),
+    ("In review", frozenset({Status.IN_REVIEW})),
+    ("Verified", frozenset({Status.VERIFIED})),
+)
+
+
+def _icon(color: str) -> QIcon:
+    pixmap = QPixmap(10, 10)
+    pixmap.fill(QColor(color))
+    return QIcon(pixmap)
+
+
+class FileListModel(QAbstractListModel):
+    """Rows are ``folder.images``; statuses fill in lazily (``scan_finished`` when all are known)."""
+
+    counts_changed = Signal()
+    scan_finished = Signal()
+
+    def __init__(self, folder: ImageFolder, cached: Callable[[], set[str]], parent=None) -> None:
+        super().__init__(parent)
+        self._folder = folder
+        self._images = folder.images
+        self._row = {rel: i for i, rel in enumerate(self._images)}
+        self._cached_source = cached
+        self._cached: set[str] | None = None
+        self._status: list[Status | None] = [None] * len(self._images)
+        self._counts = dict.fromkeys(Status, 0)
+        self._scanned = 0
+        self._icons = {s: _icon(c) for s, c in STATUS_COLORS.items()}
+        self._timer = QTimer(self)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._scan_batch)
+        self._timer.start()
+
+    # -- Qt model --------------------------------------------------------------------------
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._images)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        row = index.row()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._images[row]
+        if role in (Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.ToolTipRole, STATUS_ROLE):
+            status = self.status(row)
+            if role == Qt.ItemDataRole.DecorationRole:
+                return self._icons[status]
+            return status.value if role == Qt.ItemDataRole.ToolTipRole else status
+        return None
+
+    # -- statuses --------------------------------------------------------------------------
+
+    def relpath(self, row: int) -> str:
+        return self._images[row]
+
+    def row_of(self, rel: str) -> int:
+        return self._row.get(rel, -1)
+
+    def status(self, row: int) -> Status:
+        status = self._status[row]
+        if status is None:
+            status = self._scan(row)
+        return status
+
+    def set_status(self, rel: str, status: Status) -> None:
+        """An image's status changed in the window (saved, verified, proposals arrived)."""
+        row = self._row.get(rel)
+        if row is None:
+            return
+        old = self._status[row]
+        if old == status:
+            return
+        if old is not None:
+            self._counts[old] -= 1
+        self._counts[status] += 1
+        self._status[row] = status
+        index = self.index(row)
+        self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole, STATUS_ROLE])
+        self.counts_changed.emit()
+
+    def mark_proposals(self, rel: str) -> None:
+        """Proposals arrived: a new image becomes "proposals ready" (others keep their status)."""
+        row = self._row.get(rel)
+        if row is not None and self.status(row) is Status.NEW:
+            self.set_status(rel, Status.PROPOSALS)
+
+    def counts(self) -> dict[Status, int]:
+        return dict(self._counts)
+
+    def scanned(self) -> int:
+        return self._scanned
+
+    def is_scanning(self) -> bool:
+        return self._timer.isActive()
+
+    def next_row(self, start: int, direction: int, want: Callable[[Status], bool]) -> int:
+        """The next row after ``start`` whose status ``want`` accepts (no wrap), or -1."""
+        row = start + direction
+        while 0 <= row < len(self._images):
+            if want(self.status(row)):
+                return row
+            row += direction
+        return -1
+
+    def _scan(self, row: int) -> Status:
+        if self._cached is None:
+            self._cached = self._cached_source()
+        rel = self._images[row]
+        status = annotation_status(self._folder.voc_path(rel), rel in self._cached)
+        self._status[row] = status
+        self._counts[status] += 1
+        return status
+
+    def _scan_batch(self) -> None:
+        first = self._scanned
+        end = min(first + BATCH, len(self._images))
+        for row in range(first, end):
+            if self._status[row] is None:
+                self._scan(row)
+        self._scanned = end
+        if end > first:
+            self.dataChanged.emit(self.index(first), self.index(end - 1), [Qt.ItemDataRole.DecorationRole, STATUS_ROLE])
+        done = self._scanned >= len(self._images)
+        if done:
+            self._timer.stop()
+        self.counts_changed.emit()
+        if done:
+            self.scan_finished.emit()
+
+
+class StatusFilter(QSortFilterProxyModel):
+    """Shows the rows whose status is in the chosen set (None: all rows)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._wanted: frozenset[Status] | None = None
+
+    def set_wanted(self, wanted: frozenset[Status] | None) -> None:
+        self._wanted = wanted
+        self.refilter()
+
+    def refilter(self) -> None:
+        """Re-run the filter (statuses changed); Qt 6.9 deprecates invalidateFilter for this."""
+        if hasattr(self, "beginFilterChange"):
+            self.beginFilterChange()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self.invalidateFilter()
+
+    def wanted(self) -> frozenset[Status] | None:
+        return self._wanted
+
+    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
+        if self._wanted is None:
+            return True
+        return self.sourceModel().status(source_row) in self._wanted
+
+
+class FileListPanel(QWidget):
+    """Filter, counts and the list; a click asks the window to open that image."""
+
+    image_chosen = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.filter_box = QComboBox(self)
+        for name, _ in FILTERS:
+            self.filter_box.addItem(name)
+        self.counts_label = QLabel(self)
+        self.counts_label.setWordWrap(True)
+        self.view = QListView(self)
+        self.view.setUniformItemSizes(True)  # no per-row size query: 100,000 rows lay out at once
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        for widget in (self.filter_box, self.view):
+            # Keys belong to the window's keymap; the list is driven by the mouse.
+            widget.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.filter_box)
+        layout.addWidget(self.counts_label)
+        layout.addWidget(self.view)
+        self.proxy = StatusFilter(self)
+        self.model: FileListModel | None = None
+        self.filter_box.currentIndexChanged.connect(self._filter_chosen)
+        self.view.clicked.connect(self._clicked)
+
+    def set_model(self, model: FileListModel) -> None:
+        self.model = model
+        self.proxy.setSourceModel(model)
+        self.view.setModel(self.proxy)
+        model.counts_changed.connect(self._show_counts)
+        model.counts_changed.connect(self._refilter)
+        self._show_counts()
+
+    def set_current(self, rel: str) -> None:
+        """Highlight and scroll to ``rel`` without emitting ``image_chosen``."""
+        if self.model is None:
+            return
+        index = self.proxy.mapFromSource(self.model.index(self.model.row_of(rel)))
+        self.view.setCurrentIndex(index)
+        if index.isValid():
+            self.view.scrollTo(index)
+
+    def _clicked(self, index: QModelIndex) -> None:
+        if self.model is not None:
+            self.image_chosen.emit(self.model.relpath(self.proxy.mapToSource(index).row()))
+
+    def _filter_chosen(self, i: int) -> None:
+        self.proxy.set_wanted(FILTERS[i][1])
+
+    def _refilter(self) -> None:
+        """Statuses changed: re-filter, but not per scanning batch (100,000 Python calls each)."""
+        if self.proxy.wanted() is not None and self.model is not None and not self.model.is_scanning():
+            self.proxy.refilter()
+
+    def _show_counts(self) -> None:
+        if self.model is None:
+            return
+        counts = self.model.counts()
+        total = self.model.rowCount()
+        parts = [f"{counts[s]} {s.value}" for s in Status]
+        scanning = "" if not self.model.is_scanning() else f" (checking {self.model.scanned()}/{total})"
+        self.counts_label.setText(f"{total} images{scanning}: " + ", ".join(parts))

@@ -1,0 +1,152 @@
+"""The one table of shortcuts: the window's actions and the F1 help are both built from it.
+
+Every key is a window-wide ``QAction`` (``Qt.WindowShortcut``). Qt tries shortcuts before it
+delivers a key press, so Tab reaches the "next box" action instead of moving the focus, as long
+as no focused widget claims Tab for itself: the window keeps focus on the canvas (side panels
+take no keyboard focus) and the tests press Tab on it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QHeaderView,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyBinding:
+    action: str
+    keys: tuple[str, ...]  # QKeySequence strings (PortableText); empty: menu only
+    description: str
+    group: str
+
+
+def _classes() -> tuple[KeyBinding, ...]:
+    return tuple(KeyBinding(f"class_{n}", (str(n),), f"give the selected box class {n} (class list order)", "Boxes")
+                 for n in range(1, 10))
+
+
+KEYMAP: tuple[KeyBinding, ...] = (
+    KeyBinding("next_image", ("D",), "next image (saves first)", "Images"),
+    KeyBinding("prev_image", ("A",), "previous image (saves first)", "Images"),
+    KeyBinding("accept_all_next", ("Space",),
+               "accept every visible proposal, mark verified, save, go to the next unverified image", "Images"),
+    KeyBinding("next_unverified", ("Ctrl+N",), "go to the next unverified image (saves first)", "Images"),
+    KeyBinding("save", ("Ctrl+S",), "save now and mark verified", "Images"),
+    KeyBinding("rerun", ("R",), "run the detector again on this image", "Images"),
+    KeyBinding("accept_selected", ("Return", "Enter"), "accept the selected proposal, select the next pending one", "Boxes"),
+    KeyBinding("delete_selected", ("Delete", "Backspace", "X"), "delete / reject the selected box, select the next one", "Boxes"),
+    KeyBinding("select_next", ("Tab",), "select the next box", "Boxes"),
+    KeyBinding("select_prev", ("Shift+Tab", "Shift+Backtab"), "select the previous box", "Boxes"),
+    KeyBinding("draw", ("W",), "draw a new box (drag); Esc cancels", "Boxes"),
+    KeyBinding("escape", ("Esc",), "cancel drawing, or clear the selection", "Boxes"),
+    *_classes(),
+    KeyBinding("move_left", ("Left",), "move the selected box 1 px left", "Boxes"),
+    KeyBinding("move_right", ("Right",), "move the selected box 1 px right", "Boxes"),
+    KeyBinding("move_up", ("Up",), "move the selected box 1 px up", "Boxes"),
+    KeyBinding("move_down", ("Down",), "move the selected box 1 px down", "Boxes"),
+    KeyBinding("move_left_10", ("Shift+Left",), "move the selected box 10 px left", "Boxes"),
+    KeyBinding("move_right_10", ("Shift+Right",), "move the selected box 10 px right", "Boxes"),
+    KeyBinding("move_up_10", ("Shift+Up",), "move the selected box 10 px up", "Boxes"),
+    KeyBinding("move_down_10", ("Shift+Down",), "move the selected box 10 px down", "Boxes"),
+    KeyBinding("duplicate", ("Ctrl+D",), "duplicate the selected box", "Boxes"),
+    KeyBinding("undo", ("Ctrl+Z",), "undo", "Boxes"),
+    KeyBinding("redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "redo", "Boxes"),
+    KeyBinding("threshold_down", ("[",), "lower the score threshold", "View"),
+    KeyBinding("threshold_up", ("]",), "raise the score threshold", "View"),
+    KeyBinding("fit", ("Ctrl+F",), "fit the image in the window", "View"),
+    KeyBinding("zoom_in", ("+", "="), "zoom in (also Ctrl+wheel)", "View"),
+    KeyBinding("zoom_out", ("-",), "zoom out (also Ctrl+wheel)", "View"),
+    KeyBinding("help", ("F1", "?"), "show this table", "Help"),
+    KeyBinding("open_folder", ("Ctrl+O",), "open a folder of images", "File"),
+    KeyBinding("settings", ("Ctrl+,",), "classes, prompts, thresholds, model (kept per folder)", "File"),
+    KeyBinding("export", ("Ctrl+E",), "export the labels as YOLO, COCO or VOC", "File"),
+    KeyBinding("quit", ("Ctrl+Q",), "quit (saves first)", "File"),
+)
+
+MOVE_STEPS: dict[str, tuple[int, int]] = {
+    "move_left": (-1, 0), "move_right": (1, 0), "move_up": (0, -1), "move_down": (0, 1),
+    "move_left_10": (-10, 0), "move_right_10": (10, 0), "move_up_10": (0, -10), "move_down_10": (0, 10),
+}
+"""Pixels per arrow-key action (Shift moves 10)."""
+
+
+def binding(action: str) -> KeyBinding:
+    for b in KEYMAP:
+        if b.action == action:
+            return b
+    raise KeyError(action)
+
+
+def title(b: KeyBinding) -> str:
+    """A menu entry's text: the description up to its first clause."""
+    text = re.split(r"[,;(]", b.description)[0].strip()
+    return text[:1].upper() + text[1:]
+
+
+def key_text(b: KeyBinding) -> str:
+    """The keys as the user reads them on this platform (Ctrl shows as Cmd on macOS)."""
+    shown = [QKeySequence(k).toString(QKeySequence.SequenceFormat.NativeText) for k in b.keys
+             if k != "Shift+Backtab"]
+    return ", ".join(shown) or "menu"
+
+
+def build_actions(parent: QWidget, handlers: dict[str, Callable[[], None]]) -> dict[str, QAction]:
+    """One QAction per table row, added to ``parent`` so its keys work anywhere in the window.
+
+    Every row needs a handler and every handler a row: a missing one is a bug, not a dead key.
+    """
+    missing = {b.action for b in KEYMAP} ^ set(handlers)
+    if missing:
+        raise KeyError(f"keymap and handlers differ: {sorted(missing)}")
+    actions: dict[str, QAction] = {}
+    for b in KEYMAP:
+        action = QAction(title(b), parent)
+        action.setObjectName(b.action)
+        action.setShortcuts([QKeySequence(k) for k in b.keys])
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.setToolTip(f"{b.description} ({key_text(b)})")
+        action.triggered.connect(handlers[b.action])
+        parent.addAction(action)
+        actions[b.action] = action
+    return actions
+
+
+class ShortcutsDialog(QDialog):
+    """F1: the keymap as a table, generated from ``KEYMAP`` so it can never be out of date."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts")
+        self.table = QTableWidget(len(KEYMAP), 3, self)
+        self.table.setHorizontalHeaderLabels(["Key", "Action", "Group"])
+        for row, b in enumerate(KEYMAP):
+            for col, text in enumerate((key_text(b), b.description, b.group)):
+                item = QTableWidgetItem(text)
+                item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+                self.table.setItem(row, col, item)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table)
+        layout.addWidget(buttons)
+        self.resize(720, 640)

@@ -1,0 +1,312 @@
+"""The review window: wiring only. Actions come from ``gui.keymap``, what they do from
+``gui.review_controller``, the panels from ``gui.file_list`` and ``gui.panels``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QSettings, Qt, Slot
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QVBoxLayout,
+    QWidget,
+)
+
+from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.project import ProjectSettings
+from autolabel_gui.core.review import ReviewState
+from autolabel_gui.detection.base import create_detector
+from autolabel_gui.gui.canvas import Canvas
+from autolabel_gui.gui.colors import class_colors
+from autolabel_gui.gui.file_list import FileListPanel
+from autolabel_gui.gui.keymap import MOVE_STEPS, ShortcutsDialog, build_actions
+from autolabel_gui.gui.panels import ClassPanel, ThresholdPanel
+from autolabel_gui.gui.review_controller import ReviewController, annotations_folder
+
+MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("&File", ("open_folder", "save", "settings", "export", "quit")),
+    ("&Review", ("next_image", "prev_image", "accept_all_next", "next_unverified", "rerun")),
+    ("&Edit", ("accept_selected", "delete_selected", "draw", "duplicate", "undo", "redo")),
+    ("&View", ("fit", "zoom_in", "zoom_out", "threshold_down", "threshold_up")),
+    ("&Help", ("help",)),
+)
+WEIGHTS_HINT = "run `autolabel-gui weights download`"
+_ERROR_STYLE = "color: #e53935;"
+
+
+def model_text(state: str, message: str) -> str:
+    """One status-bar line for the detector's state; the full message goes in the tooltip."""
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    first = first.split(". ")[0].rstrip(".")  # "weights not found. Looked for:" -> the finding
+    if state == "loading":
+        return f"Model: {first or 'loading'}…"
+    if state == "ready":
+        return f"Model: {first or 'ready'}"
+    if state == "unavailable":
+        hint = f" — {WEIGHTS_HINT}" if "weights" in message.lower() else ""
+        return f"No model: {first}{hint} (drawing and editing still work)"
+    return f"Model error: {first}"
+
+
+class MainWindow(QMainWindow):
+    """``open_folder`` shows a folder; everything else is reached through the keymap's actions."""
+
+    def __init__(self, qsettings: QSettings | None = None, *, detector_factory=create_detector) -> None:
+        super().__init__()
+        self.qsettings = qsettings if qsettings is not None else QSettings("autolabel-gui", "autolabel-gui")
+        self._detector_factory = detector_factory
+        self.controller: ReviewController | None = None
+        self.project: ProjectSettings = ProjectSettings()
+        self.setWindowTitle("autolabel-gui")
+        self.canvas = Canvas(self)
+        self.setCentralWidget(self.canvas)
+        self.file_panel = FileListPanel(self)
+        self.class_panel = ClassPanel(self)
+        self.threshold_panel = ThresholdPanel(self.project.box_threshold, self)
+        self._build_docks()
+        self._build_status_bar()
+        self.actions_by_id = build_actions(self, self._handlers())
+        self._build_menus()
+        self.file_panel.image_chosen.connect(self._image_chosen)
+        self.class_panel.class_clicked.connect(self._class_clicked)
+        self.threshold_panel.threshold_changed.connect(self._threshold_changed)
+        self.resize(1400, 900)
+        self._restore_geometry()
+        self.canvas.setFocus()
+
+    # ------------------------------------------------------------------ folders
+
+    def open_folder(self, root: Path, settings: ProjectSettings, first: str | None = None) -> bool:
+        """Review ``root`` with ``settings`` (the folder's, already merged with the command line)."""
+        root = Path(root)
+        try:
+            folder = ImageFolder(root, annotations_folder(root, settings))
+        except (OSError, NotADirectoryError) as exc:
+            self.show_message(str(exc), error=True)
+            return False
+        self._close_controller()
+        self.project = settings
+        controller = ReviewController(self.canvas, folder, settings, self.class_panel.current_class,
+                                      detector_factory=self._detector_factory, parent=self)
+        self.controller = controller
+        controller.message.connect(self.show_message)
+        controller.current_changed.connect(self._current_changed)
+        controller.boxes_changed.connect(self._boxes_changed)
+        controller.model_state.connect(self._model_state)
+        controller.queue_progress.connect(self._queue_progress)
+        self.file_panel.set_model(controller.files)
+        colors = class_colors(settings.classes)
+        self.canvas.set_class_colors(colors)
+        self.class_panel.set_classes(settings.classes, colors)
+        self.threshold_panel.set_value(settings.box_threshold)
+        self.model_label.setText(model_text("loading", "loading the model"))
+        self.setWindowTitle(f"{root.name} — autolabel-gui")
+        self.qsettings.setValue("last_folder", str(root.resolve()))
+        controller.start(first)
+        self.canvas.setFocus()
+        return True
+
+    def state(self) -> ReviewState | None:
+        return None if self.controller is None else self.controller.state
+
+    # ------------------------------------------------------------------ status bar
+
+    @Slot(str, bool)
+    def show_message(self, text: str, error: bool = False) -> None:
+        self.message_label.setText(text.splitlines()[0] if text else "")
+        self.message_label.setToolTip(text)
+        self.message_label.setStyleSheet(_ERROR_STYLE if error else "")
+
+    @Slot(str, str)
+    def _model_state(self, state: str, message: str) -> None:
+        self.model_label.setText(model_text(state, message))
+        self.model_label.setToolTip(message)
+        self.model_label.setStyleSheet(_ERROR_STYLE if state in ("unavailable", "error") else "")
+
+    @Slot(int, int)
+    def _queue_progress(self, done: int, total: int) -> None:
+        self.queue_label.setText(f"Detected {done}/{total}" if done < total else "")
+
+    @Slot(str, int, int)
+    def _current_changed(self, rel: str, row: int, total: int) -> None:
+        self.index_label.setText(f"{row + 1} / {total}  {rel}")
+        self.file_panel.set_current(rel)
+
+    @Slot()
+    def _boxes_changed(self) -> None:
+        state = self.state()
+        self.class_panel.set_counts(state.label_counts() if state is not None else {})
+
+    # ------------------------------------------------------------------ actions
+
+    def _handlers(self) -> dict[str, Callable[[], None]]:
+        c = self._on_controller
+        handlers: dict[str, Callable[[], None]] = {
+            "next_image": c(lambda r: r.step(+1)),
+            "prev_image": c(lambda r: r.step(-1)),
+            "accept_all_next": c(lambda r: r.accept_all_and_next()),
+            "next_unverified": c(lambda r: r.next_unverified()),
+            "save": c(lambda r: r.save_current(verify=True)),
+            "rerun": c(lambda r: r.rerun()),
+            "accept_selected": c(lambda r: r.edit(ReviewState.accept_selected)),
+            "delete_selected": c(lambda r: r.edit(ReviewState.delete_selected)),
+            "select_next": c(lambda r: r.edit(ReviewState.select_next)),
+            "select_prev": c(lambda r: r.edit(ReviewState.select_prev)),
+            "draw": c(lambda r: r.start_drawing()),
+            "escape": c(lambda r: r.escape()),
+            "duplicate": c(lambda r: r.edit(ReviewState.duplicate_selected)),
+            "undo": c(lambda r: r.edit(ReviewState.undo)),
+            "redo": c(lambda r: r.edit(ReviewState.redo)),
+            "threshold_down": lambda: self.threshold_panel.step(-1),
+            "threshold_up": lambda: self.threshold_panel.step(+1),
+            "fit": self.canvas.fit,
+            "zoom_in": lambda: self.canvas.zoom_by(1.25),
+            "zoom_out": lambda: self.canvas.zoom_by(0.8),
+            "help": lambda: ShortcutsDialog(self).exec(),
+            "open_folder": self._choose_folder,
+            "settings": self._edit_settings,
+            "export": self._export,
+            "quit": self.close,
+        }
+        for n in range(1, 10):
+            handlers[f"class_{n}"] = c(lambda r, i=n - 1: self._give_class(r, i))
+        for name, (dx, dy) in MOVE_STEPS.items():
+            handlers[name] = c(lambda r, dx=dx, dy=dy: r.edit(lambda s: s.move_selected(dx, dy)))
+        return handlers
+
+    def _on_controller(self, fn: Callable[[ReviewController], object]) -> Callable[[], None]:
+        """A handler that does nothing until a folder is open."""
+        def handler() -> None:
+            if self.controller is not None:
+                fn(self.controller)
+        return handler
+
+    def _give_class(self, controller: ReviewController, index: int) -> None:
+        self.class_panel.set_current(index)
+        controller.set_class_index(index)
+
+    @Slot(int)
+    def _class_clicked(self, index: int) -> None:
+        if self.controller is not None:
+            self.controller.set_class_index(index)
+        self.canvas.setFocus()
+
+    @Slot(str)
+    def _image_chosen(self, rel: str) -> None:
+        if self.controller is not None:
+            self.controller.go_to(rel)
+        self.canvas.setFocus()
+
+    @Slot(float)
+    def _threshold_changed(self, value: float) -> None:
+        if self.controller is not None:
+            self.controller.set_threshold(value)
+
+    def _choose_folder(self) -> None:
+        start = self.qsettings.value("last_folder", "") or str(Path.home())
+        chosen = QFileDialog.getExistingDirectory(self, "Open a folder of images", str(start))
+        if not chosen:
+            return
+        try:
+            settings = ProjectSettings.load(Path(chosen))
+        except ValueError as exc:
+            self.show_message(f"{exc}; using default settings", error=True)
+            settings = ProjectSettings()
+        self.open_folder(Path(chosen), settings)
+
+    def _edit_settings(self) -> None:
+        from autolabel_gui.gui.settings_dialog import SettingsDialog
+
+        if self.controller is None:
+            self.show_message("Open a folder first (Ctrl+O): settings are kept per folder.", error=True)
+            return
+        dialog = SettingsDialog(self.project, self)
+        if not dialog.exec():
+            return
+        new = dialog.settings()
+        root = self.controller.folder.root
+        try:
+            new.save(root)
+        except OSError as exc:
+            self.show_message(f"{ProjectSettings.path_for(root)}: settings not saved ({exc})", error=True)
+        old = self.project
+        if (new.classes, new.prompts, new.annotations_dir) != (old.classes, old.prompts, old.annotations_dir):
+            self.open_folder(root, new, first=self.controller.current)
+        else:
+            self.project = new
+            self.controller.reconfigure(new)
+            self.threshold_panel.set_value(new.box_threshold)
+
+    def _export(self) -> None:
+        from autolabel_gui.gui.export_dialog import run_export_dialog
+
+        if self.controller is None:
+            self.show_message("Open a folder first (Ctrl+O).", error=True)
+            return
+        self.controller.save_current()
+        result = run_export_dialog(self, self.controller.folder, self.project)
+        if result is not None:
+            self.show_message(f"Exported {result.images} images, {result.boxes} boxes as {result.fmt} to {result.out}")
+
+    # ------------------------------------------------------------------ layout and closing
+
+    def _build_docks(self) -> None:
+        files = QDockWidget("Images", self)
+        files.setObjectName("images_dock")
+        files.setWidget(self.file_panel)
+        files.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, files)
+        side = QWidget(self)
+        layout = QVBoxLayout(side)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.threshold_panel)
+        layout.addWidget(self.class_panel, 1)
+        classes = QDockWidget("Classes", self)
+        classes.setObjectName("classes_dock")
+        classes.setWidget(side)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, classes)
+        self.resizeDocks([files, classes], [280, 240], Qt.Orientation.Horizontal)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.message_label = QLabel(self)
+        self.model_label = QLabel("Model: no folder open", self)
+        self.queue_label = QLabel(self)
+        self.index_label = QLabel(self)
+        bar.addWidget(self.message_label, 1)
+        for label in (self.queue_label, self.model_label, self.index_label):
+            bar.addPermanentWidget(label)
+
+    def _build_menus(self) -> None:
+        for title, ids in MENUS:
+            menu = self.menuBar().addMenu(title)
+            for action_id in ids:
+                menu.addAction(self.actions_by_id[action_id])
+
+    def _restore_geometry(self) -> None:
+        geometry = self.qsettings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = self.qsettings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+
+    def _close_controller(self) -> None:
+        if self.controller is not None:
+            self.controller.shutdown()
+            self.controller.deleteLater()
+            self.controller = None
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Save the open image, stop the threads, remember the window."""
+        self._close_controller()
+        self.qsettings.setValue("window/geometry", self.saveGeometry())
+        self.qsettings.setValue("window/state", self.saveState())
+        self.qsettings.sync()
+        super().closeEvent(event)
+

@@ -1,0 +1,322 @@
+"""Reviewing one folder in the window: which image is open, what each key does to it, saving.
+
+Glue between the Qt-free review (``core.session``, ``core.review``), the canvas, the image
+prefetcher and the detection worker. The window only routes actions here; the rules about
+boxes live in ``ReviewState`` and the rules about files in ``ReviewSession``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from autolabel_gui.core.cache import ProposalCache, run_id_for
+from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.project import ProjectSettings
+from autolabel_gui.core.review import ReviewState
+from autolabel_gui.core.session import ReviewSession, Status
+from autolabel_gui.detection.base import create_detector
+from autolabel_gui.gui.canvas import Canvas
+from autolabel_gui.gui.file_list import FileListModel
+from autolabel_gui.gui.image_cache import ImageCache
+from autolabel_gui.gui.worker import DetectionController
+
+PREFETCH_AHEAD = 2
+PREFETCH_BEHIND = 1
+DETECT_AHEAD = 20
+"""Images after the current one queued for the detector, so D rarely waits for proposals."""
+
+
+def annotations_folder(root: Path, settings: ProjectSettings) -> Path | None:
+    """The VOC folder from the settings; a relative path is relative to the image folder."""
+    if not settings.annotations_dir:
+        return None
+    path = Path(settings.annotations_dir).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def safe_run_id(settings: ProjectSettings) -> str | None:
+    try:
+        return run_id_for(settings.detector_config(), settings.ontology())
+    except ValueError:
+        return None
+
+
+class ReviewController(QObject):
+    """Reviews ``folder`` on ``canvas``; ``class_for_drawing`` names the class a drawn box gets."""
+
+    message = Signal(str, bool)  # text, is an error
+    current_changed = Signal(str, int, int)  # relpath, row, number of images
+    boxes_changed = Signal()  # the current image's boxes changed (class counts)
+    image_shown = Signal(str)  # the current image and its boxes are on the canvas
+    model_state = Signal(str, str)
+    queue_progress = Signal(int, int)
+
+    def __init__(self, canvas: Canvas, folder: ImageFolder, settings: ProjectSettings,
+                 class_for_drawing: Callable[[], str | None], *, detector_factory=create_detector,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.canvas = canvas
+        self.folder = folder
+        self.settings = settings
+        self._class_for_drawing = class_for_drawing
+        self.cache = ProposalCache.for_folder(folder.root)
+        self.run_id = safe_run_id(settings)
+        self.session = ReviewSession(folder, self.cache, settings.classes, self.run_id, settings.box_threshold)
+        run_id = self.run_id
+        self.files = FileListModel(folder, lambda: self.cache.cached_relpaths(run_id) if run_id else set(), self)
+        self.images = ImageCache(folder, parent=self)
+        self.detection = DetectionController(folder, self.cache, settings, self, detector_factory=detector_factory)
+        self.current: str | None = None
+        self._shown = False
+        self._rerun: str | None = None
+        self._problem: str | None = None
+        self.images.loaded.connect(self._image_loaded)
+        self.images.failed.connect(self._image_failed)
+        self.detection.proposals_ready.connect(self._proposals_ready)
+        self.detection.image_failed.connect(self._detection_failed)
+        self.detection.model_state.connect(self.model_state)
+        self.detection.queue_progress.connect(self.queue_progress)
+        canvas.selection_changed.connect(self._canvas_selected)
+        canvas.box_edited.connect(self._canvas_edited)
+        canvas.box_drawn.connect(self._canvas_drawn)
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self, first: str | None = None) -> None:
+        """Start the detector and open ``first`` (or the first image)."""
+        self.detection.start()
+        for problem in self.folder.problems[:1]:
+            self.message.emit(f"{len(self.folder.problems)} problem(s) while listing: {problem}", True)
+        if first in self.folder.images:
+            self.go_to(first)
+        elif self.folder.images:
+            self.go_to(self.folder.images[0])
+        else:
+            self.canvas.set_image(None)
+            self.message.emit(f"{self.folder.root}: no images found", True)
+
+    def shutdown(self) -> None:
+        """Save the open image, stop the detector and the image threads."""
+        self._leave()
+        for signal, slot in ((self.canvas.selection_changed, self._canvas_selected),
+                             (self.canvas.box_edited, self._canvas_edited),
+                             (self.canvas.box_drawn, self._canvas_drawn)):
+            signal.disconnect(slot)
+        self.detection.stop()
+        self.images.close()
+        self.cache.close()
+
+    @property
+    def image_on_canvas(self) -> bool:
+        """The open image is decoded and shown with its boxes."""
+        return self._shown
+
+    @property
+    def state(self) -> ReviewState | None:
+        return None if self.current is None else self.session.get(self.current)
+
+    # ------------------------------------------------------------------ navigation
+
+    def go_to(self, rel: str) -> None:
+        """Save the image being left (if the annotator changed it) and open ``rel``."""
+        if rel == self.current:
+            return
+        self._leave()
+        self.current = rel
+        opened = self.session.open(rel)
+        self._problem = opened.problem
+        if opened.problem:
+            self.message.emit(opened.problem, True)
+        row = self.files.row_of(rel)
+        images = self.folder.images
+        ahead = images[row + 1: row + 1 + PREFETCH_AHEAD]
+        behind = images[max(row - PREFETCH_BEHIND, 0): row][::-1]
+        image = self.images.request(rel)
+        self.images.prefetch(rel, ahead + behind)
+        self._shown = False
+        if image is not None:
+            self._show_image(image)
+        self.detection.prioritize(rel, images[row + 1: row + 1 + DETECT_AHEAD])
+        self.current_changed.emit(rel, row, len(images))
+        self.boxes_changed.emit()
+
+    def step(self, direction: int) -> None:
+        """D / A: the next or previous image in folder order."""
+        row = self.files.row_of(self.current) if self.current else -1
+        target = row + direction
+        if 0 <= target < len(self.folder.images):
+            self.go_to(self.folder.images[target])
+        else:
+            self.save_current()
+            self.message.emit("Last image." if direction > 0 else "First image.", False)
+
+    def next_unverified(self) -> bool:
+        """The next image (after this one, then from the start) not yet verified."""
+        row = self.files.row_of(self.current) if self.current else -1
+        self.save_current()
+        want = lambda status: status is not Status.VERIFIED  # noqa: E731
+        target = self.files.next_row(row, +1, want)
+        if target < 0:
+            target = self.files.next_row(-1, +1, want)
+        if target < 0 or target == row:
+            self.message.emit(f"All {len(self.folder.images)} images are verified.", False)
+            return False
+        self.go_to(self.files.relpath(target))
+        return True
+
+    def accept_all_and_next(self) -> None:
+        """Space: accept the visible proposals, save verified, go on to the next unverified image."""
+        state = self.state
+        if state is None:
+            return
+        count = state.accept_all_visible()
+        if not self._save(verify=True):
+            self._sync()
+            return
+        self.message.emit(f"{self.current}: {count} proposal(s) accepted, verified.", False)
+        self.next_unverified()
+
+    def save_current(self, verify: bool = False) -> bool:
+        """Ctrl+S (``verify``) or leaving/closing: write what changed; False when it failed."""
+        return self._save(verify)
+
+    def rerun(self) -> None:
+        """R: forget this image's proposals and detect it again."""
+        if self.current is None or self.state is None or self.state.read_only:
+            return
+        self._rerun = self.current
+        self.detection.rerun(self.current)
+        self.message.emit(f"{self.current}: detecting again…", False)
+
+    def set_threshold(self, threshold: float) -> None:
+        self.session.set_threshold(threshold)
+        self._sync()
+
+    def reconfigure(self, settings: ProjectSettings) -> None:
+        """New thresholds or model settings with the same classes and annotation folder."""
+        self.settings = settings
+        self.detection.reconfigure(settings)
+
+    # ------------------------------------------------------------------ box actions
+
+    def edit(self, op: Callable[[ReviewState], object]) -> None:
+        """Apply one ReviewState operation to the open image and show the result."""
+        state = self.state
+        if state is None:
+            return
+        if state.read_only:
+            self.message.emit(f"{self.current} is read-only: {self._problem or 'it cannot be edited'}", True)
+        else:
+            op(state)
+        self._sync()
+
+    def set_class_index(self, index: int) -> None:
+        names = self.settings.classes
+        if 0 <= index < len(names):
+            self.edit(lambda s: s.set_class(names[index]))
+
+    def start_drawing(self) -> None:
+        if self.state is None or self.state.read_only or not self._shown:
+            return
+        if not self._class_for_drawing():
+            self.message.emit("Add a class in Settings (Ctrl+,) before drawing boxes.", True)
+            return
+        self.canvas.start_drawing()
+
+    def escape(self) -> None:
+        if self.canvas.is_drawing():
+            self.canvas.cancel_drawing()
+        elif self.state is not None:
+            self.state.select(-1)
+            self._sync()
+
+    # ------------------------------------------------------------------ internals
+
+    def _leave(self) -> None:
+        if self.current is not None:
+            self._save(verify=False)
+
+    def _save(self, verify: bool) -> bool:
+        rel = self.current
+        if rel is None:
+            return False
+        saved = self.session.save(rel, verify=verify)
+        if saved.error:
+            self.message.emit(saved.error, True)
+            return False
+        status = self.session.status(rel)
+        if status is not None:
+            self.files.set_status(rel, status)
+        if verify:
+            self.message.emit(f"Saved {self.folder.voc_path(rel).name} (verified).", False)
+        return True
+
+    def _show_image(self, image) -> None:
+        self.canvas.set_image(image)
+        self._shown = True
+        self._sync(full=True)
+        self.image_shown.emit(self.current)
+
+    def _sync(self, full: bool = False) -> None:
+        """Make the canvas show the state: one item per changed box, all of them when the count changed."""
+        state = self.state
+        if state is None or not self._shown:
+            return
+        boxes = state.display_boxes()
+        old = self.canvas.boxes()
+        if full or len(old) != len(boxes):
+            self.canvas.set_boxes(boxes, state.selected)
+        else:
+            for i, (a, b) in enumerate(zip(old, boxes)):
+                if a != b:
+                    self.canvas.update_box(i, b)
+            self.canvas.select(state.selected)
+        self.boxes_changed.emit()
+
+    @Slot(str, object)
+    def _image_loaded(self, rel: str, image) -> None:
+        if rel == self.current and not self._shown:
+            self._show_image(image)
+
+    @Slot(str, str)
+    def _image_failed(self, rel: str, reason: str) -> None:
+        if rel == self.current:
+            self.canvas.set_image(None)
+            self.message.emit(reason, True)
+
+    @Slot(str, object)
+    def _proposals_ready(self, rel: str, boxes) -> None:
+        self.files.mark_proposals(rel)
+        state = self.session.get(rel)
+        if state is None or state.read_only:
+            return
+        rerun = rel == self._rerun
+        if rerun:
+            self._rerun = None
+            self.message.emit(f"{rel}: {len(boxes)} proposal(s) from the new run.", False)
+        if state.set_proposals(boxes, rerun=rerun) and rel == self.current:
+            self._sync(full=True)
+
+    @Slot(str, str)
+    def _detection_failed(self, rel: str, reason: str) -> None:
+        if rel == self.current:
+            self.message.emit(f"{rel}: detection failed: {reason}", True)
+
+    @Slot(int)
+    def _canvas_selected(self, index: int) -> None:
+        if self.state is not None:
+            self.state.select(index)
+            self.boxes_changed.emit()
+
+    @Slot(int, object)
+    def _canvas_edited(self, index: int, box) -> None:
+        self.edit(lambda s: s.replace_box(index, box))
+
+    @Slot(object)
+    def _canvas_drawn(self, box) -> None:
+        label = self._class_for_drawing()
+        if label:
+            self.edit(lambda s: s.add_box(box.with_label(label)))

@@ -1,0 +1,302 @@
+"""The review window driven by real key presses: what each key does to the saved VOC file."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+
+from autolabel_gui.core.boxes import BoxState
+from autolabel_gui.core.cache import ProposalCache
+from autolabel_gui.core.session import Status
+from autolabel_gui.formats.voc import voc_corners
+from autolabel_gui.gui.keymap import KEYMAP, ShortcutsDialog, key_text
+from tests.fixtures.window import proposal
+
+Key = Qt.Key
+Mod = Qt.KeyboardModifier
+
+THREE = ["a.png", "b.png", "c.png"]
+PROPOSALS = {
+    "a.png": [proposal(10, 10, 50, 60, "person", 0.9), proposal(100, 20, 150, 80, "cat", 0.6),
+              proposal(20, 90, 60, 140, "cup", 0.2)],
+    "b.png": [proposal(30, 30, 90, 100, "vehicle", 0.8)],
+    "c.png": [proposal(5, 5, 25, 25, "cup", 0.5), proposal(120, 60, 190, 140, "person", 0.4)],
+}
+
+
+def test_space_on_three_images_writes_three_verified_files(open_review):
+    h = open_review(THREE, PROPOSALS)
+    for rel in THREE:
+        h.wait_shown(rel)
+        h.press(Key.Key_Space)
+    assert h.saved("a.png") == [("person", (10, 10, 50, 60)), ("cat", (100, 20, 150, 80))]  # 0.2 < 0.35
+    assert h.saved("b.png") == [("vehicle", (30, 30, 90, 100))]
+    assert h.saved("c.png") == [("cup", (5, 5, 25, 25)), ("person", (120, 60, 190, 140))]
+    assert all(h.voc(rel).verified for rel in THREE)
+    assert h.voc("a.png").width == 200 and h.voc("a.png").height == 150
+    assert "verified" in h.window.message_label.text()
+    assert h.controller.files.counts()[Status.VERIFIED] == 3
+
+
+def test_untouched_images_get_no_file(open_review):
+    h = open_review(THREE, PROPOSALS)
+    h.press(Key.Key_D)
+    h.wait_shown("b.png")
+    h.press(Key.Key_D)
+    h.wait_shown("c.png")
+    h.press(Key.Key_A)
+    h.wait_shown("b.png")
+    h.close()
+    assert sorted(p.name for p in h.root.glob("*.xml")) == []
+
+
+def test_enter_accepts_only_the_selected_proposal_and_d_saves_unverified(open_review):
+    h = open_review(THREE, PROPOSALS)
+    h.press(Key.Key_Tab)
+    assert h.state.selected == 0
+    h.press(Key.Key_Return)
+    assert h.state.selected == 1  # the next pending proposal
+    h.press(Key.Key_D)
+    assert h.saved("a.png") == [("person", (10, 10, 50, 60))]
+    assert not h.voc("a.png").verified
+
+
+def test_delete_rejects_and_the_rejection_survives_reopening(open_review, tmp_path):
+    h = open_review(THREE, PROPOSALS)
+    h.press(Key.Key_Tab)
+    h.press(Key.Key_Delete)
+    assert h.state.selected == 1
+    h.press(Key.Key_Space)
+    assert h.saved("a.png") == [("cat", (100, 20, 150, 80))]
+    h.close()
+    again = open_review([], root=h.root)
+    again.wait_shown("a.png")
+    state = again.state
+    # the accepted cat is a file box now, the rejected person is remembered; the 0.2 cup
+    # stays pending (below the threshold)
+    assert [(it.box.label, it.box.state) for it in state.items] == [
+        ("cat", BoxState.ACCEPTED), ("cup", BoxState.PROPOSED)]
+    record = ProposalCache.for_folder(h.root).get_review("a.png")
+    assert [(o.label, o.result) for o in record.outcomes] == [("person", "rejected"), ("cat", "accepted")]
+
+
+@pytest.mark.parametrize("key", [Key.Key_Backspace, Key.Key_X])
+def test_other_delete_keys(open_review, key):
+    h = open_review(["a.png"], PROPOSALS)
+    h.press(Key.Key_Tab)
+    h.press(key)
+    h.press(Key.Key_S, Mod.ControlModifier)
+    assert h.saved("a.png") == []
+    assert h.state.items[0].box.state is BoxState.REJECTED
+
+
+def test_tab_and_shift_tab_cycle_and_keep_the_focus_on_the_canvas(open_review):
+    h = open_review(["a.png"], PROPOSALS)
+    focus = QApplication.focusWidget()
+    h.press(Key.Key_Tab, times=3)
+    assert h.state.selected == 0  # two visible boxes: 0, 1, 0
+    assert QApplication.focusWidget() is focus
+    h.press(Key.Key_Backtab, Mod.ShiftModifier)
+    assert h.state.selected == 1
+    assert h.window.canvas.selected() == 1
+
+
+def test_digits_give_the_selected_box_a_class(open_review):
+    h = open_review(["a.png"], PROPOSALS)
+    h.press(Key.Key_Tab)
+    h.press(Key.Key_4)
+    h.press(Key.Key_S, Mod.ControlModifier)
+    assert h.saved("a.png") == [("vehicle", (10, 10, 50, 60))]
+    assert h.voc("a.png").verified
+    assert h.window.class_panel.current_class() == "vehicle"
+
+
+def test_arrows_move_the_selected_box_one_or_ten_pixels(open_review):
+    h = open_review(["a.png"], PROPOSALS)
+    h.press(Key.Key_Tab)
+    h.press(Key.Key_Right)
+    h.press(Key.Key_Down, Mod.ShiftModifier)
+    h.press(Key.Key_Left, Mod.ShiftModifier, times=3)  # stops at the left border
+    h.press(Key.Key_Up)
+    h.press(Key.Key_S, Mod.ControlModifier)
+    assert h.saved("a.png") == [("person", (0, 19, 40, 69))]
+
+
+def test_w_drag_draws_a_box_of_the_highlighted_class(open_review):
+    h = open_review(["a.png"])
+    h.window.class_panel.set_current(1)
+    h.press(Key.Key_W)
+    assert h.window.canvas.is_drawing()
+    h.drag((40, 30), (120, 110))
+    state = h.state
+    [item] = state.items
+    assert item.box.label == "cat"
+    assert item.box.x0 == pytest.approx(40, abs=1) and item.box.y1 == pytest.approx(110, abs=1)
+    h.press(Key.Key_S, Mod.ControlModifier)
+    assert h.saved("a.png") == [("cat", tuple(float(v) for v in _voc_xyxy(item.box)))]
+
+
+def _voc_xyxy(box):
+    xmin, ymin, xmax, ymax = voc_corners(box, 200, 150)
+    return xmin - 1, ymin - 1, xmax, ymax
+
+
+def test_escape_cancels_drawing(open_review):
+    h = open_review(["a.png"])
+    h.press(Key.Key_W)
+    h.press(Key.Key_Escape)
+    assert not h.window.canvas.is_drawing()
+    h.drag((40, 30), (120, 110))
+    assert h.state.items == ()
+
+
+def test_mouse_drag_moves_a_proposal_and_accepts_it(open_review):
+    h = open_review(["a.png"], PROPOSALS)
+    h.drag((30, 35), (40, 45))
+    item = h.state.items[0]
+    assert item.box.state is BoxState.ACCEPTED
+    assert item.box.x0 == pytest.approx(20, abs=1) and item.box.y0 == pytest.approx(20, abs=1)
+    h.press(Key.Key_D)
+    [(label, (x0, y0, x1, y1))] = h.saved("a.png")
+    assert label == "person" and x1 - x0 in (40, 41) and y1 - y0 in (50, 51)
+
+
+def test_undo_and_redo_change_the_saved_file(open_review):
+    h = open_review(["a.png"], PROPOSALS)
+    h.press(Key.Key_Tab)
+    h.press(Key.Key_Return)
+    h.press(Key.Key_Return)
+    h.press(Key.Key_Z, Mod.ControlModifier)
+    h.press(Key.Key_S, Mod.ControlModifier)
+    assert h.saved("a.png") == [("person", (10, 10, 50, 60))]
+    h.press(Key.Key_Z, Mod.ControlModifier | Mod.ShiftModifier)
+    h.press(Key.Key_S, Mod.ControlModifier)
+    assert h.saved("a.png") == [("person", (10, 10, 50, 60)), ("cat", (100, 20, 150, 80))]
+    h.press(Key.Key_Z, Mod.ControlModifier, times=2)
+    h.press(Key.Key_Y, Mod.ControlModifier)
+    h.press(Key.Key_S, Mod.ControlModifier)
+    assert h.saved("a.png") == [("person", (10, 10, 50, 60))]
+
+
+def test_ctrl_d_duplicates_the_selected_box(open_review):
+    h = open_review(["a.png"], PROPOSALS)
+    h.press(Key.Key_Tab)
+    h.press(Key.Key_D, Mod.ControlModifier)
+    h.press(Key.Key_S, Mod.ControlModifier)
+    # the copy is the annotator's box; the proposal it was copied from is still pending
+    assert h.saved("a.png") == [("person", (20, 20, 60, 70))]
+    assert h.controller.current == "a.png"  # Ctrl+D is not D
+    h.press(Key.Key_Tab)
+    h.press(Key.Key_Return)
+    h.press(Key.Key_S, Mod.ControlModifier)
+    assert h.saved("a.png") == [("person", (10, 10, 50, 60)), ("person", (20, 20, 60, 70))]
+
+
+def test_threshold_keys_change_what_is_shown_and_what_space_accepts(open_review):
+    h = open_review(THREE, PROPOSALS)
+    canvas = h.window.canvas
+    assert canvas.box_item(1) is not None and canvas.box_item(2) is None  # 0.6 shown, 0.2 hidden
+    h.press(Key.Key_BracketRight, times=6)  # 0.35 -> 0.65
+    assert h.window.threshold_panel.value() == pytest.approx(0.65)
+    assert canvas.box_item(0) is not None and canvas.box_item(1) is None
+    h.press(Key.Key_Space)
+    assert h.saved("a.png") == [("person", (10, 10, 50, 60))]
+    h.window.threshold_panel.set_value(0.1)  # the slider itself
+    h.wait_shown("b.png")
+    h.press(Key.Key_A)
+    h.wait_shown("a.png")
+    assert h.window.canvas.box_item(1) is not None and h.window.canvas.box_item(2) is not None
+    h.press(Key.Key_Space)
+    assert [label for label, _ in h.saved("a.png")] == ["person", "cat", "cup"]
+
+
+def test_closing_the_window_saves_changes(open_review):
+    h = open_review(THREE, PROPOSALS)
+    h.press(Key.Key_Tab)
+    h.press(Key.Key_Return)
+    h.close()
+    assert h.saved("a.png") == [("person", (10, 10, 50, 60))]
+    assert not h.voc("a.png").verified
+
+
+def test_ctrl_q_saves_and_quits(open_review):
+    h = open_review(THREE, PROPOSALS)
+    h.press(Key.Key_Tab)
+    h.press(Key.Key_Return)
+    h.press(Key.Key_Q, Mod.ControlModifier)
+    assert not h.window.isVisible()
+    assert h.saved("a.png") == [("person", (10, 10, 50, 60))]
+
+
+BROKEN = b"<annotation><object><name>cat</name><bndbox><xmin>1</xmin></bndbox></object>"
+
+
+def test_unparseable_voc_is_left_byte_identical(open_review):
+    h = open_review(THREE, PROPOSALS, files={"a.xml": BROKEN})
+    assert "a.xml" in h.window.message_label.text() and "read-only" in h.window.message_label.text()
+    assert h.state.read_only
+    h.press(Key.Key_Tab)
+    h.press(Key.Key_Return)
+    h.press(Key.Key_W)
+    h.drag((40, 30), (120, 110))
+    h.press(Key.Key_Space)
+    assert h.controller.current == "a.png"  # not saved, so it does not move on
+    assert "not saved" in h.window.message_label.text()
+    h.press(Key.Key_S, Mod.ControlModifier)
+    h.press(Key.Key_D)
+    h.close()
+    assert (h.root / "a.xml").read_bytes() == BROKEN
+
+
+LABELIMG = b"""<annotation verified="yes"><folder>x</folder><filename>a.png</filename>
+<size><width>200</width><height>150</height><depth>3</depth></size>
+<object><name>person</name><bndbox><xmin>11</xmin><ymin>11</ymin><xmax>50</xmax><ymax>60</ymax></bndbox></object>
+</annotation>"""
+
+
+def test_existing_voc_opens_as_accepted_boxes_and_hides_its_duplicates(open_review):
+    h = open_review(["a.png"], PROPOSALS, files={"a.xml": LABELIMG})
+    items = h.state.items
+    assert [(it.box.label, it.box.state, it.origin.value) for it in items] == [
+        ("person", BoxState.ACCEPTED, "file"), ("cat", BoxState.PROPOSED, "proposal"),
+        ("cup", BoxState.PROPOSED, "proposal")]
+    assert h.controller.files.status(0) is Status.VERIFIED
+    h.press(Key.Key_D)  # nothing changed: the file is not rewritten
+    assert (h.root / "a.xml").read_bytes() == LABELIMG
+
+
+def test_file_list_statuses_filter_and_click(open_review, qtbot):
+    files = {"b.xml": LABELIMG.replace(b"a.png", b"b.png"),
+             "c.xml": LABELIMG.replace(b' verified="yes"', b"")}
+    h = open_review(["a.png", "b.png", "c.png", "d.png"], {"d.png": PROPOSALS["b.png"]}, files=files)
+    model = h.controller.files
+    qtbot.waitUntil(lambda: not model.is_scanning())
+    assert model.counts() == {Status.NEW: 1, Status.PROPOSALS: 1, Status.IN_REVIEW: 1, Status.VERIFIED: 1}
+    panel = h.window.file_panel
+    assert "4 images" in panel.counts_label.text()
+    panel.filter_box.setCurrentIndex(1)  # not verified
+    assert panel.proxy.rowCount() == 3
+    panel.view.clicked.emit(panel.proxy.index(2, 0))
+    h.wait_shown("d.png")
+    assert h.window.index_label.text().startswith("4 / 4")
+    h.press(Key.Key_N, Mod.ControlModifier)  # next unverified wraps to a.png (b is verified)
+    h.wait_shown("a.png")
+
+
+def test_status_bar_says_the_model_is_missing_and_how_to_get_it(open_review, qtbot):
+    h = open_review(["a.png"])
+    qtbot.waitUntil(lambda: "weights download" in h.window.model_label.text())
+    assert "No model" in h.window.model_label.text()
+
+
+def test_f1_table_is_the_keymap(open_review):
+    h = open_review(["a.png"])
+    dialog = ShortcutsDialog(h.window)
+    assert dialog.table.rowCount() == len(KEYMAP)
+    rows = {dialog.table.item(r, 1).text(): dialog.table.item(r, 0).text() for r in range(len(KEYMAP))}
+    assert rows["redo"] == key_text(next(b for b in KEYMAP if b.action == "redo"))
+    assert "Tab" in rows["select the next box"]
+    shortcuts = {a.objectName(): [s.toString() for s in a.shortcuts()] for a in h.window.actions()}
+    assert shortcuts["accept_all_next"] == ["Space"]
+    assert shortcuts["delete_selected"] == ["Del", "Backspace", "X"]
