@@ -65,9 +65,9 @@ def test_boxes_and_scores_are_the_package_own_predictions(detector) -> None:
     """Every box we return is a query of the package's own forward, scored by its class token."""
     img = _image(3, 120, 160)
     ours = detector.detect([img], Ontology.from_names(["dog"]), FLOOR)[0]
-    tensor = preprocess(img, *detector._resize)
+    tensor = preprocess(img, *detector.input_size)
     with torch.no_grad():
-        out = detector._model(tensor[None], captions=["dog ."])
+        out = detector.model(tensor[None], captions=["dog ."])
     dog_token = 1  # [CLS] dog . [SEP]
     scores = out["pred_logits"][0, :, dog_token].sigmoid()
     h, w = img.shape[:2]
@@ -107,8 +107,8 @@ def test_sixty_classes_run_in_chunks_over_one_backbone_pass(detector) -> None:
     assert len(detector.chunks(onto)) >= 2
     calls = {"backbone": 0, "transformer": 0}
     hooks = [
-        detector._model.backbone.register_forward_hook(lambda *a: calls.__setitem__("backbone", calls["backbone"] + 1)),
-        detector._model.transformer.register_forward_hook(
+        detector.model.backbone.register_forward_hook(lambda *a: calls.__setitem__("backbone", calls["backbone"] + 1)),
+        detector.model.transformer.register_forward_hook(
             lambda *a: calls.__setitem__("transformer", calls["transformer"] + 1)
         ),
     ]

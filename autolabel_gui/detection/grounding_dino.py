@@ -282,8 +282,14 @@ class GroundingDinoDetector:
         return self._precision
 
     @property
-    def tokenizer(self):
-        return self._model.tokenizer
+    def model(self) -> torch.nn.Module:
+        """The package's ``GroundingDINO`` module, for diagnostics, tests and benchmarks."""
+        return self._model
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(shorter side, longer-side cap) images are resized to before the model sees them."""
+        return self._resize
 
     def chunks(self, ontology: Ontology) -> list[PromptChunk]:
         """How the ontology's prompts are split into captions for this model."""
