@@ -15,7 +15,7 @@ from autolabel_gui.core.project import ProjectSettings
 
 
 def run(args: argparse.Namespace) -> int:
-    from autolabel_gui.gui.app import create_app
+    from autolabel_gui.gui.app import close_on_interrupt, create_app
     from autolabel_gui.gui.main_window import MainWindow
 
     app = create_app()
@@ -35,4 +35,5 @@ def run(args: argparse.Namespace) -> int:
             return 2
         window.open_folder(folder, settings)
     window.show()
+    _keep = close_on_interrupt(window)  # noqa: F841
     return app.exec()

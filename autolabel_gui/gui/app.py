@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
-from PySide6.QtCore import QCoreApplication
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QCoreApplication, QTimer
+from PySide6.QtWidgets import QApplication, QWidget
 
 APP_NAME = "autolabel-gui"
 
@@ -19,3 +20,16 @@ def create_app(argv: list[str] | None = None) -> QApplication:
         app = QApplication(argv if argv is not None else sys.argv[:1])
         app.setStyle("Fusion")  # the same look on every platform; the screenshots match it
     return app
+
+
+def close_on_interrupt(window: QWidget) -> QTimer:
+    """Ctrl+C in the terminal closes the window (saving first) instead of killing it.
+
+    Python runs signal handlers only between bytecodes, so a timer wakes the interpreter from
+    Qt's event loop a few times a second. Keep the returned timer alive.
+    """
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    timer = QTimer(window)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
+    return timer

@@ -37,6 +37,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 WEIGHTS_HINT = "run `autolabel-gui weights download`"
 _ERROR_STYLE = "color: #e53935;"
+_WARNING_STYLE = "color: #ef6c00;"
 
 
 def model_text(state: str, message: str) -> str:
@@ -51,6 +52,19 @@ def model_text(state: str, message: str) -> str:
         hint = f" — {WEIGHTS_HINT}" if "weights" in message.lower() else ""
         return f"No model: {first}{hint} (drawing and editing still work)"
     return f"Model error: {first}"
+
+
+def boxes_text(state: ReviewState | None) -> str:
+    """What is left to do on this image, at a glance."""
+    if state is None:
+        return ""
+    accepted = len(state.accepted_boxes())
+    parts = [f"{state.pending_count()} pending", f"{accepted} accepted"]
+    if state.verified:
+        parts.append("verified")
+    if state.read_only:
+        parts.append("read-only")
+    return " · ".join(parts)
 
 
 class MainWindow(QMainWindow):
@@ -126,7 +140,8 @@ class MainWindow(QMainWindow):
     def _model_state(self, state: str, message: str) -> None:
         self.model_label.setText(model_text(state, message))
         self.model_label.setToolTip(message)
-        self.model_label.setStyleSheet(_ERROR_STYLE if state in ("unavailable", "error") else "")
+        styles = {"unavailable": _WARNING_STYLE, "error": _ERROR_STYLE}
+        self.model_label.setStyleSheet(styles.get(state, ""))
 
     @Slot(int, int)
     def _queue_progress(self, done: int, total: int) -> None:
@@ -141,6 +156,7 @@ class MainWindow(QMainWindow):
     def _boxes_changed(self) -> None:
         state = self.state()
         self.class_panel.set_counts(state.label_counts() if state is not None else {})
+        self.boxes_label.setText(boxes_text(state))
 
     # ------------------------------------------------------------------ actions
 
@@ -278,8 +294,9 @@ class MainWindow(QMainWindow):
         self.model_label = QLabel("Model: no folder open", self)
         self.queue_label = QLabel(self)
         self.index_label = QLabel(self)
+        self.boxes_label = QLabel(self)
         bar.addWidget(self.message_label, 1)
-        for label in (self.queue_label, self.model_label, self.index_label):
+        for label in (self.queue_label, self.model_label, self.boxes_label, self.index_label):
             bar.addPermanentWidget(label)
 
     def _build_menus(self) -> None:

@@ -252,6 +252,7 @@ class ReviewController(QObject):
             self.files.set_status(rel, status)
         if verify:
             self.message.emit(f"Saved {self.folder.voc_path(rel).name} (verified).", False)
+        self.boxes_changed.emit()
         return True
 
     def _show_image(self, image) -> None:
