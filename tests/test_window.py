@@ -300,3 +300,58 @@ def test_f1_table_is_the_keymap(open_review):
     shortcuts = {a.objectName(): [s.toString() for s in a.shortcuts()] for a in h.window.actions()}
     assert shortcuts["accept_all_next"] == ["Space"]
     assert shortcuts["delete_selected"] == ["Del", "Backspace", "X"]
+
+
+def test_unreadable_image_is_reported_and_skipped_without_a_file(open_review):
+    h = open_review(["a.png", "c.png"], files={"b.png": b"\x89PNG\r\n\x1a\nnot really"})
+    h.press(Key.Key_D)
+    h.qtbot.waitUntil(lambda: "b.png" in h.window.message_label.text())
+    assert h.controller.current == "b.png" and h.state.read_only
+    h.press(Key.Key_W)
+    h.press(Key.Key_Space)
+    h.press(Key.Key_D)
+    h.wait_shown("c.png")
+    assert not (h.root / "b.xml").exists()
+
+
+def test_annotations_folder_from_the_settings(open_review, tmp_path):
+    h = open_review(["a.png"], PROPOSALS, annotations_dir=str(tmp_path / "labels"))
+    h.press(Key.Key_Space)
+    assert not (h.root / "a.xml").exists()
+    assert (tmp_path / "labels" / "a.xml").is_file()
+
+
+def test_f1_opens_the_shortcut_table(open_review):
+    from PySide6.QtCore import QTimer
+
+    h = open_review(["a.png"])
+    seen = []
+
+    def close_dialog():
+        dialog = QApplication.activeModalWidget()
+        seen.append(type(dialog).__name__)
+        dialog.reject()
+
+    QTimer.singleShot(0, close_dialog)
+    h.press(Key.Key_F1)
+    assert seen == ["ShortcutsDialog"]
+
+
+def test_settings_are_kept_per_folder_and_the_window_remembers_itself(open_review, monkeypatch):
+    from dataclasses import replace
+
+    from autolabel_gui.core.project import ProjectSettings
+    from autolabel_gui.gui import settings_dialog
+
+    h = open_review(["a.png"], PROPOSALS)
+    changed = replace(h.settings, classes=["person", "cat", "cup", "vehicle", "dog"], box_threshold=0.5)
+    monkeypatch.setattr(settings_dialog.SettingsDialog, "exec", lambda self: 1)
+    monkeypatch.setattr(settings_dialog.SettingsDialog, "settings", lambda self: changed)
+    h.press(Key.Key_Comma, Mod.ControlModifier)
+    assert ProjectSettings.load(h.root).classes[-1] == "dog"
+    assert h.window.class_panel.names()[-1] == "dog"
+    assert h.window.threshold_panel.value() == pytest.approx(0.5)
+    assert h.controller.current == "a.png"
+    h.close()
+    assert h.window.qsettings.value("last_folder") == str(h.root.resolve())
+    assert h.window.qsettings.value("window/geometry") is not None

@@ -84,13 +84,6 @@ MOVE_STEPS: dict[str, tuple[int, int]] = {
 """Pixels per arrow-key action (Shift moves 10)."""
 
 
-def binding(action: str) -> KeyBinding:
-    for b in KEYMAP:
-        if b.action == action:
-            return b
-    raise KeyError(action)
-
-
 def title(b: KeyBinding) -> str:
     """A menu entry's text: the description up to its first clause."""
     text = re.split(r"[,;(]", b.description)[0].strip()

@@ -157,6 +157,8 @@ class MainWindow(QMainWindow):
         state = self.state()
         self.class_panel.set_counts(state.label_counts() if state is not None else {})
         self.boxes_label.setText(boxes_text(state))
+        self.actions_by_id["undo"].setEnabled(state is not None and state.can_undo)
+        self.actions_by_id["redo"].setEnabled(state is not None and state.can_redo)
 
     # ------------------------------------------------------------------ actions
 
