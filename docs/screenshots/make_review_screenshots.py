@@ -1,6 +1,8 @@
-"""Regenerate review-proposals.png and review-accepted.png (offscreen, no model needed).
+"""Regenerate review-proposals.png, review-accepted.png and settings.png (no model needed).
 
-Run: .venv/bin/python docs/screenshots/make_review_screenshots.py
+Run under Xvfb (what the README shows):
+    Xvfb :55 -screen 0 1600x1000x24 & DISPLAY=:55 QT_QPA_PLATFORM=xcb .venv/bin/python docs/screenshots/make_review_screenshots.py
+or offscreen with no QT_QPA_PLATFORM set.
 
 Proposals are hand-placed in the cache of a copy of resources/samples (the real checkpoint is
 not needed to show the review flow); the keys pressed are the ones an annotator would press.
@@ -22,6 +24,7 @@ sys.path.insert(0, str(REPO))
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QWidget  # noqa: E402
 
 from autolabel_gui.core.boxes import Box, BoxState  # noqa: E402
 from autolabel_gui.core.cache import ImageKey, ProposalCache, run_id_for  # noqa: E402
@@ -29,6 +32,7 @@ from autolabel_gui.core.project import ProjectSettings  # noqa: E402
 from autolabel_gui.detection.base import DetectorUnavailable  # noqa: E402
 from autolabel_gui.gui.app import create_app  # noqa: E402
 from autolabel_gui.gui.main_window import MainWindow  # noqa: E402
+from autolabel_gui.gui.settings_dialog import SettingsDialog  # noqa: E402
 from autolabel_gui.detection.weights import missing_weights_message  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
@@ -42,11 +46,11 @@ def proposal(x0, y0, x1, y1, label, score) -> Box:
     return Box(x0, y0, x1, y1, label, score, BoxState.PROPOSED)
 
 
-def save_small(window: MainWindow, name: str) -> None:
+def save_small(widget: QWidget, name: str) -> None:
     """A 256-colour PNG: the screenshots stay well under 300 KB."""
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.png"
-        window.grab().save(str(raw))
+        widget.grab().save(str(raw))
         image = Image.open(raw).convert("RGB")
         image.quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(
             OUT / name, optimize=True)
@@ -73,6 +77,10 @@ def main() -> None:
         while time.perf_counter() < end:
             app.processEvents()
 
+        window.activateWindow()  # under Xvfb with no window manager nothing else gives focus
+        QTest.qWaitForWindowActive(window)
+        window.canvas.setFocus()
+
         def key(k, modifier=Qt.KeyboardModifier.NoModifier) -> None:
             QTest.keyClick(window.canvas, k, modifier)
             app.processEvents()
@@ -84,6 +92,12 @@ def main() -> None:
         key(Qt.Key.Key_Delete)  # the helmet is no cup
         key(Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
         save_small(window, "review-accepted.png")
+        prompts = {"vehicle": "car . truck . bus . rocket"}
+        dialog = SettingsDialog(ProjectSettings(classes=settings.classes, prompts=prompts), window)
+        dialog.show()
+        app.processEvents()
+        save_small(dialog, "settings.png")
+        dialog.reject()
         window.close()
 
 
