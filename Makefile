@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SAMPLES := resources/samples
 SAMPLE_CLASSES := person,cat,cup,vehicle
 
-.PHONY: run test test-long bench venv clean-venv
+.PHONY: run test test-long bench weights venv clean-venv
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11+) on PATH, or run: make PYTHON=python3.12 ..."; exit 1; }
@@ -26,6 +26,9 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/autolabel-gui $(SAMPLES) --classes $(SAMPLE_CLASSES)
+
+weights: $(STAMP)
+	$(VENV)/bin/autolabel-gui weights download
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q

@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     wdl = wsub.add_parser("download", help="download the SwinT-OGC checkpoint into weights/")
     wdl.add_argument("--dest", type=Path, default=None, help="target folder (default: weights/)")
     wdl.add_argument("--url", default=None, help="override the manifest's URL (a mirror)")
+    wdl.add_argument("--skip-text-encoder", action="store_true",
+                     help="do not pre-fetch bert-base-uncased into the Hugging Face cache")
     wsub.add_parser("status", help="say where weights are looked for and what was found")
 
     export = sub.add_parser("export", help="export reviewed labels as YOLO, COCO or VOC")

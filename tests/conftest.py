@@ -6,12 +6,17 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 _ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(_ROOT.parent))
+
+# Fixture modules import each other; registering the package first keeps assert rewriting on.
+pytest.register_assert_rewrite("tests.fixtures")
 
 pytest_plugins = sorted(
     f"tests.fixtures.{p.stem}" for p in (_ROOT / "fixtures").glob("*.py") if p.stem != "__init__"

@@ -198,3 +198,18 @@ def test_weights_status_command(tmp_path, monkeypatch, capsys):
 def test_weights_download_command_reports_failure(tmp_path, monkeypatch, capsys):
     assert main(["weights", "download", "--dest", str(tmp_path), "--url", _refused_url()]) == 1
     assert "by hand" in capsys.readouterr().err
+
+
+def test_weights_download_command_fetches_checkpoint_then_text_encoder(server, tmp_path, monkeypatch, capsys):
+    """One command gets everything; a text encoder that cannot be fetched is named, exit 1."""
+    monkeypatch.setattr(w, "load_manifest", lambda path=None: w.WeightsSpec(
+        name="groundingdino_swint_ogc.pth", url=server.url, size=len(PAYLOAD),
+        sha256=hashlib.sha256(PAYLOAD).hexdigest(), text_encoder="no-such-org/no-such-encoder"))
+    assert main(["weights", "download", "--dest", str(tmp_path), "--skip-text-encoder"]) == 0
+    assert (tmp_path / "groundingdino_swint_ogc.pth").read_bytes() == PAYLOAD
+    assert "text encoder" not in capsys.readouterr().err
+    (tmp_path / "groundingdino_swint_ogc.pth").unlink()
+    assert main(["weights", "download", "--dest", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "no-such-org/no-such-encoder" in err and "--text-encoder DIR" in err
+    assert (tmp_path / "groundingdino_swint_ogc.pth").read_bytes() == PAYLOAD

@@ -23,6 +23,24 @@ def _download(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"weights ready: {path}")
+    if args.skip_text_encoder:
+        return 0
+    return _fetch_text_encoder(spec.text_encoder)
+
+
+def _fetch_text_encoder(name: str) -> int:
+    """Fill the Hugging Face cache now, so the first detection works offline later."""
+    print(f"fetching the text encoder {name} into the Hugging Face cache", file=sys.stderr)
+    try:
+        from transformers import AutoTokenizer, BertModel
+
+        AutoTokenizer.from_pretrained(name)
+        BertModel.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        print(f"error: could not fetch {name}: {exc}\n"
+              f"Download it elsewhere (huggingface.co/{name}) and pass --text-encoder DIR.", file=sys.stderr)
+        return 1
+    print(f"text encoder ready: {name}")
     return 0
 
 
