@@ -164,6 +164,14 @@ class ReviewSession:
         except (AnnotationError, ImageLoadError, OSError, ValueError) as exc:
             problem = f"{exc}; opened read-only, the file is left as it is"
             return Opened(ReviewState(width, height, read_only=True, threshold=self.threshold), problem)
+        voc = self.folder.voc_path(rel)
+        if (labels is not None and labels.width and labels.height and (labels.width, labels.height) != (width, height)
+                and voc.is_file()):
+            # Its boxes belong to another picture (resized, replaced, or turned by a tool that
+            # ignores EXIF): saving would clip them to this one and lose them.
+            problem = (f"{voc}: made for a {labels.width}x{labels.height} image, but the "
+                       f"image is {width}x{height}; opened read-only, the file is left as it is")
+            return Opened(ReviewState(width, height, labels.boxes, read_only=True, threshold=self.threshold), problem)
         boxes = labels.boxes if labels is not None else []
         verified = labels.verified if labels is not None else False
         state = ReviewState(width, height, boxes, verified=verified, record=record, threshold=self.threshold)
