@@ -136,6 +136,14 @@ class ReviewSession:
         state.mark_saved(verified)
         return result
 
+    def mark_unreadable(self, rel: str, reason: str) -> None:
+        """The image's pixels cannot be decoded (its header could): nobody may verify or save
+        boxes for a picture they cannot see, so it becomes read-only with ``reason``."""
+        opened = self._opened.get(rel)
+        if opened is not None:
+            opened.state.read_only = True
+            opened.problem = opened.problem or reason
+
     def status(self, rel: str) -> Status | None:
         """The status of an image opened in this session (None: not opened, ask the file)."""
         opened = self._opened.get(rel)

@@ -284,8 +284,12 @@ class ReviewController(QObject):
 
     @Slot(str, str)
     def _image_failed(self, rel: str, reason: str) -> None:
-        if rel == self.current:
-            self.canvas.set_image(None)
+        if rel != self.current:
+            return
+        self.canvas.set_image(None)
+        self.session.mark_unreadable(rel, reason)
+        if str(self.folder.image_path(rel)) not in (self._problem or ""):  # said once, not twice
+            self._problem = reason
             self.message.emit(reason, True)
 
     @Slot(str, object)
