@@ -110,3 +110,62 @@ def test_listing_and_loading_core_on_the_hostile_folder(tmp_path):
             assert str(folder.image_path(rel)) in str(info.value) and words in info.value.reason.lower(), rel
     finally:
         corpus.unlock()
+
+
+def test_window_goes_through_the_hostile_folder(open_review, tmp_path, qtbot, monkeypatch):
+    """Every image with D: readable ones shown at their oriented size, bad ones reported with the
+    reason; no file changes until Space saves one."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    from autolabel_gui.gui.main_window import MainWindow
+
+    corpus = build_hostile_corpus(tmp_path / "hostile", tmp_path / "voc")
+    corpus.unlock()  # in-process as root the locked folder would be read anyway: list it like root does
+    before = snapshot(corpus.root, corpus.voc_dir)
+    messages: list[tuple[str, bool]] = []
+    show = MainWindow.show_message
+    monkeypatch.setattr(MainWindow, "show_message", lambda self, text, error=False: (
+        messages.append((text, error)), show(self, text, error)))
+    h = open_review([], root=corpus.root, annotations_dir=str(corpus.voc_dir))
+    c = h.controller
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is h.window.canvas)  # keys reach the window
+    readable, unreadable = corpus.readable_for(True), corpus.unreadable_for(True)
+    assert set(c.folder.images) == set(readable) | set(unreadable)
+    assert any("problem(s) while listing" in text for text, _ in messages)
+    for i, rel in enumerate(c.folder.images):
+        if i:
+            h.press(Qt.Key.Key_D)
+        path = str(c.folder.image_path(rel))
+        qtbot.waitUntil(lambda: c.current == rel and (c.image_on_canvas or any(
+            path in text for text, error in messages if error)), timeout=60_000)
+        qtbot.wait(20)  # a second report, if any, would arrive now
+        reports = [text for text, error in messages if error and path in text]
+        if rel in readable:
+            assert c.image_on_canvas and (c.state.width, c.state.height) == readable[rel], rel
+            assert reports == [], reports
+        else:
+            assert not c.image_on_canvas and c.state.read_only, rel
+            assert len(reports) == 1 and unreadable[rel] in reports[0].lower(), (rel, reports)
+    malformed, wrong_size = (str(c.folder.voc_path(r)) for r in ("vocs/malformed.jpg", "vocs/wrong_size.jpg"))
+    assert any(malformed in text and "not valid XML" in text for text, error in messages if error)
+    assert any(wrong_size in text and "640x480" in text for text, error in messages if error)
+    h.press(Qt.Key.Key_D)
+    assert changed(before, snapshot(corpus.root, corpus.voc_dir)) == [], "browsing changed a file"
+
+    for rel in ("plain.jpg", "vocs/unknown_class.jpg", "vocs/outside.jpg", "vocs/wrong_size.jpg", "vocs/malformed.jpg"):
+        c.go_to(rel)
+        qtbot.waitUntil(lambda: c.image_on_canvas)
+        h.press(Qt.Key.Key_Space)
+    c.go_to("broken/truncated.jpg")  # its header is fine, its pixels are not: never verified unseen
+    qtbot.waitUntil(lambda: c.state.read_only)
+    h.press(Qt.Key.Key_Space)
+    assert "not saved" in messages[-1][0] and messages[-1][1]
+    edited = {c.folder.voc_path(r) for r in ("vocs/unknown_class.jpg", "vocs/outside.jpg")}
+    after = snapshot(corpus.root, corpus.voc_dir)
+    assert set(changed(before, after)) == edited, "only the files the user saved changed"
+    assert set(after) - set(before) == {c.folder.voc_path("plain.jpg")}
+    assert [b.label for b in read_voc(c.folder.voc_path("vocs/unknown_class.jpg")).boxes] == ["zebra"]
+    assert [(b.label, b.xyxy) for b in read_voc(c.folder.voc_path("vocs/outside.jpg")).boxes] == [
+        ("dog", (39.0, 29.0, 64.0, 48.0))]
+    assert all(read_voc(p).verified for p in edited)
