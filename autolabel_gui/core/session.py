@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import re
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +82,7 @@ class ReviewSession:
         self.run_id = run_id
         self.threshold = threshold
         self._opened: dict[str, Opened] = {}
+        self._unsaved: dict[str, bool] = {}  # images whose save failed -> whether it was a verify
 
     def open(self, rel: str) -> Opened:
         """The state of image ``rel``: kept from an earlier visit, or loaded now."""
@@ -113,7 +115,29 @@ class ReviewSession:
             opened.state.set_threshold(threshold)
 
     def save(self, rel: str, *, verify: bool = False) -> Saved:
-        """Write what changed; ``verify`` (Space, Ctrl+S) writes the file marked verified."""
+        """Write what changed; ``verify`` (Space, Ctrl+S) writes the file marked verified.
+
+        A save that fails (full or read-only disk) leaves the edits in memory and is tried again,
+        with the same intent, after the next save that works: fixing the disk loses nothing.
+        """
+        verify = verify or self._unsaved.get(rel, False)
+        result = self._write(rel, verify)
+        opened = self._opened.get(rel)
+        if result.error is None:
+            self._unsaved.pop(rel, None)
+            self.retry_unsaved()
+        elif opened is not None and not opened.state.read_only:
+            self._unsaved[rel] = verify
+        return result
+
+    def retry_unsaved(self) -> list[str]:
+        """Save again the images whose save failed earlier; returns those that still fail."""
+        for rel, verify in list(self._unsaved.items()):
+            if self._write(rel, verify).error is None:
+                del self._unsaved[rel]
+        return list(self._unsaved)
+
+    def _write(self, rel: str, verify: bool) -> Saved:
         opened = self._opened.get(rel)
         if opened is None:
             return Saved()
@@ -132,7 +156,11 @@ class ReviewSession:
                 return Saved(error=f"{path}: not saved ({exc})")
             result.written = True
         if self.cache is not None and self.run_id is not None and (state.record_changed or result.written):
-            self.cache.put_review(rel, state.record(self.run_id))
+            try:
+                self.cache.put_review(rel, state.record(self.run_id))
+            except sqlite3.Error as exc:  # not marked saved: the record is written again next time
+                result.error = f"{self.cache.path}: the rejected proposals of {rel} are not remembered ({exc})"
+                return result
         state.mark_saved(verified)
         return result
 
