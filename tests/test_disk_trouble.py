@@ -128,6 +128,34 @@ def _cache_disk_full(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ProposalCache, "_connect", connect)
 
 
+class _FullDiskConnection:
+    """A cache connection on a disk with no room left (while ``full``): reads work, every write
+    fails as SQLite's does."""
+
+    full = True
+
+    def __init__(self, conn) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, *args):
+        if self.full and sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE")):
+            import sqlite3
+
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str):
+        return getattr(self._conn, name)
+
+
+def _cache_writes_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autolabel_gui.core.cache import ProposalCache
+
+    real_connect = ProposalCache._connect
+    monkeypatch.setattr(_FullDiskConnection, "full", True)
+    monkeypatch.setattr(ProposalCache, "_connect", lambda self: _FullDiskConnection(real_connect(self)))
+
+
 @pytest.mark.model
 def test_label_with_a_full_cache_disk_stops_with_a_message_and_resumes_once_fixed(
         tmp_path, monkeypatch, tiny_gdino, capsys):
@@ -146,3 +174,65 @@ def test_label_with_a_full_cache_disk_stops_with_a_message_and_resumes_once_fixe
     monkeypatch.undo()
     assert main(args) == 0
     assert f"{len(names)} detected" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fault", ["full", "read_only"])
+def test_window_save_on_a_full_or_read_only_disk_keeps_the_edits_and_saves_once_fixed(
+        open_review, monkeypatch, qtbot, fault):
+    from PySide6.QtCore import Qt
+
+    from tests.fixtures.window import proposal
+
+    proposals = {"a.png": [proposal(10, 10, 50, 60, "person", 0.9)], "b.png": [proposal(30, 30, 90, 100, "cat", 0.8)],
+                 "c.png": [proposal(5, 5, 25, 25, "cup", 0.7)]}
+    h = open_review(["a.png", "b.png", "c.png"], proposals)
+    trouble = DiskTrouble(monkeypatch, h.root)
+    getattr(trouble, fault)()
+    reason = "No space left on device" if fault == "full" else "Read-only file system"
+
+    h.press(Qt.Key.Key_Space)  # accept and verify a.png: the save fails
+    assert trouble.failures >= 1 and h.controller.current == "a.png", "a failed save must not move on"
+    assert reason in h.window.message_label.toolTip() and "a.xml" in h.window.message_label.toolTip()
+    assert [b.label for b in h.state.accepted_boxes()] == ["person"], "the edit is kept in memory"
+    h.press(Qt.Key.Key_Tab)
+    h.press(Qt.Key.Key_Right)  # another edit, then D: leaving saves, and fails again
+    h.press(Qt.Key.Key_D)
+    h.wait_shown("b.png")
+    assert reason in h.window.message_label.toolTip()
+    assert list(h.root.glob("*.xml")) == [] and not list(h.root.glob(".*.tmp"))
+
+    trouble.fixed()
+    h.press(Qt.Key.Key_Space)  # b.png saves; a.png's edits, kept in memory, are saved with it
+    assert h.saved("b.png") == [("cat", (30, 30, 90, 100))]
+    assert h.saved("a.png") == [("person", (11, 10, 51, 60))], "the edits made while the disk was full"
+    assert h.voc("a.png").verified
+
+
+def test_window_with_a_full_cache_disk_saves_the_voc_file_and_says_what_was_not_kept(
+        open_review, monkeypatch, tmp_path):
+    from PySide6.QtCore import Qt
+
+    from autolabel_gui.core.boxes import BoxState
+    from autolabel_gui.core.project import ProjectSettings
+    from tests.fixtures.window import WINDOW_CLASSES, proposal, put_proposals, write_image
+
+    root = tmp_path / "images"
+    for i, name in enumerate(["a.png", "b.png"]):
+        write_image(root / name, seed=i)
+    put_proposals(root, ProjectSettings(classes=list(WINDOW_CLASSES)),
+                  {"a.png": [proposal(10, 10, 50, 60, "person", 0.9), proposal(60, 60, 90, 90, "cat", 0.8)]})
+    _cache_writes_fail(monkeypatch)
+    h = open_review([], root=root)
+    h.wait_shown("a.png")
+    h.press(Qt.Key.Key_Tab)
+    h.press(Qt.Key.Key_Delete)  # a rejection: remembered in the cache, which cannot grow
+    h.press(Qt.Key.Key_Space)
+    assert h.saved("a.png") == [("cat", (60, 60, 90, 90))] and h.voc("a.png").verified
+    assert "disk is full" in h.window.message_label.toolTip() and "a.png" in h.window.message_label.toolTip()
+    assert h.controller.current == "a.png", "stays until the rejection is remembered too"
+
+    _FullDiskConnection.full = False  # space freed: the next save writes the record too
+    h.press(Qt.Key.Key_Space)
+    h.wait_shown("b.png")
+    record = h.controller.cache.get_review("a.png")
+    assert [b.label for b in record.rejected if b.state is BoxState.REJECTED] == ["person"]
