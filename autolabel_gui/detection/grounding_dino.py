@@ -124,18 +124,12 @@ def model_id_for(
     return f"grounding_dino:{digest[:20]}"
 
 
-def _unavailable_weights(flag: str | None) -> DetectorUnavailable:
-    from autolabel_gui.detection.weights import missing_weights_message
-
-    return DetectorUnavailable(missing_weights_message(flag))
-
-
 def _find_weights(flag: str | None) -> Path:
-    from autolabel_gui.detection.weights import find_weights
+    from autolabel_gui.detection.weights import find_weights, missing_weights_message
 
     path = find_weights(flag)
     if path is None or not path.is_file():
-        raise _unavailable_weights(flag)
+        raise DetectorUnavailable(missing_weights_message(flag))
     return path
 
 
