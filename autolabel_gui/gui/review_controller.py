@@ -73,6 +73,7 @@ class ReviewController(QObject):
         self._shown = False
         self._rerun: str | None = None
         self._problem: str | None = None
+        self._detection_errors: dict[str, str] = {}  # also those found while looking ahead
         self.images.loaded.connect(self._image_loaded)
         self.images.failed.connect(self._image_failed)
         self.detection.proposals_ready.connect(self._proposals_ready)
@@ -130,6 +131,8 @@ class ReviewController(QObject):
         self._problem = opened.problem
         if opened.problem:
             self.message.emit(opened.problem, True)
+        elif rel in self._detection_errors:
+            self.message.emit(f"{rel}: detection failed: {self._detection_errors[rel]}", True)
         row = self.files.row_of(rel)
         images = self.folder.images
         ahead = images[row + 1: row + 1 + PREFETCH_AHEAD]
@@ -294,6 +297,7 @@ class ReviewController(QObject):
 
     @Slot(str, object)
     def _proposals_ready(self, rel: str, boxes) -> None:
+        self._detection_errors.pop(rel, None)
         self.files.mark_proposals(rel)
         state = self.session.get(rel)
         if state is None or state.read_only:
@@ -307,6 +311,7 @@ class ReviewController(QObject):
 
     @Slot(str, str)
     def _detection_failed(self, rel: str, reason: str) -> None:
+        self._detection_errors[rel] = reason
         if rel == self.current:
             self.message.emit(f"{rel}: detection failed: {reason}", True)
 
