@@ -1,6 +1,6 @@
 """Model trouble end to end: missing or wrong weights, a text encoder that cannot be loaded,
 CUDA running out of memory, an exception inside the detector. Each is said clearly on stderr
-(the window's side is in test_window_reliability.py) and no file the user has is touched.
+and in the window's status bar, and no file the user has is touched.
 
 The backend's own tests check each error message at the source (test_grounding_dino.py); here
 the real command runs on the tiny checkpoint and the user-facing outcome is checked.
@@ -88,6 +88,7 @@ class _TinyGpu:
     torch.OutOfMemoryError; the CPU model answers. ``fail_width`` images make the model raise."""
 
     calls: list[tuple[str, int]] = []
+    failures = 0
     fail_width: int | None = None
 
     def __init__(self, config: base.DetectorConfig, real) -> None:
@@ -107,6 +108,7 @@ class _TinyGpu:
         if self._on_gpu:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB (GPU 0; 1.00 GiB free)")
         if self.fail_width is not None and any(im.shape[1] == self.fail_width for im in images):
+            _TinyGpu.failures += 1
             raise ValueError("index 900 is out of bounds for dimension 0 with size 900")
         return self._real.detect(images, ontology, score_floor)
 
@@ -117,6 +119,7 @@ def tiny_gpu(monkeypatch):
 
     real = base._BACKENDS["grounding_dino"]
     _TinyGpu.calls = []
+    _TinyGpu.failures = 0
     monkeypatch.setattr(_TinyGpu, "fail_width", None)
     monkeypatch.setitem(base._BACKENDS, "grounding_dino", lambda config: _TinyGpu(config, real))
     return _TinyGpu
@@ -148,3 +151,58 @@ def test_an_exception_inside_the_model_fails_one_image_and_the_rest_go_on(photos
     assert "4 detected" in out and "1 failed" in out
     assert changed(before, snapshot(photos, photos.parent / "voc")) == []
     assert {p.name for p in (photos.parent / "voc").iterdir()} == {"a.xml", "b.xml", "c.xml", "odd.xml"}
+
+
+MODEL_TIMEOUT_MS = 180_000
+
+
+def _window_model(tiny_gdino, **overrides) -> dict:
+    settings = dict(weights=str(tiny_gdino.weights_path), config=str(tiny_gdino.config_path),
+                    text_encoder=str(tiny_gdino.text_encoder_dir), device="cpu", precision="fp32",
+                    extra=dict(tiny_gdino.extra), box_threshold=0.3, batch_size=2)
+    return {**settings, **overrides}
+
+
+def test_window_with_a_wrong_checkpoint_says_so_and_the_review_goes_on(open_review, tiny_gdino, tmp_path, qtbot):
+    from PySide6.QtCore import Qt
+
+    from autolabel_gui.detection.base import create_detector
+    from tests.fixtures.window import proposal
+
+    bad = tmp_path / "model.pth"
+    bad.write_bytes(b"<html>404</html>")
+    h = open_review(["a.png", "b.png"], {"a.png": [proposal(10, 10, 50, 60, "person", 0.9)]},
+                    detector_factory=create_detector, **_window_model(tiny_gdino, weights=str(bad)))
+    qtbot.waitUntil(lambda: "No model" in h.window.model_label.text(), timeout=MODEL_TIMEOUT_MS)
+    assert "not a readable PyTorch checkpoint" in h.window.model_label.text()
+    assert str(bad) in h.window.model_label.toolTip()
+    h.press(Qt.Key.Key_Space)  # cached proposals are still reviewed and saved
+    assert h.saved("a.png") == [("person", (10, 10, 50, 60))]
+    h.wait_shown("b.png")
+    h.press(Qt.Key.Key_W)
+    h.drag((20, 20), (80, 70))
+    h.press(Qt.Key.Key_Space)
+    assert [label for label, _ in h.saved("b.png")] == ["person"], "drawing works without a model"
+
+
+def test_window_through_emulated_cuda_oom_and_a_failing_image(open_review, tiny_gdino, tiny_gpu, qtbot, tmp_path):
+    from PySide6.QtCore import Qt
+
+    from tests.fixtures.window import write_image
+
+    write_image(tmp_path / "images" / "d.png", size=(120, 90))  # the model raises on this one
+    tiny_gpu.fail_width = 120
+    h = open_review(["a.png", "b.png", "c.png", "d.png"], detector_factory=base.create_detector,
+                    **_window_model(tiny_gdino, device="cuda"))
+    qtbot.waitUntil(lambda: len(h.state.items) > 0, timeout=MODEL_TIMEOUT_MS)
+    assert ("cuda:0", 1) in tiny_gpu.calls and any(device == "cpu" for device, _ in tiny_gpu.calls)
+    qtbot.waitUntil(lambda: "ready on cpu" in h.window.model_label.text(), timeout=MODEL_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: tiny_gpu.failures > 0, timeout=MODEL_TIMEOUT_MS)  # failed while looking ahead
+    qtbot.wait(50)
+    h.controller.go_to("d.png")
+    qtbot.waitUntil(lambda: "detection failed" in h.window.message_label.text(), timeout=10_000)
+    assert "ValueError: index 900 is out of bounds" in h.window.message_label.toolTip()
+    h.controller.go_to("b.png")
+    qtbot.waitUntil(lambda: len(h.state.items) > 0, timeout=MODEL_TIMEOUT_MS)
+    h.press(Qt.Key.Key_Space)
+    assert h.voc("b.png").verified and h.saved("b.png")
