@@ -332,11 +332,10 @@ def main() -> None:
         if args.quick or not _cpu_has_bf16():
             print("\n3. bf16 vs fp32: skipped" + (" (--quick)" if args.quick else " (no native bf16 on this CPU)"))
             return
-        print(f"\n3. bf16 (experimental, autocast) vs fp32 on the CPU, {len(paths)} images, batch {args.batch_size}")
+        print(f"\n3. bf16 (experimental, autocast) vs fp32 on the CPU, {len(paths)} images, batch 1")
         bf16 = _run_worker(work, "bf16", {**base, "kind": "ours", "images": paths, "classes": SEED_CLASSES,
-                                          "precision": "bf16", "batch_size": args.batch_size,
-                                          "plain_prompts": False})
-        fp32 = ours[args.batch_size]
+                                          "precision": "bf16", "batch_size": 1, "plain_prompts": False})
+        fp32 = ours[1]
         print(_line("fp32", fp32, len(paths)))
         print(_line("bf16", bf16, len(paths)))
         total, kept, diff = _bf16_agreement(fp32["boxes"], bf16["boxes"])

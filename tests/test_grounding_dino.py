@@ -128,7 +128,9 @@ def test_model_id_is_stable_and_tracks_what_changes_outputs(tiny_gdino, detector
     again = create_detector(tiny_gdino.detector_config())
     assert again.model_id == detector.model_id
     assert again.device == "cpu"
+    assert detector.input_size == (96, 160)  # from the tiny config file
     bigger = create_detector(tiny_gdino.detector_config(extra={"image_size": "128", "max_size": "200"}))
+    assert bigger.input_size == (128, 200)
     assert bigger.model_id != detector.model_id
 
 

@@ -87,11 +87,15 @@ def resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
-def _resize_options(extra: dict[str, str]) -> tuple[int, int]:
-    """Shorter-side size and longer-side cap of the model input (``extra``: image_size, max_size)."""
+def _resize_options(extra: dict[str, str], cfg) -> tuple[int, int]:
+    """Shorter-side size and longer-side cap of the model input.
+
+    ``DetectorConfig.extra`` (image_size, max_size) wins, then the same keys in the model's config
+    file (so a model trained or distilled for another resolution carries it), then 800/1333.
+    """
     try:
-        size = int(extra.get("image_size", DEFAULT_IMAGE_SIZE))
-        max_size = int(extra.get("max_size", DEFAULT_MAX_SIZE))
+        size = int(extra.get("image_size", cfg.get("image_size", DEFAULT_IMAGE_SIZE)))
+        max_size = int(extra.get("max_size", cfg.get("max_size", DEFAULT_MAX_SIZE)))
     except ValueError as exc:
         raise DetectorUnavailable(f"image_size/max_size must be whole numbers: {exc}") from exc
     if size < 32 or max_size < size:
@@ -252,10 +256,10 @@ class GroundingDinoDetector:
         self._config = config
         self._device = resolve_device(config.device)
         self._precision = resolve_precision(config.precision, self._device)
-        self._resize = _resize_options(config.extra)
         weights = _find_weights(config.weights)
         config_path = Path(config.config).expanduser() if config.config else default_config_path()
         cfg = _load_config(config_path, config.text_encoder)
+        self._resize = _resize_options(config.extra, cfg)
         self._model = load_model(cfg, weights, config_path, self._device)
         self._model_id = model_id_for(
             weights, config_path, cfg.text_encoder_type, self._precision, config.text_threshold, self._resize
