@@ -193,6 +193,7 @@ _WINDOW_SESSION = textwrap.dedent("""
 """)
 
 
+@pytest.mark.long
 def test_window_session_killed_at_random_moments_keeps_every_saved_file_whole(tmp_path):
     from autolabel_gui.core.boxes import Box, BoxState
     from autolabel_gui.core.project import ProjectSettings
