@@ -236,3 +236,142 @@ def test_window_with_a_full_cache_disk_saves_the_voc_file_and_says_what_was_not_
     h.wait_shown("b.png")
     record = h.controller.cache.get_review("a.png")
     assert [b.label for b in record.rejected if b.state is BoxState.REJECTED] == ["person"]
+
+
+def _an_edit_that_cannot_be_saved(open_review, monkeypatch):
+    """a.png accepted with Space and then moved 1 px, on a full disk: the edits exist only in memory."""
+    from PySide6.QtCore import Qt
+
+    from tests.fixtures.window import proposal
+
+    h = open_review(["a.png", "b.png"], {"a.png": [proposal(10, 10, 50, 60, "person", 0.9)]})
+    trouble = DiskTrouble(monkeypatch, h.root)
+    trouble.full()
+    for key in (Qt.Key.Key_Space, Qt.Key.Key_Tab, Qt.Key.Key_Right):
+        h.press(key)
+    assert trouble.failures >= 1 and h.controller.current == "a.png"
+    assert [b.xyxy for b in h.state.accepted_boxes()] == [(11, 10, 51, 60)]
+    return h, trouble
+
+
+def _quit(h) -> None:
+    from PySide6.QtCore import Qt
+
+    h.press(Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+
+
+def _asked_about_a(h, question) -> None:
+    failed, action = question
+    assert action == "Quit" and list(failed) == ["a.png"]
+    assert "a.xml" in failed["a.png"] and "No space left on device" in failed["a.png"]
+
+
+def test_quitting_while_a_save_fails_asks_and_retry_saves_once_the_disk_is_fixed(open_review, monkeypatch):
+    from autolabel_gui.gui.unsaved_dialog import UnsavedChoice
+
+    h, trouble = _an_edit_that_cannot_be_saved(open_review, monkeypatch)
+
+    def ask(failed, action):
+        h.questions.append((failed, action))
+        if len(h.questions) == 2:  # the first Retry failed too; now the user frees some space
+            trouble.fixed()
+        return UnsavedChoice.RETRY
+
+    h.window.ask_unsaved = ask
+    _quit(h)
+    assert len(h.questions) == 2, "a Retry that fails again asks again"
+    for question in h.questions:
+        _asked_about_a(h, question)
+    assert not h.window.isVisible()
+    assert h.saved("a.png") == [("person", (11, 10, 51, 60))] and h.voc("a.png").verified
+    assert not list(h.root.glob(".*.tmp"))
+
+
+def test_quitting_while_a_save_fails_cancel_keeps_the_window_and_the_edits(open_review, monkeypatch, tmp_path):
+    from autolabel_gui.core.project import ProjectSettings
+    from autolabel_gui.gui.unsaved_dialog import UnsavedChoice
+    from tests.fixtures.window import write_image
+
+    h, trouble = _an_edit_that_cannot_be_saved(open_review, monkeypatch)
+    h.answers = [UnsavedChoice.CANCEL, UnsavedChoice.CANCEL]
+    _quit(h)
+    _asked_about_a(h, h.questions[0])
+    assert h.window.isVisible() and h.controller.current == "a.png"
+    assert [b.xyxy for b in h.state.accepted_boxes()] == [(11, 10, 51, 60)]
+    assert "not saved" in h.window.message_label.text() and "a.xml" in h.window.message_label.text()
+    other = tmp_path / "other"
+    write_image(other / "x.png")
+    assert not h.window.open_folder(other, ProjectSettings()), "opening another folder asks the same"
+    assert h.questions[1][1] == "Close the folder" and h.controller.folder.root == h.root
+    assert list(h.root.glob("*.xml")) == []
+
+    trouble.fixed()
+    h.close()  # space freed: closing saves without asking
+    assert len(h.questions) == 2 and not h.window.isVisible()
+    assert h.saved("a.png") == [("person", (11, 10, 51, 60))] and h.voc("a.png").verified
+
+
+def test_quitting_while_a_save_fails_can_quit_without_those_images(open_review, monkeypatch):
+    from autolabel_gui.gui.unsaved_dialog import UnsavedChoice
+
+    h, _ = _an_edit_that_cannot_be_saved(open_review, monkeypatch)
+    h.answers = [UnsavedChoice.DISCARD]
+    _quit(h)
+    assert len(h.questions) == 1
+    _asked_about_a(h, h.questions[0])
+    assert not h.window.isVisible() and h.window.controller is None
+    assert sorted(p.name for p in h.root.iterdir()) == [".autolabel", "a.png", "b.png"]
+
+
+def test_ctrl_c_in_the_terminal_closes_through_the_same_question(open_review, monkeypatch):
+    import signal
+
+    from PySide6.QtWidgets import QApplication
+
+    from autolabel_gui.gui.app import close_on_interrupt
+    from autolabel_gui.gui.unsaved_dialog import UnsavedChoice
+
+    h, trouble = _an_edit_that_cannot_be_saved(open_review, monkeypatch)
+    h.answers = [UnsavedChoice.CANCEL]
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        close_on_interrupt(h.window)
+        signal.raise_signal(signal.SIGINT)
+        QApplication.processEvents()
+        assert len(h.questions) == 1 and h.window.isVisible()
+        trouble.fixed()
+        signal.raise_signal(signal.SIGINT)
+        QApplication.processEvents()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert not h.window.isVisible() and len(h.questions) == 1
+    assert h.saved("a.png") == [("person", (11, 10, 51, 60))] and h.voc("a.png").verified
+
+
+def test_the_unsaved_question_names_the_files_and_the_reason(qtbot):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from autolabel_gui.gui.unsaved_dialog import UnsavedChoice, ask_unsaved
+
+    failed = {f"f{i}.png": f"/data/f{i}.xml: not saved ([Errno 28] No space left on device)" for i in range(12)}
+    seen = {}
+
+    def answer(button: str) -> None:
+        box = QApplication.activeModalWidget()
+        assert isinstance(box, QMessageBox)
+        seen["text"] = box.text() + "\n" + box.informativeText()
+        seen["details"] = box.detailedText()
+        buttons = {b.text(): b for b in box.buttons()}
+        seen["buttons"] = sorted(buttons)
+        buttons[button].click()
+
+    QTimer.singleShot(0, lambda: answer("Quit without saving those 12 images"))
+    assert ask_unsaved(None, failed, "Quit") is UnsavedChoice.DISCARD
+    assert "12 images" in seen["text"] and "/data/f0.xml: not saved" in seen["text"]
+    assert "No space left on device" in seen["text"] and "4 more" in seen["text"]
+    assert all(reason in seen["details"] for reason in failed.values())
+    assert "Retry" in seen["buttons"] and "Cancel" in seen["buttons"]
+    QTimer.singleShot(0, lambda: answer("Retry"))
+    assert ask_unsaved(None, {"a.png": failed["f1.png"]}, "Quit") is UnsavedChoice.RETRY
+    assert "Quit without saving that image" in seen["buttons"]

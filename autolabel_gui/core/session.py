@@ -71,6 +71,15 @@ class Saved:
     error: str | None = None
 
 
+@dataclass(slots=True)
+class _Failed:
+    """An image whose last save failed: it is tried again with the same intent (``verify``);
+    ``error`` says why it failed, for the question asked when the window closes."""
+
+    verify: bool
+    error: str
+
+
 class ReviewSession:
     """Review states of the images opened so far (undo history survives leaving an image)."""
 
@@ -82,7 +91,7 @@ class ReviewSession:
         self.run_id = run_id
         self.threshold = threshold
         self._opened: dict[str, Opened] = {}
-        self._unsaved: dict[str, bool] = {}  # images whose save failed -> whether it was a verify
+        self._unsaved: dict[str, _Failed] = {}
 
     def open(self, rel: str) -> Opened:
         """The state of image ``rel``: kept from an earlier visit, or loaded now."""
@@ -120,22 +129,30 @@ class ReviewSession:
         A save that fails (full or read-only disk) leaves the edits in memory and is tried again,
         with the same intent, after the next save that works: fixing the disk loses nothing.
         """
-        verify = verify or self._unsaved.get(rel, False)
+        failed = self._unsaved.get(rel)
+        verify = verify or (failed is not None and failed.verify)
         result = self._write(rel, verify)
         opened = self._opened.get(rel)
         if result.error is None:
             self._unsaved.pop(rel, None)
             self.retry_unsaved()
         elif opened is not None and not opened.state.read_only:
-            self._unsaved[rel] = verify
+            self._unsaved[rel] = _Failed(verify, result.error)
         return result
 
     def retry_unsaved(self) -> list[str]:
         """Save again the images whose save failed earlier; returns those that still fail."""
-        for rel, verify in list(self._unsaved.items()):
-            if self._write(rel, verify).error is None:
+        for rel, failed in list(self._unsaved.items()):
+            error = self._write(rel, failed.verify).error
+            if error is None:
                 del self._unsaved[rel]
+            else:
+                failed.error = error
         return list(self._unsaved)
+
+    def unsaved(self) -> dict[str, str]:
+        """Images whose edits are only in memory (their last save failed) -> why it failed."""
+        return {rel: failed.error for rel, failed in self._unsaved.items()}
 
     def _write(self, rel: str, verify: bool) -> Saved:
         opened = self._opened.get(rel)

@@ -37,7 +37,8 @@ def create_app(argv: list[str] | None = None) -> QApplication:
 
 
 def close_on_interrupt(window: QWidget) -> QTimer:
-    """Ctrl+C in the terminal closes the window (saving first) instead of killing it.
+    """Ctrl+C in the terminal closes the window instead of killing it: the same path as Ctrl+Q,
+    which saves first and asks when a save still fails.
 
     Python runs signal handlers only between bytecodes, so a timer wakes the interpreter from
     Qt's event loop a few times a second. Keep the returned timer alive.

@@ -27,6 +27,7 @@ from autolabel_gui.gui.file_list import FileListPanel
 from autolabel_gui.gui.keymap import MOVE_STEPS, ShortcutsDialog, build_actions
 from autolabel_gui.gui.panels import ClassPanel, ThresholdPanel
 from autolabel_gui.gui.review_controller import ReviewController, annotations_folder
+from autolabel_gui.gui.unsaved_dialog import UnsavedChoice, ask_unsaved, images_text
 
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("open_folder", "save", "settings", "export", "quit")),
@@ -76,6 +77,10 @@ class MainWindow(QMainWindow):
         self._detector_factory = detector_factory
         self.controller: ReviewController | None = None
         self.project: ProjectSettings = ProjectSettings()
+        # What to do when saves still fail as the folder closes: (image -> reason, action) ->
+        # choice. A modal QMessageBox; tests put their own answer here.
+        self.ask_unsaved: Callable[[dict[str, str], str], UnsavedChoice] = self._ask_with_dialog
+        self._asking = False
         self.setWindowTitle("autolabel-gui")
         self.canvas = Canvas(self)
         self.setCentralWidget(self.canvas)
@@ -102,6 +107,8 @@ class MainWindow(QMainWindow):
             folder = ImageFolder(root, annotations_folder(root, settings))
         except (OSError, NotADirectoryError) as exc:
             self.show_message(str(exc), error=True)
+            return False
+        if not self._may_close_folder("Close the folder"):
             return False
         self._close_controller()
         self.project = settings
@@ -321,8 +328,32 @@ class MainWindow(QMainWindow):
             self.controller.deleteLater()
             self.controller = None
 
+    def _may_close_folder(self, action: str) -> bool:
+        """Save every image before the folder closes; while some saves still fail (full or
+        read-only disk), ask whether to retry, ``action`` without them, or keep working."""
+        if self._asking:  # Ctrl+C or a second close while the question is open
+            return False
+        while self.controller is not None and (failed := self.controller.save_all()):
+            self._asking = True
+            try:
+                choice = self.ask_unsaved(failed, action)
+            finally:
+                self._asking = False
+            if choice is UnsavedChoice.DISCARD:
+                return True
+            if choice is UnsavedChoice.CANCEL:
+                self.show_message(f"{images_text(len(failed))} not saved: {failed[min(failed)]}", error=True)
+                return False
+        return True
+
+    def _ask_with_dialog(self, failed: dict[str, str], action: str) -> UnsavedChoice:
+        return ask_unsaved(self, failed, action)
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Save the open image, stop the threads, remember the window."""
+        """Save every image (asking when a save still fails), stop the threads, remember the window."""
+        if not self._may_close_folder("Quit"):
+            event.ignore()
+            return
         self._close_controller()
         self.qsettings.setValue("window/geometry", self.saveGeometry())
         self.qsettings.setValue("window/state", self.saveState())

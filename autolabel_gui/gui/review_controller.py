@@ -186,6 +186,13 @@ class ReviewController(QObject):
         """Ctrl+S (``verify``) or leaving/closing: write what changed; False when it failed."""
         return self._save(verify)
 
+    def save_all(self) -> dict[str, str]:
+        """Before the folder is closed: save the open image and every image whose save failed
+        earlier. Returns those whose edits are still only in memory -> why their save failed."""
+        self._save(verify=False)
+        self.session.retry_unsaved()
+        return self.session.unsaved()
+
     def rerun(self) -> None:
         """R: forget this image's proposals and detect it again."""
         if self.current is None or self.state is None or self.state.read_only:
