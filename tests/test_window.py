@@ -71,6 +71,8 @@ def test_delete_rejects_and_the_rejection_survives_reopening(open_review, tmp_pa
     assert h.saved("a.png") == [("cat", (100, 20, 150, 80))]
     h.close()
     again = open_review([], root=h.root)
+    again.wait_shown("b.png")  # where Space left off
+    again.press(Key.Key_A)
     again.wait_shown("a.png")
     state = again.state
     # the accepted cat is a file box now, the rejected person is remembered; the 0.2 cup
@@ -355,3 +357,38 @@ def test_settings_are_kept_per_folder_and_the_window_remembers_itself(open_revie
     h.close()
     assert h.window.qsettings.value("last_folder") == str(h.root.resolve())
     assert h.window.qsettings.value("window/geometry") is not None
+
+
+def test_reopening_a_folder_goes_on_from_the_image_left_last_time(open_review, tmp_path):
+    h = open_review(THREE, PROPOSALS)
+    for key, rel in ((Key.Key_D, "b.png"), (Key.Key_D, "c.png"), (Key.Key_A, "b.png")):
+        h.press(key)
+        h.wait_shown(rel)
+    h.close()
+    other = open_review(["x.png", "y.png"], root=tmp_path / "other")  # remembered per folder
+    other.press(Key.Key_D)
+    other.wait_shown("y.png")
+    other.close()
+    again = open_review([], root=h.root)
+    again.wait_shown()
+    assert again.controller.current == "b.png"
+    assert again.window.index_label.text().startswith("2 / 3")
+    assert "b.png" in (tmp_path / "qsettings.ini").read_text(), "user state, in the user's settings"
+    assert not (h.root / ".autolabel" / "project.json").exists(), "not in the folder's project file"
+
+
+def test_without_a_remembered_image_a_folder_opens_at_the_first_unverified_one(open_review, tmp_path):
+    verified = {"a.xml": LABELIMG, "b.xml": LABELIMG.replace(b"a.png", b"b.png")}
+    h = open_review(THREE, PROPOSALS, files=verified)
+    h.wait_shown()
+    assert h.controller.current == "c.png", "a and b are verified"
+    h.press(Key.Key_A)
+    h.wait_shown("b.png")
+    h.close()
+    (h.root / "b.png").unlink()  # the remembered image is gone: back to the first unverified
+    again = open_review([], root=h.root)
+    again.wait_shown()
+    assert again.controller.current == "c.png"
+    done = open_review(["a.png", "b.png"], files=verified, root=tmp_path / "done")
+    done.wait_shown()
+    assert done.controller.current == "a.png", "every image verified: the first one"

@@ -26,6 +26,7 @@ from autolabel_gui.gui.colors import class_colors
 from autolabel_gui.gui.file_list import FileListPanel
 from autolabel_gui.gui.keymap import MOVE_STEPS, ShortcutsDialog, build_actions
 from autolabel_gui.gui.panels import ClassPanel, ThresholdPanel
+from autolabel_gui.gui.resume import remember_image, remembered_image
 from autolabel_gui.gui.review_controller import ReviewController, annotations_folder
 from autolabel_gui.gui.unsaved_dialog import UnsavedChoice, ask_unsaved, images_text
 
@@ -101,7 +102,9 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ folders
 
     def open_folder(self, root: Path, settings: ProjectSettings, first: str | None = None) -> bool:
-        """Review ``root`` with ``settings`` (the folder's, already merged with the command line)."""
+        """Review ``root`` with ``settings`` (the folder's, already merged with the command line),
+        at ``first``, else the image open when the folder was last reviewed, else the first
+        image not yet verified."""
         root = Path(root)
         try:
             folder = ImageFolder(root, annotations_folder(root, settings))
@@ -128,7 +131,7 @@ class MainWindow(QMainWindow):
         self.model_label.setText(model_text("loading", "loading the model"))
         self.setWindowTitle(f"{root.name} — autolabel-gui")
         self.qsettings.setValue("last_folder", str(root.resolve()))
-        controller.start(first)
+        controller.start(first or remembered_image(self.qsettings, root))
         self.canvas.setFocus()
         return True
 
@@ -158,6 +161,8 @@ class MainWindow(QMainWindow):
     def _current_changed(self, rel: str, row: int, total: int) -> None:
         self.index_label.setText(f"{row + 1} / {total}  {rel}")
         self.file_panel.set_current(rel)
+        if self.controller is not None:
+            remember_image(self.qsettings, self.controller.folder.root, rel)
 
     @Slot()
     def _boxes_changed(self) -> None:

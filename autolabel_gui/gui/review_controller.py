@@ -87,14 +87,16 @@ class ReviewController(QObject):
     # ------------------------------------------------------------------ life cycle
 
     def start(self, first: str | None = None) -> None:
-        """Start the detector and open ``first`` (or the first image)."""
+        """Start the detector and open ``first``; without it (or when it is gone), the first
+        image not yet verified, or the first image when every one is."""
         self.detection.start()
         for problem in self.folder.problems[:1]:
             self.message.emit(f"{len(self.folder.problems)} problem(s) while listing: {problem}", True)
         if first in self.folder.images:
             self.go_to(first)
         elif self.folder.images:
-            self.go_to(self.folder.images[0])
+            row = self.files.next_row(-1, +1, lambda status: status is not Status.VERIFIED)
+            self.go_to(self.folder.images[max(row, 0)])
         else:
             self.canvas.set_image(None)
             self.message.emit(f"{self.folder.root}: no images found", True)
