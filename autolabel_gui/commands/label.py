@@ -22,6 +22,7 @@ from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import ImageLoadError, image_size
+from autolabel_gui.core.leftovers import sweep_leftovers
 from autolabel_gui.core.ontology import parse_prompt_args
 from autolabel_gui.core.project import ProjectSettings
 from autolabel_gui.detection.base import DetectorUnavailable
@@ -125,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     images = ImageFolder(folder, annotations=args.voc_dir)
     for problem in images.problems:
         print(f"warning: {problem}", file=sys.stderr)
+    sweep_leftovers(images)
     cache = ProposalCache(args.cache) if args.cache else ProposalCache.for_folder(folder)
     return _label(args, images, cache, settings, config, ontology)
 

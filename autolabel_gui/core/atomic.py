@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
+
+TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(r"\A\..+\.[a-z0-9_]{8}\.tmp\Z")
+"""The name ``atomic_write_bytes`` gives its temporary file: ``.`` + target name + ``.``, then
+the 8 characters ``tempfile.mkstemp`` draws (lower-case letters, digits, ``_``), then ``.tmp``.
+Should Python ever draw other characters, nothing matches and nothing is removed."""
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
@@ -14,7 +22,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -32,6 +40,34 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
 
 def atomic_write_text(path: Path | str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def sweep_stale_temp_files(folder: Path | str, older_than_s: float = 600) -> list[Path]:
+    """Remove the temporary files a process killed inside ``atomic_write_bytes`` left in
+    ``folder`` (not its sub-folders); returns what was removed.
+
+    Only regular files named exactly as ``atomic_write_bytes`` names them, and unchanged for
+    ``older_than_s``: a write still going on in another process (``label`` while the window is
+    open) is never pulled away. A file that cannot be removed is left; that is no harm.
+    """
+    cutoff = time.time() - older_than_s
+    removed: list[Path] = []
+    try:
+        entries = os.scandir(folder)
+    except OSError:
+        return removed
+    with entries:
+        for entry in entries:
+            if not _TEMP_NAME.match(entry.name):
+                continue
+            try:
+                if not entry.is_file(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_mtime > cutoff:
+                    continue
+                os.unlink(entry.path)
+            except OSError:
+                continue
+            removed.append(Path(entry.path))
+    return removed
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from autolabel_gui.core.cache import ProposalCache, run_id_for
 from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.leftovers import sweep_leftovers
 from autolabel_gui.core.project import ProjectSettings
 from autolabel_gui.core.review import ReviewState
 from autolabel_gui.core.session import ReviewSession, Status
@@ -89,6 +90,7 @@ class ReviewController(QObject):
     def start(self, first: str | None = None) -> None:
         """Start the detector and open ``first``; without it (or when it is gone), the first
         image not yet verified, or the first image when every one is."""
+        sweep_leftovers(self.folder)
         self.detection.start()
         for problem in self.folder.problems[:1]:
             self.message.emit(f"{len(self.folder.problems)} problem(s) while listing: {problem}", True)
