@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,13 @@ import pytest
 import torch
 
 from autolabel_gui.core.boxes import BoxState
+from autolabel_gui.core.cache import SCORE_FLOOR, ProposalCache
+from autolabel_gui.core.images import load_image
 from autolabel_gui.core.ontology import Ontology
-from autolabel_gui.detection.base import DetectorUnavailable, create_detector
+from autolabel_gui.detection.base import DetectorUnavailable, Prepared, create_detector
 from autolabel_gui.detection.grounding_dino import GroundingDinoDetector, preprocess
+from autolabel_gui.detection.pipeline import DetectionPipeline
+from tests.fixtures.pipeline import SimpleFolder
 
 pytestmark = pytest.mark.model
 
@@ -88,6 +93,48 @@ def test_batched_equals_one_by_one(detector) -> None:
     batched = detector.detect(images, ONTOLOGY, FLOOR)
     for img, boxes in zip(images, batched):
         _assert_same(boxes, detector.detect([img], ONTOLOGY, FLOOR)[0])
+
+
+def test_prepared_inputs_give_the_same_boxes_as_raw_arrays(tiny_gdino, detector) -> None:
+    images = [_image(10, 120, 160), _image(11, 90, 200), _image(12, 120, 160)]
+    prepared = detector.prepare(images[0])
+    assert isinstance(prepared, Prepared) and (prepared.width, prepared.height) == (160, 120)
+    assert torch.equal(prepared.data, preprocess(images[0], *detector.input_size))
+    mixed = detector.detect([prepared, images[1], detector.prepare(images[2])], ONTOLOGY, FLOOR)
+    assert mixed == detector.detect(images, ONTOLOGY, FLOOR)
+    assert any(mixed)
+
+    other = create_detector(tiny_gdino.detector_config(extra={"image_size": "128", "max_size": "200"}))
+    with pytest.raises(ValueError, match="image #1: prepared as"):
+        other.detect([images[0], prepared], ONTOLOGY, FLOOR)
+    with pytest.raises(ValueError, match="expected an RGB uint8 array"):
+        detector.prepare(np.zeros((50, 50), np.uint8))
+
+
+def test_pipeline_prepares_on_decode_threads_with_the_same_results(tiny_gdino, detector, tmp_path, monkeypatch) -> None:
+    from PIL import Image
+
+    names = [f"im{i}.png" for i in range(6)]
+    for i, name in enumerate(names):
+        Image.fromarray(_image(20 + i, 120, 160) if i % 3 else _image(20 + i, 100, 180)).save(tmp_path / name)
+    threads: list[int] = []
+    real_prepare = detector.prepare
+
+    def recording_prepare(image):
+        threads.append(threading.get_ident())
+        return real_prepare(image)
+
+    monkeypatch.setattr(detector, "prepare", recording_prepare)
+    pipeline = DetectionPipeline(SimpleFolder(tmp_path), ProposalCache(tmp_path / "c.sqlite"),
+                                 tiny_gdino.detector_config(batch_size=2), ONTOLOGY, factory=lambda config: detector)
+    pipeline.ensure_detector()
+    results = list(pipeline.run(names))
+
+    assert len(threads) == len(names) and threading.get_ident() not in threads
+    raw = [load_image(tmp_path / n) for n in names]
+    expected = [boxes for i in range(0, len(raw), 2) for boxes in detector.detect(raw[i:i + 2], ONTOLOGY, SCORE_FLOOR)]
+    assert [r.boxes for r in results] == expected
+    assert all(r.ok and not r.from_cache for r in results) and any(expected)
 
 
 def test_floor_and_text_threshold_filter_scores(tiny_gdino, detector) -> None:

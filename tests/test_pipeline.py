@@ -114,6 +114,31 @@ def test_decoded_images_alive_stay_bounded(tmp_path):
     assert max(factory.built[0].alive_during_calls) <= 5
 
 
+def test_prepare_runs_on_decode_threads_and_prepared_images_count_as_alive(tmp_path):
+    names = [f"f{i}.png" for i in range(60)]
+    write_images(tmp_path / "many", names)
+    folder = SimpleFolder(tmp_path / "many", names)
+    loader = CountingLoader()
+    factory = FakeFactory(loader=loader, prepares=True)
+    results = list(make(folder, ProposalCache(tmp_path / "c.sqlite"), factory, loader=loader,
+                        batch_size=3, prefetch=2).run(names))
+    detector = factory.built[0]
+
+    assert [r.relpath for r in results] == names and all(r.ok for r in results)
+    assert [r.boxes for r in results] == [expected_boxes(i, (32, 48), ONTO, SCORE_FLOOR) for i in range(60)]
+    assert threading.get_ident() not in set(detector.prepare_threads), "prepare must run off the consuming thread"
+    prepared = [flag for call in detector.prepared_in_calls for flag in call]
+    # Images decoded before the model was built (at most the first batch + prefetch) stay raw.
+    assert all(prepared[5:]) and len(detector.prepare_threads) == sum(prepared) >= 55
+    assert loader.max_alive <= 5
+    assert max(detector.alive_during_calls) <= 5
+
+    plain = FakeFactory()
+    unprepared = list(make(folder, ProposalCache(tmp_path / "c2.sqlite"), plain, batch_size=3, prefetch=2).run(names))
+    assert [r.boxes for r in unprepared] == [r.boxes for r in results]
+    assert plain.built[0].prepared_in_calls and not any(f for c in plain.built[0].prepared_in_calls for f in c)
+
+
 def test_cancel_stops_after_the_batch_in_flight(setup):
     folder, cache = setup
     gate, cancel = threading.Event(), threading.Event()

@@ -7,7 +7,7 @@ new module, never a new branch in an if/elif over model types.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Hashable, Protocol, Sequence
 
 import numpy as np
 
@@ -31,6 +31,22 @@ class DetectorConfig:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An image already turned into model input by ``PreparingDetector.prepare``.
+
+    Preparing (resize, normalise) is as costly as decoding, so the pipeline does it on its decode
+    threads while the model runs on the previous batch. ``width``/``height`` are the original
+    image's, which boxes are scaled back to; ``data`` belongs to the backend; ``spec`` says what
+    the input was made for, so a detector can refuse input prepared for another input size.
+    """
+
+    data: Any
+    width: int
+    height: int
+    spec: Hashable = None
+
+
 class Detector(Protocol):
     """Proposes boxes for a batch of RGB uint8 images (H, W, 3) in one call."""
 
@@ -44,15 +60,24 @@ class Detector(Protocol):
 
     def detect(
         self,
-        images: Sequence[np.ndarray],
+        images: Sequence[np.ndarray | Prepared],
         ontology: Ontology,
         score_floor: float,
     ) -> list[list[Box]]:
         """Return, per image, proposals (state PROPOSED) whose score is at least ``score_floor``.
 
         Thresholding above the floor happens at read time, so a threshold slider never re-runs
-        the model.
+        the model. ``Prepared`` items come only from this detector's own ``prepare`` (when it has
+        one); raw arrays are always accepted, also mixed with prepared ones in one batch.
         """
+        ...
+
+
+class PreparingDetector(Detector, Protocol):
+    """A detector whose per-image input preparation can run on another thread, ahead of ``detect``."""
+
+    def prepare(self, image: np.ndarray) -> Prepared:
+        """Model input for one RGB uint8 image; thread-safe, and never touches the model."""
         ...
 
 

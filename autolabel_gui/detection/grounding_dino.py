@@ -28,7 +28,7 @@ from PIL import Image
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.detection import gdino_forward
-from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, register_backend
+from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, Prepared, register_backend
 from autolabel_gui.detection.class_scoring import (
     NMS_IOU,
     PromptChunk,
@@ -230,13 +230,13 @@ def preprocess(image: np.ndarray, size: int, max_size: int) -> torch.Tensor:
     return tensor
 
 
-def _check_image(index: int, image: np.ndarray) -> None:
+def _check_image(name: str, image: np.ndarray) -> None:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         shape = getattr(image, "shape", None)
         dtype = getattr(image, "dtype", type(image).__name__)
-        raise ValueError(f"image #{index}: expected an RGB uint8 array (H, W, 3), got shape {shape}, {dtype}")
+        raise ValueError(f"{name}: expected an RGB uint8 array (H, W, 3), got shape {shape}, {dtype}")
     if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"image #{index}: empty image {image.shape}")
+        raise ValueError(f"{name}: empty image {image.shape}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,25 +295,43 @@ class GroundingDinoDetector:
             [c.text for c in ontology], self._model.tokenizer, self._model.specical_tokens, self._max_tokens
         )
 
-    def detect(self, images: Sequence[np.ndarray], ontology: Ontology, score_floor: float) -> list[list[Box]]:
-        """Per image, PROPOSED boxes labelled with ontology classes, score >= max(floor, text_threshold)."""
+    def prepare(self, image: np.ndarray) -> Prepared:
+        """The normalised, resized tensor of one image (thread-safe: PIL and torch ops only)."""
+        _check_image("image", image)
+        height, width = image.shape[:2]
+        return Prepared(preprocess(image, *self._resize), width, height, ("grounding_dino", self._resize))
+
+    def detect(
+        self, images: Sequence[np.ndarray | Prepared], ontology: Ontology, score_floor: float
+    ) -> list[list[Box]]:
+        """Per image, PROPOSED boxes labelled with ontology classes, score >= max(floor, text_threshold).
+
+        ``images`` may mix raw RGB arrays and ``prepare`` results; outputs are the same either way.
+        """
         for i, image in enumerate(images):
-            _check_image(i, image)
+            self._check_input(i, image)
         if not images or len(ontology) == 0:
             return [[] for _ in images]
         floor = max(float(score_floor), float(self._config.text_threshold))
-        tensors = [preprocess(img, *self._resize) for img in images]
+        inputs = [img if isinstance(img, Prepared) else self.prepare(img) for img in images]
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for i, t in enumerate(tensors):
-            groups[tuple(t.shape)].append(i)
+        for i, p in enumerate(inputs):
+            groups[tuple(p.data.shape)].append(i)
         results: list[list[Box]] = [[] for _ in images]
         with torch.inference_mode(), self._autocast():
             texts = self._encoded_chunks(ontology)
             for indices in groups.values():
-                candidates = self._detect_group([tensors[i] for i in indices], texts, floor)
+                candidates = self._detect_group([inputs[i].data for i in indices], texts, floor)
                 for pos, i in enumerate(indices):
-                    results[i] = self._boxes(candidates, pos, images[i].shape, ontology)
+                    results[i] = self._boxes(candidates, pos, (inputs[i].height, inputs[i].width), ontology)
         return results
+
+    def _check_input(self, index: int, image: np.ndarray | Prepared) -> None:
+        if not isinstance(image, Prepared):
+            _check_image(f"image #{index}", image)
+        elif image.spec != ("grounding_dino", self._resize):
+            raise ValueError(f"image #{index}: prepared as {image.spec}, but this detector takes "
+                             f"grounding_dino input of size {self._resize}")
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         kind = torch.device(self._device).type

@@ -1,8 +1,10 @@
 """One code path from image paths to cached proposals, for the window's worker and ``label``.
 
-Images are decoded by a small thread pool while the model runs on the previous batch, but never
-more than ``batch_size + prefetch`` decoded images exist at once, however large the folder: the
-iterable of paths is pulled lazily, which also lets the window re-prioritise between batches.
+Images are decoded, and made into model input when the detector can do that ahead of time
+(``PreparingDetector.prepare``), by a small thread pool while the model runs on the previous
+batch; but never more than ``batch_size + prefetch`` images, raw or prepared, exist at once,
+however large the folder: the iterable of paths is pulled lazily, which also lets the window
+re-prioritise between batches.
 Every finished image is committed to the cache before its result is handed out, so an
 interrupted run resumes where it stopped and a cached image never meets the model again.
 """
@@ -25,7 +27,7 @@ from autolabel_gui.core.boxes import Box
 from autolabel_gui.core.cache import SCORE_FLOOR, ImageKey, ProposalCache, run_id_for
 from autolabel_gui.core.images import load_image
 from autolabel_gui.core.ontology import Ontology
-from autolabel_gui.detection.base import Detector, DetectorConfig, DetectorUnavailable, create_detector
+from autolabel_gui.detection.base import Detector, DetectorConfig, DetectorUnavailable, Prepared, create_detector
 
 log = logging.getLogger(__name__)
 
@@ -177,18 +179,23 @@ class DetectionPipeline:
             pending.clear()
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _decode(self, rel: str) -> np.ndarray | str:
-        """The image, or the reason it cannot be read (a message naming the file)."""
+    def _decode(self, rel: str) -> np.ndarray | Prepared | str:
+        """The image (prepared for the model once it is loaded), or why it cannot be read.
+
+        Images decoded while the model is still loading stay raw; ``detect`` takes both.
+        """
         path = self.folder.image_path(rel)
         try:
-            return self._loader(path)
+            image = self._loader(path)
+            prepare = getattr(self.detector, "prepare", None)
+            return image if prepare is None else prepare(image)
         except Exception as exc:  # a bad file must never stop the run: its reason is reported
             text = str(exc)
             return text if str(path) in text else f"{path}: {text or type(exc).__name__}"
 
     def _process(self, batch: list[_Pending]) -> Iterator[DetectionResult]:
         """Detect one batch, commit it to the cache, then hand the results out in batch order."""
-        decoded: list[np.ndarray | str] = []
+        decoded: list[np.ndarray | Prepared | str] = []
         for p in batch:
             decoded.append(p.image.result())
             p.image = None  # only ``decoded`` holds the images, and only until this call ends
@@ -206,7 +213,7 @@ class DetectionPipeline:
         del decoded
         yield from results
 
-    def _detect(self, images: list[np.ndarray]) -> list[list[Box] | str]:
+    def _detect(self, images: list[np.ndarray | Prepared]) -> list[list[Box] | str]:
         """Per image: proposals, or an error text; one bad image never fails its batch-mates."""
         detector = self.ensure_detector()
         try:
@@ -218,7 +225,7 @@ class DetectionPipeline:
             name = getattr(detector, "model_id", type(detector).__name__)
             return [f"detector {name} failed: {type(exc).__name__}: {exc}"]
 
-    def _forward(self, images: Sequence[np.ndarray]) -> list[list[Box]]:
+    def _forward(self, images: Sequence[np.ndarray | Prepared]) -> list[list[Box]]:
         """Run the model in chunks; on out-of-memory halve the batch, then fall back to the CPU."""
         out: list[list[Box]] = []
         i = 0
