@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 
@@ -82,6 +84,36 @@ def test_run_id_changes_with_prompts_weights_and_text_threshold_only(tmp_path):
     assert rid != run_id_for(replace(config, precision="fp16"), onto)
     weights.write_bytes(b"1" * 11)
     assert rid != run_id_for(config, onto)
+
+
+def test_run_id_follows_the_detector_model_id_without_importing_torch(tmp_path, monkeypatch):
+    from autolabel_gui.detection import ids
+
+    weights, cfg, bert = tmp_path / "w.pth", tmp_path / "cfg.py", tmp_path / "bert"
+    weights.write_bytes(b"0" * 10)
+    bert.mkdir()
+    (bert / "vocab.txt").write_text("a\n")
+    cfg.write_text(f"hidden_dim = 256\ntext_encoder_type = 'bert-base-uncased'\ntext_encoder_type = {str(bert)!r}\n")
+    config = DetectorConfig(weights=str(weights), config=str(cfg))
+    onto = Ontology.from_names("person,dog")
+    rid, mid = run_id_for(config, onto), ids.model_id_for(config)
+    assert ids.config_text_encoder(cfg.read_text()) == str(bert)
+    assert mid == ids.model_id_for(replace(config, text_encoder=str(bert))), "the config file's text encoder"
+
+    os.utime(cfg, ns=(1, 1))
+    assert (run_id_for(config, onto), ids.model_id_for(config)) == (rid, mid), "the config counts by content"
+    changes = [
+        lambda: (bert / "vocab.txt").write_text("a\nb\n"),
+        lambda: cfg.write_text(cfg.read_text() + "image_size = 640\n"),
+        lambda: monkeypatch.setattr(ids, "SCORING_VERSION", "another scoring"),
+    ]
+    for change in changes:
+        change()
+        assert run_id_for(config, onto) != rid and ids.model_id_for(config) != mid
+        rid, mid = run_id_for(config, onto), ids.model_id_for(config)
+
+    probe = "import sys, autolabel_gui.core.cache; print(sorted({'torch', 'groundingdino'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout == "[]\n"
 
 
 def test_review_records_roundtrip(tmp_path):

@@ -15,6 +15,7 @@ from autolabel_gui.core.images import load_image
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.detection.base import DetectorUnavailable, Prepared, create_detector
 from autolabel_gui.detection.grounding_dino import GroundingDinoDetector, preprocess
+from autolabel_gui.detection.ids import model_id_for
 from autolabel_gui.detection.pipeline import DetectionPipeline
 from tests.fixtures.pipeline import SimpleFolder
 
@@ -172,13 +173,14 @@ def test_sixty_classes_run_in_chunks_over_one_backbone_pass(detector) -> None:
 
 
 def test_model_id_is_stable_and_tracks_what_changes_outputs(tiny_gdino, detector) -> None:
-    again = create_detector(tiny_gdino.detector_config())
-    assert again.model_id == detector.model_id
+    again = create_detector(tiny_gdino.detector_config(text_encoder=None))  # named by the config file
+    assert again.model_id == detector.model_id == model_id_for(tiny_gdino.detector_config())
     assert again.device == "cpu"
     assert detector.input_size == (96, 160)  # from the tiny config file
     bigger = create_detector(tiny_gdino.detector_config(extra={"image_size": "128", "max_size": "200"}))
     assert bigger.input_size == (128, 200)
     assert bigger.model_id != detector.model_id
+    assert bigger.model_id == model_id_for(tiny_gdino.detector_config(extra={"image_size": "128", "max_size": "200"}))
 
 
 def test_bad_image_is_named(detector) -> None:

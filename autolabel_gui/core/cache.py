@@ -25,6 +25,7 @@ from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.core.userdirs import user_cache_dir
 from autolabel_gui.detection.base import DetectorConfig
+from autolabel_gui.detection.ids import model_id_for
 
 log = logging.getLogger(__name__)
 
@@ -95,48 +96,13 @@ class ReviewRecord:
     outcomes: list[Outcome] = field(default_factory=list)
 
 
-def _file_identity(path: str | Path | None) -> list | None:
-    """Name, size and mtime: identifies a 700 MB checkpoint without hashing it."""
-    if not path:
-        return None
-    p = Path(path).expanduser()
-    try:
-        if p.is_dir():
-            stamps = sorted((c.name, c.stat().st_size, c.stat().st_mtime_ns) for c in p.iterdir() if c.is_file())
-            return [p.name, stamps]
-        st = p.stat()
-    except OSError:
-        return [str(path), "missing"]
-    return [p.name, st.st_size, st.st_mtime_ns]
-
-
-def _text_encoder_identity(name: str | None) -> list | str | None:
-    """A local folder is identified by its files; a hub name ("bert-base-uncased") by itself."""
-    if name and Path(name).expanduser().exists():
-        return _file_identity(name)
-    return name
-
-
 def run_id_for(config: DetectorConfig, ontology: Ontology) -> str:
     """The id of "this model with these prompts", computed without loading the model.
 
-    Device and batch size are left out on purpose: they do not change what the model proposes
-    (beyond float noise), and the window and a headless run on another device share the cache.
+    Built on ``detection.ids.model_id_for``, the same function that gives the detector its
+    ``model_id``, so the cache key and the detector cannot disagree about what changes outputs.
     """
-    from autolabel_gui.detection.weights import find_weights
-
-    weights = find_weights(config.weights) or config.weights
-    payload = {
-        "backend": config.backend,
-        "weights": _file_identity(weights),
-        "config": _file_identity(config.config),
-        "text_encoder": _text_encoder_identity(config.text_encoder),
-        "precision": config.precision,
-        "text_threshold": config.text_threshold,
-        "prompts": ontology.fingerprint(),
-        "floor": SCORE_FLOOR,
-        "extra": sorted(config.extra.items()),
-    }
+    payload = {"model": model_id_for(config), "prompts": ontology.fingerprint(), "floor": SCORE_FLOOR}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

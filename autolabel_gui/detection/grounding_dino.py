@@ -12,9 +12,7 @@ what else was in its batch (and padded pixels cost compute).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -36,22 +34,14 @@ from autolabel_gui.detection.class_scoring import (
     build_chunks,
     merge_duplicates,
 )
+from autolabel_gui.detection.ids import DEFAULT_TEXT_ENCODER, PACKAGE_CONFIG, model_config_path, model_id_for
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TEXT_ENCODER = "bert-base-uncased"
 DEFAULT_IMAGE_SIZE = 800
 DEFAULT_MAX_SIZE = 1333
-SCORING_VERSION = "class-span-max/nms0.5/v1"  # part of model_id: a change here invalidates caches
 _MEAN = [0.485, 0.456, 0.406]
 _STD = [0.229, 0.224, 0.225]
-
-
-def default_config_path() -> Path:
-    """The package's own SwinT-OGC config, which matches the official checkpoint."""
-    import groundingdino
-
-    return Path(groundingdino.__file__).parent / "config" / "GroundingDINO_SwinT_OGC.py"
 
 
 def resolve_device(device: str) -> str:
@@ -103,31 +93,6 @@ def _resize_options(extra: dict[str, str], cfg) -> tuple[int, int]:
     return size, max_size
 
 
-def _file_identity(path: Path) -> dict[str, object]:
-    st = path.stat()
-    return {"name": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def model_id_for(
-    weights: Path, config_path: Path, text_encoder: str, precision: str, text_threshold: float,
-    resize: tuple[int, int],
-) -> str:
-    """A stable id of everything that changes proposals, computable without loading the model."""
-    te_config = Path(text_encoder) / "config.json"
-    local_te = {"dir": str(te_config.parent.resolve()), **_file_identity(te_config)} if te_config.is_file() else None
-    payload = {
-        "weights": _file_identity(weights),
-        "config": hashlib.sha256(config_path.read_bytes()).hexdigest()[:16],
-        "text_encoder": local_te or text_encoder,
-        "precision": precision,
-        "text_threshold": round(float(text_threshold), 6),
-        "resize": list(resize),
-        "scoring": SCORING_VERSION,
-    }
-    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
-    return f"grounding_dino:{digest[:20]}"
-
-
 def _find_weights(flag: str | None) -> Path:
     from autolabel_gui.detection.weights import find_weights, missing_weights_message
 
@@ -146,11 +111,11 @@ def _text_encoder_hint(text_encoder: str) -> str:
     )
 
 
-def _load_config(config_path: Path, text_encoder: str | None):
+def _load_config(config_path: Path | None, text_encoder: str | None):
     from groundingdino.util.slconfig import SLConfig
 
-    if not config_path.is_file():
-        raise DetectorUnavailable(f"{config_path}: Grounding DINO config not found (--config)")
+    if config_path is None or not config_path.is_file():
+        raise DetectorUnavailable(f"{config_path or PACKAGE_CONFIG}: Grounding DINO config not found (--config)")
     try:
         cfg = SLConfig.fromfile(str(config_path))
     except Exception as exc:  # the config is Python code: any error means "cannot use this file"
@@ -257,13 +222,11 @@ class GroundingDinoDetector:
         self._device = resolve_device(config.device)
         self._precision = resolve_precision(config.precision, self._device)
         weights = _find_weights(config.weights)
-        config_path = Path(config.config).expanduser() if config.config else default_config_path()
+        config_path = model_config_path(config)
         cfg = _load_config(config_path, config.text_encoder)
         self._resize = _resize_options(config.extra, cfg)
         self._model = load_model(cfg, weights, config_path, self._device)
-        self._model_id = model_id_for(
-            weights, config_path, cfg.text_encoder_type, self._precision, config.text_threshold, self._resize
-        )
+        self._model_id = model_id_for(config)
         self._max_tokens = int(self._model.max_text_len)
         self._text_cache: tuple[tuple[str, ...], list[tuple[PromptChunk, dict[str, torch.Tensor]]]] | None = None
 
