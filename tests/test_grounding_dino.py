@@ -96,6 +96,21 @@ def test_batched_equals_one_by_one(detector) -> None:
         _assert_same(boxes, detector.detect([img], ONTOLOGY, FLOOR)[0])
 
 
+@pytest.mark.parametrize("shape, size", [((120, 160), (96, 160)), ((333, 517), (800, 1333)), ((1000, 90), (96, 160))])
+def test_preprocess_is_bit_identical_to_the_package_transforms(shape, size) -> None:
+    import groundingdino.datasets.transforms as T
+    from PIL import Image
+
+    rng = np.random.default_rng(sum(shape))
+    img = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    img.reshape(-1, 3)[:256] = np.arange(256, dtype=np.uint8)[:, None]  # every value in every channel
+    package = T.Compose([T.RandomResize([size[0]], max_size=size[1]), T.ToTensor(),
+                         T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    expected, _ = package(Image.fromarray(img), None)
+    got = preprocess(img, *size)
+    assert got.dtype == expected.dtype and torch.equal(got, expected)
+
+
 def test_prepared_inputs_give_the_same_boxes_as_raw_arrays(tiny_gdino, detector) -> None:
     images = [_image(10, 120, 160), _image(11, 90, 200), _image(12, 120, 160)]
     prepared = detector.prepare(images[0])
