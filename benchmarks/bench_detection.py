@@ -179,14 +179,46 @@ def _worker_main(spec_path: str) -> None:
 # ----------------------------------------------------------------------------- parent
 
 
-def _run_worker(workdir: Path, name: str, spec: dict) -> dict:
+class OthersCpu:
+    """How much of the machine's CPU other processes used while a worker ran: timings are noise above ~10%."""
+
+    def __enter__(self) -> OthersCpu:
+        self._start = (self._busy_s(), self._children_s(), time.monotonic())
+        self.share = float("nan")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        busy, children, now = self._busy_s(), self._children_s(), time.monotonic()
+        others = (busy - self._start[0]) - (children - self._start[1])
+        self.share = max(0.0, others) / max((now - self._start[2]) * (os.cpu_count() or 1), 1e-9)
+
+    @staticmethod
+    def _busy_s() -> float:
+        """Busy CPU seconds of the whole machine (/proc/stat: all but idle and iowait)."""
+        try:
+            ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:9]]
+        except OSError:
+            return float("nan")
+        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _children_s() -> float:
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+
+def run_worker(workdir: Path, name: str, spec: dict, script: str = __file__) -> dict:
+    """Run one measurement in a fresh process; adds ``others_cpu``, the share other processes used."""
     spec = {**spec, "result": str(workdir / f"{name}.result.json")}
     spec_path = workdir / f"{name}.spec.json"
     spec_path.write_text(json.dumps(spec))
-    proc = subprocess.run([sys.executable, __file__, "--worker", str(spec_path)], capture_output=True, text=True)
+    with OthersCpu() as others:
+        proc = subprocess.run([sys.executable, script, "--worker", str(spec_path)], capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"worker {name} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(Path(spec["result"]).read_text())
+    return {**json.loads(Path(spec["result"]).read_text()), "others_cpu": others.share}
 
 
 def _prepare_images(dest: Path, count: int) -> list[str]:
@@ -271,7 +303,8 @@ def _cpu_has_bf16() -> bool:
 
 def _line(label: str, r: dict, images: int) -> str:
     return (f"  {label:<38} {images / r['seconds']:7.3f} img/s  ({r['seconds']:6.1f} s, "
-            f"model load {r['load_s']:4.1f} s)  peak RSS growth {r['rss_growth_mb']:7.1f} MB")
+            f"model load {r['load_s']:4.1f} s)  peak RSS growth {r['rss_growth_mb']:7.1f} MB  "
+            f"[others used {r['others_cpu']:.0%} of the CPUs]")
 
 
 def main() -> None:
@@ -314,12 +347,12 @@ def main() -> None:
 
         print(f"\n1. {len(SEED_CLASSES)} classes ({', '.join(SEED_CLASSES)}), {len(paths)} images "
               f"{IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}, fp32")
-        seed = _run_worker(work, "seed", {**base, "kind": "seed", "images": paths, "classes": SEED_CLASSES,
+        seed = run_worker(work, "seed", {**base, "kind": "seed", "images": paths, "classes": SEED_CLASSES,
                                           "per_class": False})
         print(_line("tutorial loop (one image per pass)", seed, len(paths)))
         ours = {}
         for bs in sorted({1, args.batch_size}):
-            ours[bs] = _run_worker(work, f"ours_b{bs}", {**base, "kind": "ours", "images": paths,
+            ours[bs] = run_worker(work, f"ours_b{bs}", {**base, "kind": "ours", "images": paths,
                                                          "classes": SEED_CLASSES, "precision": "fp32",
                                                          "batch_size": bs, "plain_prompts": False})
             r = ours[bs]
@@ -337,9 +370,9 @@ def main() -> None:
         names = [c for c in COCO_CLASSES][: args.classes]
         k = len(names) if args.per_class_passes <= 0 else min(args.per_class_passes, len(names))
         print(f"\n2. {len(names)} classes, 1 image, fp32")
-        per_class = _run_worker(work, "per_class", {**base, "kind": "seed", "images": paths[:1],
+        per_class = run_worker(work, "per_class", {**base, "kind": "seed", "images": paths[:1],
                                                     "classes": names[:k], "per_class": True})
-        many = _run_worker(work, "many", {**base, "kind": "ours", "images": paths[:1], "classes": names,
+        many = run_worker(work, "many", {**base, "kind": "ours", "images": paths[:1], "classes": names,
                                           "precision": "fp32", "batch_size": 1, "plain_prompts": True})
         per_pass = per_class["seconds"] / k
         estimated = per_pass * len(names)
@@ -353,7 +386,7 @@ def main() -> None:
             print("\n3. bf16 vs fp32: skipped" + (" (--quick)" if args.quick else " (no native bf16 on this CPU)"))
             return
         print(f"\n3. bf16 (experimental, autocast) vs fp32 on the CPU, {len(paths)} images, batch 1")
-        bf16 = _run_worker(work, "bf16", {**base, "kind": "ours", "images": paths, "classes": SEED_CLASSES,
+        bf16 = run_worker(work, "bf16", {**base, "kind": "ours", "images": paths, "classes": SEED_CLASSES,
                                           "precision": "bf16", "batch_size": 1, "plain_prompts": False})
         fp32 = ours[1]
         print(_line("fp32", fp32, len(paths)))

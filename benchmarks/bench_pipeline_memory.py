@@ -10,8 +10,8 @@ Both run, each in a fresh process, over the SAME generated folder of JPEGs (defa
 
 Printed: RSS after every 50 images, the growth per 100 images (least-squares slope over those
 points), peak RSS above the level after model load and warm-up, images/second (after one untimed
-warm-up image, model load excluded) and the ratio, and how many of the pipeline's boxes are
-also in the tutorial's output.
+warm-up image, model load excluded) and the ratio, how many of the pipeline's boxes are also in
+the tutorial's output, and how much CPU other processes used meanwhile (a shared machine).
 
 The model is the tiny random checkpoint of ``tests/fixtures/tiny_gdino.build_tiny_gdino``:
 the memory effect is about what a loop keeps, not about the model's size, and the tiny model
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_detection import BOX_THRESHOLD, SEED_CLASSES, TEXT_THRESHOLD, PeakRss  # noqa: E402
+from benchmarks.bench_detection import BOX_THRESHOLD, SEED_CLASSES, TEXT_THRESHOLD, PeakRss, run_worker  # noqa: E402
 
 IMAGE_SIZE = (1024, 768)
 MB = 2**20
@@ -137,16 +136,6 @@ def _worker_main(spec_path: str) -> None:
 # ----------------------------------------------------------------------------- parent
 
 
-def _run_worker(workdir: Path, name: str, spec: dict) -> dict:
-    spec = {**spec, "result": str(workdir / f"{name}.result.json")}
-    spec_path = workdir / f"{name}.spec.json"
-    spec_path.write_text(json.dumps(spec))
-    proc = subprocess.run([sys.executable, __file__, "--worker", str(spec_path)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"worker {name} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(Path(spec["result"]).read_text())
-
-
 def _make_folder(dest: Path, count: int) -> list[str]:
     """Photo-like JPEGs (smooth gradients, shapes, noise) so that they compress like photos."""
     import cv2
@@ -230,9 +219,10 @@ def main() -> None:
               f"in both loops; what this shows is what each loop KEEPS, which does not depend on the model's size")
         base = {"config": str(model.config_path), "weights": str(model.weights_path),
                 "text_encoder": str(model.text_encoder_dir), "images": paths, "every": args.every}
-        seed = _run_worker(work, "seed", {**base, "kind": "seed"})
-        ours = _run_worker(work, "pipeline", {**base, "kind": "pipeline", "folder": str(work / "folder"),
-                                              "cache": str(work / "cache.sqlite"), "batch_size": args.batch_size})
+        seed = run_worker(work, "seed", {**base, "kind": "seed"}, __file__)
+        ours = run_worker(work, "pipeline", {**base, "kind": "pipeline", "folder": str(work / "folder"),
+                                              "cache": str(work / "cache.sqlite"), "batch_size": args.batch_size},
+                           __file__)
 
         print(f"\nRSS (MB) after N images (N=0: after model load and one warm-up image)")
         print(f"  {'N':>5}  {'(a) seed loop':>14}  {'(b) pipeline':>14}")
@@ -244,7 +234,7 @@ def main() -> None:
         for label, r in rows:
             print(f"  {label:<40} {len(paths) / r['seconds']:6.2f} img/s ({r['seconds']:5.1f} s)   "
                   f"growth {_slope_per_100(r['rss']):7.1f} MB per 100 images   peak RSS above start "
-                  f"{r['peak_mb']:7.1f} MB")
+                  f"{r['peak_mb']:7.1f} MB   [others used {r['others_cpu']:.0%} of the CPUs]")
         print(f"  speed ratio pipeline/seed {seed['seconds'] / ours['seconds']:.2f}x; peak RSS growth ratio "
               f"{ours['peak_mb'] / max(seed['peak_mb'], 1e-9):.3f}x")
         total, found = _match(ours["boxes"], seed["boxes"])
