@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from pathlib import Path
 
 SUBCOMMANDS = ("label", "weights", "export", "stats")
@@ -91,8 +92,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return build_gui_parser().parse_args(argv)
 
 
+def quiet_library_warnings() -> None:
+    """Deprecation chatter from torch/timm/transformers internals is not the user's to act on."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="torch.meshgrid")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    quiet_library_warnings()
     module = importlib.import_module(f"autolabel_gui.commands.{args.command}")
     return int(module.run(args) or 0)
 

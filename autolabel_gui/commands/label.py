@@ -14,7 +14,6 @@ import sqlite3
 import sys
 import threading
 import time
-import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -95,9 +94,6 @@ class VocWriter:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Deprecation chatter from torch/timm/transformers internals is not the user's to act on.
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message="torch.meshgrid")
     folder: Path = args.folder
     if not folder.is_dir():
         _err(f"{folder}: {'is not a folder' if folder.exists() else 'does not exist'}")
