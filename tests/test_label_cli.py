@@ -182,3 +182,26 @@ def test_cache_that_cannot_be_written_is_reported_not_a_traceback(tmp_path, tiny
     assert main(["label", str(folder), "--cache", str(db), *_model_args(tiny_gdino, batch=1)]) == 1
     err = capsys.readouterr().err
     assert f"cannot write the proposal cache {db}" in err and "disk is full" in err
+
+
+def test_yolo_labels_beside_the_images_are_carried_into_the_voc_files(tmp_path, tiny_gdino, capsys):
+    """Someone's YOLO boxes survive pre-labelling (twice), and proposals that repeat them are dropped."""
+    folder = _small_model_folder(tmp_path / "photos", ["a1.png", "a2.png"])
+    (folder / "classes.txt").write_text("person\ndog\n", encoding="utf-8")
+    (folder / "a1.txt").write_text("1 0.5 0.5 0.5 0.5\n", encoding="utf-8")  # dog, x 16..48, y 12..36
+    (folder / "a2.txt").write_text("7 0.5 0.5 0.5 0.5\n", encoding="utf-8")  # class 7 is not in classes.txt
+    voc = tmp_path / "voc"
+    args = ["label", str(folder), "--voc-dir", str(voc), *_model_args(tiny_gdino, batch=1),
+            "--box-threshold", "0.05"]
+
+    for _ in range(2):  # the rerun replaces its own file and must carry the YOLO box again
+        rc = main(args)
+        out, err = capsys.readouterr()
+        labels = read_voc(voc / "a1.xml")
+        yolo = [b for b in labels.boxes if b.score is None and b.label == "dog" and b.xyxy == (16, 12, 48, 36)]
+        assert len(yolo) == 1, labels.boxes
+        others = [b for b in labels.boxes if b is not yolo[0]]
+        assert others, "the random model proposes boxes above 0.05"
+        assert not [b for b in others if b.label == "dog" and b.iou(yolo[0]) >= 0.7]
+        assert not (voc / "a2.xml").exists(), "a VOC file would hide the unreadable YOLO file for good"
+        assert "a2" in err and rc == 1

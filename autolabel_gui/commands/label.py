@@ -27,6 +27,8 @@ from autolabel_gui.core.project import ProjectSettings
 from autolabel_gui.detection.base import DetectorUnavailable
 from autolabel_gui.detection.pipeline import DetectionPipeline, DetectionResult
 from autolabel_gui.detection.weights import find_weights, missing_weights_message
+from autolabel_gui.core.review import without_duplicates
+from autolabel_gui.formats.existing import load_foreign_labels
 from autolabel_gui.formats.voc import AnnotationError, read_voc, write_voc
 
 
@@ -39,14 +41,18 @@ class VocWriter:
 
     An existing file is replaced only when it is unverified and byte for byte what an earlier
     ``label`` run wrote (its digest is in the cache); a verified file, an unreadable one, or any
-    file a person or another tool wrote or edited is left alone and counted.
+    file a person or another tool wrote or edited is left alone and counted. YOLO or COCO labels
+    the image already has are carried into the VOC file as its first boxes, and proposals that
+    repeat them are dropped, as the window does.
     """
 
-    def __init__(self, folder: ImageFolder, cache: ProposalCache, box_threshold: float, note) -> None:
+    def __init__(self, folder: ImageFolder, cache: ProposalCache, box_threshold: float, note,
+                 class_names: list[str]) -> None:
         self.folder = folder
         self.cache = cache
         self.box_threshold = box_threshold
         self.note = note
+        self.class_names = class_names
 
     def write(self, rel: str, proposals: list[Box]) -> str:
         """Return what happened: ``written``, ``verified``/``unreadable``/``kept`` (left alone) or ``failed``."""
@@ -58,14 +64,18 @@ class VocWriter:
         image_path = self.folder.image_path(rel)
         try:
             width, height = image_size(image_path)
+            existing = self._foreign_boxes(rel)
         except ImageLoadError as exc:
             self.note(f"no VOC file for {rel}: {exc}")
             return "failed"
+        except AnnotationError as exc:  # a VOC file here would hide the unreadable one for good
+            self.note(f"no VOC file for {rel}: its labels cannot be read: {exc}")
+            return "unreadable"
         boxes = [b.clamped(width, height).with_state(BoxState.ACCEPTED) for b in proposals
                  if b.score is None or b.score >= self.box_threshold]
         labels = ImageLabels(filename=image_path.name, width=width, height=height, depth=3,
-                             boxes=[b for b in boxes if b.area > 0], verified=False,
-                             folder=image_path.parent.name, path=str(image_path))
+                             boxes=existing + [b for b in without_duplicates(boxes, existing) if b.area > 0],
+                             verified=False, folder=image_path.parent.name, path=str(image_path))
         try:
             write_voc(path, labels)
             self.cache.put_output(path, hashlib.sha256(path.read_bytes()).hexdigest())
@@ -76,6 +86,11 @@ class VocWriter:
             self.note(f"cannot write {path}: {exc.strerror or exc}")
             return "failed"
         return "written"
+
+    def _foreign_boxes(self, rel: str) -> list[Box]:
+        """YOLO or COCO boxes beside the image, carried into every VOC file written for it."""
+        labels = load_foreign_labels(self.folder, rel, self.class_names)
+        return list(labels.boxes) if labels else []
 
     def _why_keep(self, path: Path) -> str | None:
         try:
@@ -143,7 +158,7 @@ def _label(args, images: ImageFolder, cache: ProposalCache, settings, config, on
         bar.write(message, file=sys.stderr)
 
     pipeline = DetectionPipeline(images, cache, config, ontology, on_event=on_event)
-    writer = VocWriter(images, cache, settings.box_threshold, note) if args.voc_dir is not None else None
+    writer = VocWriter(images, cache, settings.box_threshold, note, settings.classes) if args.voc_dir is not None else None
     counts: Counter[str] = Counter()
     cancel = threading.Event()
     start = time.perf_counter()

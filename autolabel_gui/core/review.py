@@ -68,6 +68,11 @@ def _same_object(a: Box, b: Box, iou: float) -> bool:
     return a.label == b.label and a.iou(b) >= iou
 
 
+def without_duplicates(proposals: list[Box], accepted: list[Box]) -> list[Box]:
+    """The proposals that do not repeat an accepted box (the window hides those; so does ``label``)."""
+    return [p for p in proposals if not any(_same_object(p, a, DUPLICATE_IOU) for a in accepted)]
+
+
 class ReviewState:
     """Boxes, selection and undo history of one image of ``width`` x ``height`` pixels."""
 

@@ -28,6 +28,11 @@ def load_existing_labels(folder: ImageFolder, rel: str, class_names: list[str]) 
         labels = read_voc(voc)
         labels.boxes = [b.with_state(BoxState.ACCEPTED) for b in labels.boxes]
         return labels
+    return load_foreign_labels(folder, rel, class_names)
+
+
+def load_foreign_labels(folder: ImageFolder, rel: str, class_names: list[str]) -> ImageLabels | None:
+    """The YOLO or COCO labels beside image ``rel``, ignoring VOC (what ``label`` carries over)."""
     image = folder.image_path(rel).absolute()
     return _from_yolo(folder, image, class_names) or _from_coco(folder, rel, image)
 
