@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 from autolabel_gui.cli import main
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.formats.voc import read_voc
+from tests.fixtures.pipeline import cache_rows
 from tests.fixtures.hostile import label_args, scaled, seed, small_model_settings, voc_files
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,18 +38,6 @@ def _photos(root: Path, count: int) -> list[str]:
     return names
 
 
-def _rows(db: Path) -> dict[str, int]:
-    if not db.exists():
-        return {}
-    conn = sqlite3.connect(db, timeout=10)
-    try:
-        return dict(conn.execute("SELECT relpath, created_ns FROM proposals").fetchall())
-    except sqlite3.OperationalError:  # schema not created yet
-        return {}
-    finally:
-        conn.close()
-
-
 def _assert_consistent(folder: Path, voc: Path, db: Path, names: list[str]) -> None:
     """After a kill: every VOC file parses and belongs to a cached image; the cache is intact."""
     conn = sqlite3.connect(db, timeout=10)
@@ -58,7 +47,7 @@ def _assert_consistent(folder: Path, voc: Path, db: Path, names: list[str]) -> N
         conn.close()
     with ProposalCache(db) as cache:
         assert cache.moved_aside is None, "the cache had to be thrown away"
-    cached = set(_rows(db))
+    cached = set(cache_rows(db))
     assert cached <= set(names)
     for xml in voc_files(voc):
         labels = read_voc(xml)  # raises on a half-written file
@@ -78,13 +67,13 @@ def test_label_killed_at_random_moments_resumes_and_leaves_every_file_whole(tmp_
     args = ["label", str(folder), "--voc-dir", str(voc), *label_args(tiny_gdino, batch=1)]
     kills = 0
     for _ in range(scaled(2, 10)):
-        done = len(_rows(db))
+        done = len(cache_rows(db))
         proc = subprocess.Popen([sys.executable, "-m", "autolabel_gui", *args], cwd=REPO,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # Kill after a random number of committed images plus a random fraction of the next one,
         # so the moment falls anywhere in the detect -> cache -> VOC cycle, on any machine speed.
         target = done + rng.randint(1, 4)
-        while len(_rows(db)) < target and proc.poll() is None:
+        while len(cache_rows(db)) < target and proc.poll() is None:
             time.sleep(0.005)
         time.sleep(rng.uniform(0.0, 0.05))
         proc.send_signal(signal.SIGKILL)
@@ -93,12 +82,12 @@ def test_label_killed_at_random_moments_resumes_and_leaves_every_file_whole(tmp_
             kills += 1
         _assert_consistent(folder, voc, db, names)
     assert kills >= 1
-    before_rerun = _rows(db)
+    before_rerun = cache_rows(db)
     assert 0 < len(before_rerun) < len(names)
 
     assert main(args) == 0
     out = capsys.readouterr().out
-    final = _rows(db)
+    final = cache_rows(db)
     assert set(final) == set(names)
     assert {k: final[k] for k in before_rerun} == before_rerun, "an image cached before a kill ran again"
     assert f"{len(names) - len(before_rerun)} detected" in out

@@ -19,6 +19,7 @@ from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
 from autolabel_gui.core.cache import ImageKey, ProposalCache, run_id_for
 from autolabel_gui.core.project import ProjectSettings
 from autolabel_gui.formats.voc import read_voc, write_voc
+from tests.fixtures.pipeline import cache_rows
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.model
@@ -111,20 +112,8 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert "unknown class" in capsys.readouterr().err
 
 
-def _rows(db: Path) -> dict[str, int]:
-    if not db.exists():
-        return {}
-    conn = sqlite3.connect(db, timeout=10)
-    try:
-        return dict(conn.execute("SELECT relpath, created_ns FROM proposals").fetchall())
-    except sqlite3.OperationalError:  # the schema is not there yet
-        return {}
-    finally:
-        conn.close()
-
-
 def _wait_for_rows(db: Path, more_than: int, alive=lambda: True) -> None:
-    while len(_rows(db)) <= more_than:
+    while len(cache_rows(db)) <= more_than:
         assert alive(), "label ended before it could be interrupted"
         time.sleep(0.05)
 
@@ -140,7 +129,7 @@ def test_killed_and_interrupted_runs_resume_without_redoing_work(tmp_path, tiny_
     _wait_for_rows(db, 0, alive=lambda: killed.poll() is None)
     killed.send_signal(signal.SIGKILL)
     killed.communicate(timeout=60)
-    after_kill = _rows(db)
+    after_kill = cache_rows(db)
     assert killed.returncode == -signal.SIGKILL and 1 <= len(after_kill) < len(names)
 
     # Ctrl+C: a real KeyboardInterrupt in the main thread once one more image is committed.
@@ -159,13 +148,13 @@ def test_killed_and_interrupted_runs_resume_without_redoing_work(tmp_path, tiny_
         running.clear()
         watcher.join()
     assert "run the same command again" in capsys.readouterr().err
-    after_ctrl_c = _rows(db)
+    after_ctrl_c = cache_rows(db)
     assert len(after_kill) < len(after_ctrl_c) < len(names)
     assert {k: after_ctrl_c[k] for k in after_kill} == after_kill, "cached images were not run again"
 
     assert main(args) == 0
     out = capsys.readouterr().out
-    final = _rows(db)
+    final = cache_rows(db)
     assert set(final) == set(names)
     assert {k: final[k] for k in after_ctrl_c} == after_ctrl_c, "no image ran twice"
     assert f"{len(names) - len(after_ctrl_c)} detected" in out and f"{len(after_ctrl_c)} from cache" in out
