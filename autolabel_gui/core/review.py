@@ -73,6 +73,10 @@ def without_duplicates(proposals: list[Box], accepted: list[Box]) -> list[Box]:
     return [p for p in proposals if not any(_same_object(p, a, DUPLICATE_IOU) for a in accepted)]
 
 
+Snapshot = tuple[tuple[Item, ...], int]
+"""The boxes and the selected index: one undo step (items are immutable, so sharing is safe)."""
+
+
 class ReviewState:
     """Boxes, selection and undo history of one image of ``width`` x ``height`` pixels."""
 
@@ -89,8 +93,8 @@ class ReviewState:
         self._settled: list[Box] = list(record.rejected) if record else []
         self._base_outcomes: list[Outcome] = list(record.outcomes) if record else []
         self._proposals: tuple[Box, ...] | None = None
-        self._undo: list[tuple[tuple[Item, ...], int]] = []
-        self._redo: list[tuple[tuple[Item, ...], int]] = []
+        self._undo: list[Snapshot] = []
+        self._redo: list[Snapshot] = []
         self._saved_boxes = self.accepted_boxes()
         self._saved_record = self._record_key()
 
@@ -196,10 +200,8 @@ class ReviewState:
         accepted = [it.box for it in kept if it.accepted]
         settled = self._settled + [it.proposal for it in kept if it.proposal is not None]
         fresh = []
-        for p in sorted(proposals, key=lambda b: -(b.score or 0.0)):
+        for p in sorted(without_duplicates(proposals, accepted), key=lambda b: -(b.score or 0.0)):
             if any(_same_object(p, s, SAME_PROPOSAL_IOU) for s in settled):
-                continue
-            if any(_same_object(p, a, DUPLICATE_IOU) for a in accepted):
                 continue
             box = p.with_state(BoxState.PROPOSED)
             fresh.append(Item(box, Origin.PROPOSAL, box))
@@ -329,18 +331,17 @@ class ReviewState:
         return True
 
     def undo(self) -> bool:
-        if not self._undo:
-            return False
-        self._redo.append((self.items, self.selected))
-        self.items, selected = self._undo.pop()
-        self.select(selected)
-        return True
+        return self._travel(self._undo, self._redo)
 
     def redo(self) -> bool:
-        if not self._redo:
+        return self._travel(self._redo, self._undo)
+
+    def _travel(self, source: list[Snapshot], target: list[Snapshot]) -> bool:
+        """Restore the newest snapshot of ``source``; the current state goes onto ``target``."""
+        if not source:
             return False
-        self._undo.append((self.items, self.selected))
-        self.items, selected = self._redo.pop()
+        target.append((self.items, self.selected))
+        self.items, selected = source.pop()
         self.select(selected)
         return True
 
