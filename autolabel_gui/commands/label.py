@@ -29,7 +29,7 @@ from autolabel_gui.detection.pipeline import DetectionPipeline, DetectionResult
 from autolabel_gui.detection.weights import find_weights, missing_weights_message
 from autolabel_gui.core.review import without_duplicates
 from autolabel_gui.formats.existing import load_foreign_labels
-from autolabel_gui.formats.voc import AnnotationError, read_voc, write_voc
+from autolabel_gui.formats.voc import AnnotationError, parse_voc, write_voc
 
 
 def _err(msg: str) -> None:
@@ -95,7 +95,7 @@ class VocWriter:
     def _why_keep(self, path: Path) -> str | None:
         try:
             data = path.read_bytes()
-            if read_voc(path).verified:
+            if parse_voc(data, path).verified:
                 return "verified"
         except AnnotationError as exc:
             self.note(f"not overwritten (cannot parse it): {exc}")
