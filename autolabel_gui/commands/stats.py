@@ -7,7 +7,7 @@ import sys
 
 from autolabel_gui.core.cache import CACHE_FILE, ProposalCache, run_id_for
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.project import STATE_DIR, ProjectSettings
+from autolabel_gui.core.project import ProjectSettings
 from autolabel_gui.core.stats import compute_stats, format_stats
 
 
@@ -20,7 +20,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     # A report must not create state: open the cache only when the folder already has one.
-    cache = ProposalCache(args.folder / STATE_DIR / CACHE_FILE) if (args.folder / STATE_DIR / CACHE_FILE).is_file() else None
+    cache_path = folder.state_dir / CACHE_FILE
+    cache = ProposalCache(cache_path) if cache_path.is_file() else None
     try:
         run_id = run_id_for(settings.detector_config(), settings.ontology()) if settings.classes else None
         stats = compute_stats(folder, settings.classes, cache, run_id)
