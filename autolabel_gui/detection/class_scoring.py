@@ -20,7 +20,6 @@ from torchvision.ops import batched_nms
 
 log = logging.getLogger(__name__)
 
-SEPARATOR = " . "
 NMS_IOU = 0.5
 
 
