@@ -32,7 +32,6 @@ import tempfile
 import threading
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +120,7 @@ def _worker_seed(spec: dict) -> dict:
 def _worker_ours(spec: dict) -> dict:
     """``DetectionPipeline`` as ``label`` runs it: decode + prepare on threads, batches, a fresh cache."""
     from autolabel_gui.core.cache import ProposalCache
+    from autolabel_gui.core.folder import ImageFolder
     from autolabel_gui.core.images import load_image
     from autolabel_gui.core.ontology import Ontology
     from autolabel_gui.detection.base import DetectorConfig
@@ -135,7 +135,7 @@ def _worker_ours(spec: dict) -> dict:
     prompts = {} if spec["plain_prompts"] else {c: f"all {c}s" for c in names}
     ontology = Ontology.from_names(names, prompts)
     paths = [Path(p) for p in spec["images"]]
-    folder = _Folder(paths[0].parent)
+    folder = ImageFolder(paths[0].parent)
     cache = ProposalCache(Path(spec["result"]).with_suffix(".cache.sqlite"))
     pipeline = DetectionPipeline(folder, cache, config, ontology, on_event=lambda kind, msg: None)
     t0 = time.perf_counter()
@@ -154,16 +154,6 @@ def _worker_ours(spec: dict) -> dict:
              for r in kept]
     return {"load_s": load_s, "seconds": seconds, "rss_growth_mb": mem.growth_mb, "boxes": boxes,
             "chunks": len(detector.chunks(ontology))}
-
-
-@dataclass
-class _Folder:
-    """What the pipeline needs of an ImageFolder, for a list of files in one folder."""
-
-    root: Path
-
-    def image_path(self, rel: str) -> Path:
-        return self.root / rel
 
 
 def _worker_main(spec_path: str) -> None:
