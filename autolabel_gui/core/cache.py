@@ -22,6 +22,7 @@ from typing import Callable, Iterator, TypeVar
 
 from autolabel_gui.core.atomic import atomic_write_text
 from autolabel_gui.core.boxes import Box, BoxState
+from autolabel_gui.core.folder import STATE_DIR
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.core.userdirs import user_cache_dir
 from autolabel_gui.detection.base import DetectorConfig
@@ -152,7 +153,7 @@ class ProposalCache:
         """``root/.autolabel/cache.sqlite``, or a per-user cache dir when the folder is read-only."""
         root = Path(root)
         try:
-            return cls(root / ".autolabel" / CACHE_FILE)
+            return cls(root / STATE_DIR / CACHE_FILE)
         except (OSError, sqlite3.Error) as exc:
             digest = hashlib.sha256(str(root.resolve()).encode("utf-8")).hexdigest()[:16]
             fallback = user_cache_dir() / digest

@@ -17,7 +17,8 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 )
 """Lower-case suffixes (with the dot) that Pillow and OpenCV both decode."""
 
-STATE_DIR_NAME = ".autolabel"
+STATE_DIR = ".autolabel"
+"""The hidden folder in ``root`` that holds our settings and proposal cache."""
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -69,7 +70,7 @@ class ImageFolder:
     @property
     def state_dir(self) -> Path:
         """Where this folder's settings and proposal cache live."""
-        return self.root / STATE_DIR_NAME
+        return self.root / STATE_DIR
 
     def rescan(self) -> None:
         """List the folder again (images added or removed since opening)."""

@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from autolabel_gui.core.atomic import atomic_write_text
+from autolabel_gui.core.folder import STATE_DIR
 from autolabel_gui.core.ontology import Ontology, parse_prompt_args
 from autolabel_gui.detection.base import DetectorConfig
 
-STATE_DIR = ".autolabel"
 SETTINGS_FILE = "project.json"
 
 
