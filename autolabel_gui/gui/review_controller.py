@@ -12,7 +12,7 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from autolabel_gui.core.cache import ProposalCache, run_id_for
+from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.leftovers import sweep_leftovers
 from autolabel_gui.core.project import ProjectSettings
@@ -22,7 +22,7 @@ from autolabel_gui.detection.base import create_detector
 from autolabel_gui.gui.canvas import Canvas
 from autolabel_gui.gui.file_list import FileListModel
 from autolabel_gui.gui.image_cache import ImageCache
-from autolabel_gui.gui.worker import DetectionController
+from autolabel_gui.gui.worker import DetectionController, safe_run_id
 
 PREFETCH_AHEAD = 2
 PREFETCH_BEHIND = 1
@@ -36,13 +36,6 @@ def annotations_folder(root: Path, settings: ProjectSettings) -> Path | None:
         return None
     path = Path(settings.annotations_dir).expanduser()
     return path if path.is_absolute() else root / path
-
-
-def safe_run_id(settings: ProjectSettings) -> str | None:
-    try:
-        return run_id_for(settings.detector_config(), settings.ontology())
-    except ValueError:
-        return None
 
 
 class ReviewController(QObject):

@@ -223,6 +223,14 @@ class _Worker(QObject):
         self.queue_progress.emit(*self._queue.finish(rel))
 
 
+def safe_run_id(settings: ProjectSettings) -> str | None:
+    """The cache run id of ``settings``, or None when they are invalid (ValueError)."""
+    try:
+        return run_id_for(settings.detector_config(), settings.ontology())
+    except ValueError:
+        return None
+
+
 def _same_model(a: DetectorConfig, b: DetectorConfig) -> bool:
     keep = {f: getattr(a, f) for f in _OUTPUT_FIELDS}
     return replace(b, **keep) == a
@@ -246,7 +254,7 @@ class DetectionController(QObject):
         self._lookahead = lookahead
         self._queue = _WorkQueue()
         self._settings = settings
-        self._run_id = self._run_id_of(settings)
+        self._run_id = safe_run_id(settings)
         self._thread: QThread | None = None
         self._worker: _Worker | None = None
         self._state: tuple[str, str] = ("loading", "")
@@ -255,13 +263,6 @@ class DetectionController(QObject):
     @Slot(str, str)
     def _remember_state(self, state: str, message: str) -> None:
         self._state = (state, message)
-
-    @staticmethod
-    def _run_id_of(settings: ProjectSettings) -> str | None:
-        try:
-            return run_id_for(settings.detector_config(), settings.ontology())
-        except ValueError:
-            return None
 
     def start(self) -> None:
         """Start the worker thread; it loads the model at once (model_state tells how it went)."""
@@ -311,7 +312,7 @@ class DetectionController(QObject):
     def reconfigure(self, settings: ProjectSettings) -> None:
         """New classes, prompts or model settings; the model is reloaded only if it changed."""
         self._settings = settings
-        self._run_id = self._run_id_of(settings)
+        self._run_id = safe_run_id(settings)
         self._queue.reconfigure(settings)
 
     def _cached(self, rel: str):
