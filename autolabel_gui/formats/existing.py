@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autolabel_gui.core.boxes import BoxState, ImageLabels
+from autolabel_gui.core.boxes import ImageLabels
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import image_size
 from autolabel_gui.formats import coco, yolo
@@ -25,9 +25,7 @@ def load_existing_labels(folder: ImageFolder, rel: str, class_names: list[str]) 
     """
     voc = folder.voc_path(rel)
     if voc.is_file():
-        labels = read_voc(voc)
-        labels.boxes = [b.with_state(BoxState.ACCEPTED) for b in labels.boxes]
-        return labels
+        return read_voc(voc)
     return load_foreign_labels(folder, rel, class_names)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
-from autolabel_gui.core.boxes import BoxState, ImageLabels
+from autolabel_gui.core.boxes import ImageLabels
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import ImageLoadError, image_size
 from autolabel_gui.formats.voc import AnnotationError, read_voc, voc_bytes
@@ -173,7 +173,6 @@ def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = T
             continue
         if verified_only and not labels.verified:
             continue
-        labels.boxes = [b for b in labels.boxes if b.state is not BoxState.REJECTED]
         bad = sorted({b.label for b in labels.boxes} - known)
         if bad:
             unknown.append(f"{voc}: class {', '.join(repr(b) for b in bad)} is not in the class list")
