@@ -48,7 +48,7 @@ def build_gui_parser() -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     """The headless subcommands (a positional FOLDER and subparsers cannot share one parser)."""
     parser = argparse.ArgumentParser(prog="autolabel-gui")
-    sub = parser.add_subparsers(dest="command", metavar="{label,weights,export,stats}", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}", required=True)
 
     label = sub.add_parser("label", help="pre-label a folder headless (resumable)")
     label.add_argument("folder", type=Path)
