@@ -221,9 +221,6 @@ class BoxItem(QGraphicsRectItem):
     def handles(self) -> list[HandleItem]:
         return list(self._handles)
 
-    def is_selected(self) -> bool:
-        return self._selected
-
     def color(self) -> QColor:
         return QColor(self._color)
 

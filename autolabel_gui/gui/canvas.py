@@ -167,10 +167,6 @@ class Canvas(QGraphicsView):
         for item in self._items.values():
             item.set_color(self._color_for(item.box.label))
 
-    def color_for(self, label: str) -> QColor:
-        """The colour a box with this label is drawn in."""
-        return self._color_for(label)
-
     def box_item(self, index: int) -> BoxItem | None:
         """The drawn item of a box (None when rejected or out of range): for tests and tools."""
         return self._items.get(index)

@@ -52,10 +52,9 @@ def _icon(color: str) -> QIcon:
 
 
 class FileListModel(QAbstractListModel):
-    """Rows are ``folder.images``; statuses fill in lazily (``scan_finished`` when all are known)."""
+    """Rows are ``folder.images``; statuses fill in lazily (``is_scanning()`` until all are known)."""
 
     counts_changed = Signal()
-    scan_finished = Signal()
 
     def __init__(self, folder: ImageFolder, cached: Callable[[], set[str]], parent=None) -> None:
         super().__init__(parent)
@@ -163,12 +162,9 @@ class FileListModel(QAbstractListModel):
         self._scanned = end
         if end > first:
             self.dataChanged.emit(self.index(first), self.index(end - 1), [Qt.ItemDataRole.DecorationRole, STATUS_ROLE])
-        done = self._scanned >= len(self._images)
-        if done:
+        if self._scanned >= len(self._images):
             self._timer.stop()
         self.counts_changed.emit()
-        if done:
-            self.scan_finished.emit()
 
 
 class StatusFilter(QSortFilterProxyModel):

@@ -44,7 +44,6 @@ class ReviewController(QObject):
     message = Signal(str, bool)  # text, is an error
     current_changed = Signal(str, int, int)  # relpath, row, number of images
     boxes_changed = Signal()  # the current image's boxes changed (class counts)
-    image_shown = Signal(str)  # the current image and its boxes are on the canvas
     model_state = Signal(str, str)
     queue_progress = Signal(int, int)
 
@@ -266,7 +265,6 @@ class ReviewController(QObject):
         self.canvas.set_image(image)
         self._shown = True
         self._sync(full=True)
-        self.image_shown.emit(self.current)
 
     def _sync(self, full: bool = False) -> None:
         """Make the canvas show the state: one item per changed box, all of them when the count changed."""
