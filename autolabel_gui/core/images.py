@@ -56,13 +56,13 @@ def load_image(path: Path | str) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as im:
             _check_pixels(path, im.size)
             if _is_plain_jpeg(im, data):
-                orientation = _orientation(im)
+                orientation = orientation_of(im)
                 rgb = _decode_jpeg_cv2(data)
                 if rgb is None:
                     rgb = _to_rgb(im)
             else:
                 im.load()
-                orientation = _orientation(im)
+                orientation = orientation_of(im)
                 rgb = _to_rgb(im)
     except ImageLoadError:
         raise
@@ -90,7 +90,7 @@ def image_size(path: Path | str) -> tuple[int, int]:
                     fh.seek(0)
                     orientation = _png_orientation(fh)
                 else:
-                    orientation = _orientation(im)
+                    orientation = orientation_of(im)
     except FileNotFoundError:
         raise ImageLoadError(path, "file not found") from None
     except UnidentifiedImageError:
@@ -173,11 +173,17 @@ def _decode_jpeg_cv2(data: bytes) -> np.ndarray | None:
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)
 
 
-def _orientation(im: Image.Image) -> int:
+def orientation_of(im: Image.Image) -> int:
+    """The EXIF orientation (1-8, 1 = as stored) of an opened image; 1 when missing or broken."""
     try:
-        value = im.getexif().get(_ORIENTATION_TAG, 1)
+        exif = im.getexif()
     except Exception:  # a broken EXIF block must not make a good image unreadable
         return 1
+    return _orientation_in(exif)
+
+
+def _orientation_in(exif: Image.Exif) -> int:
+    value = exif.get(_ORIENTATION_TAG, 1)
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
@@ -197,10 +203,9 @@ def _png_orientation(fh: io.BufferedIOBase) -> int:
             exif = Image.Exif()
             try:
                 exif.load(fh.read(length))
-            except Exception:  # as in _orientation: a broken EXIF block is ignored
+            except Exception:  # as in orientation_of: a broken EXIF block is ignored
                 return 1
-            value = exif.get(_ORIENTATION_TAG, 1)
-            return value if isinstance(value, int) and 1 <= value <= 8 else 1
+            return _orientation_in(exif)
         if kind == b"IEND":
             return 1
         fh.seek(length + 4, os.SEEK_CUR)

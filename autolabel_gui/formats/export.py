@@ -19,14 +19,13 @@ from PIL import Image
 
 from autolabel_gui.core.boxes import ImageLabels
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.images import ImageLoadError, image_size
+from autolabel_gui.core.images import ImageLoadError, image_size, orientation_of
 from autolabel_gui.formats.voc import AnnotationError, read_voc, voc_bytes
 
 FORMATS: tuple[str, ...] = ("yolo", "coco", "voc")
 FLAT_SEPARATOR = "__"
 """Joins sub-folder names into one file name: ``a/b/img.jpg`` -> ``a__b__img.jpg``."""
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif"})
-_ORIENTATION_TAG = 0x0112
 
 ORIENTATION_NOTE = (
     "boxes refer to these images as displayed (EXIF orientation applied), as Ultralytics, supervision, "
@@ -214,12 +213,9 @@ def exif_orientation(image: Path) -> int:
     """
     try:
         with Image.open(image) as im:
-            if im.format == "PNG":
-                return 1
-            value = im.getexif().get(_ORIENTATION_TAG, 1)
-    except Exception:  # the size check already read this header; a broken EXIF block means "as stored"
+            return 1 if im.format == "PNG" else orientation_of(im)
+    except Exception:  # the size check already read this header
         return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _output_suffix(rel: str, fmt: str) -> str:
