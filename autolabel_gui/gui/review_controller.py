@@ -97,7 +97,7 @@ class ReviewController(QObject):
 
     def shutdown(self) -> None:
         """Save the open image, stop the detector and the image threads."""
-        self._leave()
+        self.save_current()
         for signal, slot in ((self.canvas.selection_changed, self._canvas_selected),
                              (self.canvas.box_edited, self._canvas_edited),
                              (self.canvas.box_drawn, self._canvas_drawn)):
@@ -121,7 +121,7 @@ class ReviewController(QObject):
         """Save the image being left (if the annotator changed it) and open ``rel``."""
         if rel == self.current:
             return
-        self._leave()
+        self.save_current()
         self.current = rel
         opened = self.session.open(rel)
         self._problem = opened.problem
@@ -172,7 +172,7 @@ class ReviewController(QObject):
         if state is None:
             return
         count = state.accept_all_visible()
-        if not self._save(verify=True):
+        if not self.save_current(verify=True):
             self._sync()
             return
         self.message.emit(f"{self.current}: {count} proposal(s) accepted, verified.", False)
@@ -180,12 +180,25 @@ class ReviewController(QObject):
 
     def save_current(self, verify: bool = False) -> bool:
         """Ctrl+S (``verify``) or leaving/closing: write what changed; False when it failed."""
-        return self._save(verify)
+        rel = self.current
+        if rel is None:
+            return False
+        saved = self.session.save(rel, verify=verify)
+        if saved.error:
+            self.message.emit(saved.error, True)
+            return False
+        status = self.session.status(rel)
+        if status is not None:
+            self.files.set_status(rel, status)
+        if verify:
+            self.message.emit(f"Saved {self.folder.voc_path(rel).name} (verified).", False)
+        self.boxes_changed.emit()
+        return True
 
     def save_all(self) -> dict[str, str]:
         """Before the folder is closed: save the open image and every image whose save failed
         earlier. Returns those whose edits are still only in memory -> why their save failed."""
-        self._save(verify=False)
+        self.save_current()
         self.session.retry_unsaved()
         return self.session.unsaved()
 
@@ -240,26 +253,6 @@ class ReviewController(QObject):
             self._sync()
 
     # ------------------------------------------------------------------ internals
-
-    def _leave(self) -> None:
-        if self.current is not None:
-            self._save(verify=False)
-
-    def _save(self, verify: bool) -> bool:
-        rel = self.current
-        if rel is None:
-            return False
-        saved = self.session.save(rel, verify=verify)
-        if saved.error:
-            self.message.emit(saved.error, True)
-            return False
-        status = self.session.status(rel)
-        if status is not None:
-            self.files.set_status(rel, status)
-        if verify:
-            self.message.emit(f"Saved {self.folder.voc_path(rel).name} (verified).", False)
-        self.boxes_changed.emit()
-        return True
 
     def _show_image(self, image) -> None:
         self.canvas.set_image(image)
