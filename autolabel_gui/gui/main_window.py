@@ -77,7 +77,6 @@ class MainWindow(QMainWindow):
         self.qsettings = qsettings if qsettings is not None else QSettings("autolabel-gui", "autolabel-gui")
         self._detector_factory = detector_factory
         self.controller: ReviewController | None = None
-        self.project: ProjectSettings = ProjectSettings()
         # What to do when saves still fail as the folder closes: (image -> reason, action) ->
         # choice. A modal QMessageBox; tests put their own answer here.
         self.ask_unsaved: Callable[[dict[str, str], str], UnsavedChoice] = self._ask_with_dialog
@@ -87,7 +86,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.canvas)
         self.file_panel = FileListPanel(self)
         self.class_panel = ClassPanel(self)
-        self.threshold_panel = ThresholdPanel(self.project.box_threshold, self)
+        self.threshold_panel = ThresholdPanel(ProjectSettings().box_threshold, self)
         self._build_docks()
         self._build_status_bar()
         self.actions_by_id = build_actions(self, self._handlers())
@@ -114,7 +113,6 @@ class MainWindow(QMainWindow):
         if not self._may_close_folder("Close the folder"):
             return False
         self._close_controller()
-        self.project = settings
         controller = ReviewController(self.canvas, folder, settings, self.class_panel.current_class,
                                       detector_factory=self._detector_factory, parent=self)
         self.controller = controller
@@ -255,7 +253,8 @@ class MainWindow(QMainWindow):
         if self.controller is None:
             self.show_message("Open a folder first (Ctrl+O): settings are kept per folder.", error=True)
             return
-        dialog = SettingsDialog(self.project, self)
+        old = self.controller.settings
+        dialog = SettingsDialog(old, self)
         if not dialog.exec():
             return
         new = dialog.settings()
@@ -264,11 +263,9 @@ class MainWindow(QMainWindow):
             new.save(root)
         except OSError as exc:
             self.show_message(f"{ProjectSettings.path_for(root)}: settings not saved ({exc})", error=True)
-        old = self.project
         if (new.classes, new.prompts, new.annotations_dir) != (old.classes, old.prompts, old.annotations_dir):
             self.open_folder(root, new, first=self.controller.current)
         else:
-            self.project = new
             self.controller.reconfigure(new)
             self.threshold_panel.set_value(new.box_threshold)
 
@@ -279,7 +276,7 @@ class MainWindow(QMainWindow):
             self.show_message("Open a folder first (Ctrl+O).", error=True)
             return
         self.controller.save_current()
-        result = run_export_dialog(self, self.controller.folder, self.project)
+        result = run_export_dialog(self, self.controller.folder, self.controller.settings)
         if result is not None:
             self.show_message(f"Exported {result.images} images, {result.boxes} boxes as {result.fmt} to {result.out}")
 
