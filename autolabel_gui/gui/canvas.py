@@ -36,7 +36,7 @@ from PySide6.QtWidgets import QFrame, QGraphicsRectItem, QGraphicsScene, QGraphi
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.gui.box_item import HANDLE_SIZE, RESIZE_HANDLES, BoxItem, Handle, dragged_box, handle_point
 from autolabel_gui.gui.colors import fallback_color
-from autolabel_gui.gui.image_item import ImageItem, as_rgb_array, rgb_from_qimage
+from autolabel_gui.gui.image_item import ImageItem, rgb_from_qimage
 
 # Screen pixels kept free around the fitted image, so labels of boxes at the top edge show.
 FIT_MARGIN = 24
@@ -101,7 +101,7 @@ class Canvas(QGraphicsView):
         self.set_boxes([])
         if isinstance(image, QImage):
             image = rgb_from_qimage(image)
-        self._image.set_array(None if image is None else as_rgb_array(image))
+        self._image.set_array(image)
         width, height = self._image.size
         self._scene.setSceneRect(QRectF(0, 0, width, height))
         self._auto_fit = True
