@@ -107,7 +107,7 @@ class MainWindow(QMainWindow):
         root = Path(root)
         try:
             folder = ImageFolder(root, annotations_folder(root, settings))
-        except (OSError, NotADirectoryError) as exc:
+        except OSError as exc:  # NotADirectoryError included
             self.show_message(str(exc), error=True)
             return False
         if not self._may_close_folder("Close the folder"):
