@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 
 class BoxState(str, enum.Enum):
@@ -105,3 +106,10 @@ class ImageLabels:
     verified: bool = False
     folder: str = ""
     path: str = ""
+
+    @classmethod
+    def for_image(cls, image: Path, width: int, height: int, boxes: list[Box] | None = None,
+                  verified: bool = False) -> ImageLabels:
+        """Labels of the image file ``image``, whose name, folder name and path fill the header."""
+        return cls(filename=image.name, width=width, height=height, boxes=[] if boxes is None else boxes,
+                   verified=verified, folder=image.parent.name, path=str(image))

@@ -201,10 +201,8 @@ class ReviewSession:
         return None
 
     def _labels(self, rel: str, state: ReviewState, verified: bool) -> ImageLabels:
-        image = self.folder.image_path(rel).absolute()
-        return ImageLabels(filename=image.name, width=state.width, height=state.height,
-                           boxes=state.accepted_boxes(), verified=verified,
-                           folder=image.parent.name, path=str(image))
+        return ImageLabels.for_image(self.folder.image_path(rel).absolute(), state.width, state.height,
+                                     state.accepted_boxes(), verified)
 
     def _load(self, rel: str) -> Opened:
         try:

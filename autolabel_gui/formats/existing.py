@@ -35,11 +35,6 @@ def load_foreign_labels(folder: ImageFolder, rel: str, class_names: list[str]) -
     return _from_yolo(folder, image, class_names) or _from_coco(folder, rel, image)
 
 
-def _blank(image: Path, width: int, height: int) -> ImageLabels:
-    return ImageLabels(filename=image.name, width=width, height=height, folder=image.parent.name,
-                       path=str(image))
-
-
 def _from_yolo(folder: ImageFolder, image: Path, class_names: list[str]) -> ImageLabels | None:
     for label_file in yolo.label_candidates(image):
         if not label_file.is_file():
@@ -48,9 +43,7 @@ def _from_yolo(folder: ImageFolder, image: Path, class_names: list[str]) -> Imag
         class_file = yolo.find_class_file(label_file, image, folder.root.absolute().parent.parent)
         names = yolo.read_class_file(class_file) if class_file is not None else list(class_names)
         width, height = image_size(image)
-        labels = _blank(image, width, height)
-        labels.boxes = yolo.read_yolo_labels(label_file, width, height, names)
-        return labels
+        return ImageLabels.for_image(image, width, height, yolo.read_yolo_labels(label_file, width, height, names))
     return None
 
 
@@ -72,8 +65,6 @@ def _from_coco(folder: ImageFolder, rel: str, image: Path) -> ImageLabels | None
             if entry is None:
                 continue
             width, height = (entry.width, entry.height) if entry.width and entry.height else image_size(image)
-            labels = _blank(image, width, height)
-            labels.boxes = [b.clamped(width, height) for b in entry.boxes]
-            labels.boxes = [b for b in labels.boxes if b.area > 0]
-            return labels
+            boxes = [b.clamped(width, height) for b in entry.boxes]
+            return ImageLabels.for_image(image, width, height, [b for b in boxes if b.area > 0])
     return None
