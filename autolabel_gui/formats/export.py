@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from PIL import Image
@@ -371,9 +371,7 @@ def _write_voc(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
         (stage / sub).mkdir()
     for item in plan.items:
         linked += place_image(item.source, stage / "JPEGImages" / item.name)
-        labels = ImageLabels(filename=item.name, width=item.labels.width, height=item.labels.height,
-                             depth=item.labels.depth, boxes=item.labels.boxes,
-                             verified=item.labels.verified, folder="JPEGImages", path="")
+        labels = replace(item.labels, filename=item.name, folder="JPEGImages", path="")
         _write(stage / "Annotations" / f"{item.stem}.xml", voc_bytes(labels))
         ticker.tick()
     _write(stage / "ImageSets" / "Main" / "trainval.txt",
