@@ -51,9 +51,6 @@ class Ontology:
     def names(self) -> list[str]:
         return [c.name for c in self.classes]
 
-    def index(self, name: str) -> int:
-        return self.names.index(name)
-
     def __len__(self) -> int:
         return len(self.classes)
 
