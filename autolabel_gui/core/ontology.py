@@ -40,7 +40,7 @@ class Ontology:
     def from_names(cls, names: list[str] | str, prompts: dict[str, str] | None = None) -> Ontology:
         """Build from a list or a comma-separated string, with optional per-class prompts."""
         if isinstance(names, str):
-            names = [n for n in (p.strip() for p in names.split(",")) if n]
+            names = split_class_names(names)
         prompts = prompts or {}
         unknown = set(prompts) - set(names)
         if unknown:
@@ -61,6 +61,11 @@ class Ontology:
         """A stable id of the prompt set, so cached proposals are tied to the prompts that made them."""
         data = json.dumps([[c.name, c.text] for c in self.classes], ensure_ascii=False)
         return hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
+
+
+def split_class_names(text: str) -> list[str]:
+    """``"car, dog,,"`` -> ``["car", "dog"]``: the comma-separated class list of ``--classes``."""
+    return [n for n in (p.strip() for p in text.split(",")) if n]
 
 
 def parse_prompt_args(items: list[str] | None) -> dict[str, str]:

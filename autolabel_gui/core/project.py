@@ -13,7 +13,7 @@ from pathlib import Path
 
 from autolabel_gui.core.atomic import atomic_write_text
 from autolabel_gui.core.folder import STATE_DIR
-from autolabel_gui.core.ontology import Ontology, parse_prompt_args
+from autolabel_gui.core.ontology import Ontology, parse_prompt_args, split_class_names
 from autolabel_gui.detection.base import DetectorConfig
 
 SETTINGS_FILE = "project.json"
@@ -74,7 +74,7 @@ class ProjectSettings:
         """Command-line model options override what the folder remembers."""
         changes: dict[str, object] = {}
         if getattr(args, "classes", None):
-            changes["classes"] = [c.strip() for c in args.classes.split(",") if c.strip()]
+            changes["classes"] = split_class_names(args.classes)
         if getattr(args, "prompt", None):
             changes["prompts"] = {**self.prompts, **parse_prompt_args(args.prompt)}
         for name in ("box_threshold", "text_threshold", "batch_size", "device", "precision",
