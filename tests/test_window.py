@@ -359,6 +359,25 @@ def test_settings_are_kept_per_folder_and_the_window_remembers_itself(open_revie
     assert h.window.qsettings.value("window/geometry") is not None
 
 
+def test_a_model_setting_that_changes_the_run_id_shows_that_runs_proposals(open_review, monkeypatch):
+    """Only the text threshold changes: the window must read the cache under the new run id."""
+    from dataclasses import replace
+
+    from autolabel_gui.gui import settings_dialog
+    from tests.fixtures.window import put_proposals
+
+    h = open_review(["a.png"], PROPOSALS)
+    changed = replace(h.settings, text_threshold=0.3)
+    new_run = put_proposals(h.root, changed, {"a.png": [proposal(60, 40, 120, 100, "cup", 0.7)]})
+    assert new_run != h.controller.run_id
+    monkeypatch.setattr(settings_dialog.SettingsDialog, "exec", lambda self: 1)
+    monkeypatch.setattr(settings_dialog.SettingsDialog, "settings", lambda self: changed)
+    h.press(Key.Key_Comma, Mod.ControlModifier)
+    h.wait_shown("a.png")
+    assert h.controller.run_id == new_run
+    assert [(b.label, b.xyxy) for b in h.state.display_boxes()] == [("cup", (60, 40, 120, 100))]
+
+
 def test_reopening_a_folder_goes_on_from_the_image_left_last_time(open_review, tmp_path):
     h = open_review(THREE, PROPOSALS)
     for key, rel in ((Key.Key_D, "b.png"), (Key.Key_D, "c.png"), (Key.Key_A, "b.png")):

@@ -15,7 +15,7 @@ from autolabel_gui.formats.export import ORIENTATION_NOTE, ExportError, export_d
 def run(args: argparse.Namespace) -> int:
     try:
         settings = ProjectSettings.load(args.folder)
-        folder = ImageFolder(args.folder, args.annotations or settings.annotations_dir)
+        folder = ImageFolder(args.folder, args.annotations or settings.annotations_path(args.folder))
         classes = read_class_list(args.classes_file) if args.classes_file else settings.classes
     except (ValueError, OSError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -14,8 +14,7 @@ from autolabel_gui.core.stats import compute_stats, format_stats
 def run(args: argparse.Namespace) -> int:
     try:
         settings = ProjectSettings.load(args.folder)
-        annotations = args.annotations or settings.annotations_dir
-        folder = ImageFolder(args.folder, annotations)
+        folder = ImageFolder(args.folder, args.annotations or settings.annotations_path(args.folder))
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -37,6 +37,14 @@ class ProjectSettings:
     def ontology(self) -> Ontology:
         return Ontology.from_names(self.classes, {k: v for k, v in self.prompts.items() if k in self.classes})
 
+    def annotations_path(self, root: Path) -> Path | None:
+        """The VOC folder, None for "next to the images"; a relative path is relative to ``root``,
+        so the window, ``export`` and ``stats`` find the same folder from any working directory."""
+        if not self.annotations_dir:
+            return None
+        path = Path(self.annotations_dir).expanduser()
+        return path if path.is_absolute() else Path(root) / path
+
     def detector_config(self) -> DetectorConfig:
         return DetectorConfig(
             weights=self.weights,
@@ -84,5 +92,6 @@ class ProjectSettings:
                 changes[name] = str(value) if isinstance(value, Path) else value
         annotations = getattr(args, "annotations", None)
         if annotations is not None:
-            changes["annotations_dir"] = str(annotations)
+            # typed relative to the working directory, stored so that it means the same later
+            changes["annotations_dir"] = str(Path(annotations).expanduser().absolute())
         return replace(self, **changes)

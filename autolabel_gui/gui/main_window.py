@@ -27,8 +27,9 @@ from autolabel_gui.gui.file_list import FileListPanel
 from autolabel_gui.gui.keymap import MOVE_STEPS, ShortcutsDialog, build_actions
 from autolabel_gui.gui.panels import ClassPanel, ThresholdPanel
 from autolabel_gui.gui.resume import remember_image, remembered_image
-from autolabel_gui.gui.review_controller import ReviewController, annotations_folder
+from autolabel_gui.gui.review_controller import ReviewController
 from autolabel_gui.gui.unsaved_dialog import UnsavedChoice, ask_unsaved, images_text
+from autolabel_gui.gui.worker import safe_run_id
 
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("open_folder", "save", "settings", "export", "quit")),
@@ -106,7 +107,7 @@ class MainWindow(QMainWindow):
         image not yet verified."""
         root = Path(root)
         try:
-            folder = ImageFolder(root, annotations_folder(root, settings))
+            folder = ImageFolder(root, settings.annotations_path(root))
         except OSError as exc:  # NotADirectoryError included
             self.show_message(str(exc), error=True)
             return False
@@ -263,7 +264,9 @@ class MainWindow(QMainWindow):
             new.save(root)
         except OSError as exc:
             self.show_message(f"{ProjectSettings.path_for(root)}: settings not saved ({exc})", error=True)
-        if (new.classes, new.prompts, new.annotations_dir) != (old.classes, old.prompts, old.annotations_dir):
+        # A new run id (classes, prompts, model, text threshold) or VOC folder is a new view of
+        # the folder: reopening rebuilds everything that reads the cache or the VOC files.
+        if (safe_run_id(new), new.annotations_path(root)) != (safe_run_id(old), old.annotations_path(root)):
             self.open_folder(root, new, first=self.controller.current)
         else:
             self.controller.reconfigure(new)

@@ -7,7 +7,6 @@ boxes live in ``ReviewState`` and the rules about files in ``ReviewSession``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -28,14 +27,6 @@ PREFETCH_AHEAD = 2
 PREFETCH_BEHIND = 1
 DETECT_AHEAD = 20
 """Images after the current one queued for the detector, so D rarely waits for proposals."""
-
-
-def annotations_folder(root: Path, settings: ProjectSettings) -> Path | None:
-    """The VOC folder from the settings; a relative path is relative to the image folder."""
-    if not settings.annotations_dir:
-        return None
-    path = Path(settings.annotations_dir).expanduser()
-    return path if path.is_absolute() else root / path
 
 
 class ReviewController(QObject):
