@@ -73,9 +73,8 @@ class VocWriter:
             return "unreadable"
         boxes = [b.clamped(width, height).with_state(BoxState.ACCEPTED) for b in proposals
                  if b.score is None or b.score >= self.box_threshold]
-        labels = ImageLabels(filename=image_path.name, width=width, height=height, depth=3,
-                             boxes=existing + [b for b in without_duplicates(boxes, existing) if b.area > 0],
-                             verified=False, folder=image_path.parent.name, path=str(image_path))
+        labels = ImageLabels.for_image(
+            image_path, width, height, existing + [b for b in without_duplicates(boxes, existing) if b.area > 0])
         try:
             write_voc(path, labels)
             self.cache.put_output(path, hashlib.sha256(path.read_bytes()).hexdigest())
