@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SAMPLES := resources/samples
 SAMPLE_CLASSES := person,cat,cup,vehicle
 
-.PHONY: run test test-long bench weights venv clean-venv
+.PHONY: run test test-long lint bench weights venv clean-venv
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11+) on PATH, or run: make PYTHON=python3.12 ..."; exit 1; }
@@ -32,6 +32,10 @@ weights: $(STAMP)
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check autolabel_gui tests benchmarks docs
+	$(VENV)/bin/mypy
 
 test-long: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m long

@@ -22,13 +22,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-from PySide6.QtCore import QEvent, QObject, QPointF, Qt  # noqa: E402
-from PySide6.QtGui import QImage, QMouseEvent, QPainter, QPixmap  # noqa: E402
-from PySide6.QtWidgets import QApplication, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView  # noqa: E402
-
 from autolabel_gui.core.boxes import Box, BoxState  # noqa: E402
 from autolabel_gui.gui.canvas import Canvas  # noqa: E402
 from autolabel_gui.gui.colors import class_colors  # noqa: E402
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt  # noqa: E402
+from PySide6.QtGui import QImage, QMouseEvent, QPainter, QPixmap  # noqa: E402
+from PySide6.QtWidgets import QApplication, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView  # noqa: E402
 
 CLASSES = ["person", "cat", "cup", "vehicle", "dog"]
 VIEW_SIZE = (1280, 800)

@@ -316,7 +316,6 @@ def main() -> None:
     warnings.filterwarnings("ignore")
 
     import torch
-
     from tests.fixtures.tiny_gdino import COCO_CLASSES, TinyGdino, build_tiny_gdino
 
     with tempfile.TemporaryDirectory(prefix="bench_detection_") as tmp:

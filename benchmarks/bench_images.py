@@ -21,10 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image, ImageOps  # noqa: E402
-
 from autolabel_gui.core.folder import ImageFolder  # noqa: E402
 from autolabel_gui.core.images import load_image  # noqa: E402
+from PIL import Image, ImageOps  # noqa: E402
 
 
 def median_time(fn, runs: int) -> float:

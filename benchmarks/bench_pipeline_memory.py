@@ -215,7 +215,6 @@ def main() -> None:
         return
     warnings.filterwarnings("ignore")
     import torch
-
     from tests.fixtures.tiny_gdino import build_tiny_gdino
 
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_memory_") as tmp:
@@ -238,7 +237,7 @@ def main() -> None:
                                               "cache": str(work / "cache.sqlite"), "batch_size": args.batch_size},
                            __file__)
 
-        print(f"\nRSS (MB) after N images (N=0: after model load and one warm-up image)")
+        print("\nRSS (MB) after N images (N=0: after model load and one warm-up image)")
         print(f"  {'N':>5}  {'(a) seed loop':>14}  {'(b) pipeline':>14}")
         for (n, a), (_, b) in zip(seed["rss"], ours["rss"]):
             print(f"  {n:>5}  {a:>14.1f}  {b:>14.1f}")

@@ -27,16 +27,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from autolabel_gui.app.project import ProjectSettings  # noqa: E402
+from autolabel_gui.core.boxes import Box, BoxState  # noqa: E402
+from autolabel_gui.core.cache import ProposalCache  # noqa: E402
+from autolabel_gui.core.images import load_image  # noqa: E402
+from autolabel_gui.core.records import ImageKey  # noqa: E402
+from autolabel_gui.detection.base import DetectorUnavailable  # noqa: E402
+from autolabel_gui.detection.ids import run_id_for  # noqa: E402
+from autolabel_gui.gui.main_window import MainWindow  # noqa: E402
 from PySide6.QtCore import QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
-
-from autolabel_gui.core.boxes import Box, BoxState  # noqa: E402
-from autolabel_gui.core.cache import ImageKey, ProposalCache, run_id_for  # noqa: E402
-from autolabel_gui.core.images import load_image  # noqa: E402
-from autolabel_gui.core.project import ProjectSettings  # noqa: E402
-from autolabel_gui.detection.base import DetectorUnavailable  # noqa: E402
-from autolabel_gui.gui.main_window import MainWindow  # noqa: E402
 
 CLASSES = ["person", "cat", "cup", "vehicle"]
 SIZE = (4000, 3000)  # 12 MP

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import cv2
-
 from autolabel_gui.gui.app import drop_opencv_plugin_path
 
 

@@ -11,11 +11,12 @@ import threading
 from dataclasses import replace
 
 import pytest
-
 from autolabel_gui.core.boxes import Box, BoxState
-from autolabel_gui.core.cache import ImageKey, Outcome, ProposalCache, ReviewRecord, run_id_for
+from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.ontology import Ontology
+from autolabel_gui.core.records import ImageKey, Outcome, ReviewRecord
 from autolabel_gui.detection.base import DetectorConfig
+from autolabel_gui.detection.ids import run_id_for
 
 BOXES = [Box(1.5, 2.0, 30.25, 40.0, "dog", 0.81, BoxState.PROPOSED),
          Box(0.0, 0.0, 5.0, 5.0, "person", 0.06, BoxState.PROPOSED)]
@@ -87,7 +88,7 @@ def test_run_id_changes_with_prompts_weights_and_text_threshold_only(tmp_path):
 
 
 def test_run_id_follows_the_detector_model_id_without_importing_torch(tmp_path, monkeypatch):
-    from autolabel_gui.detection import ids
+    from autolabel_gui.detection import gdino_spec, ids
 
     weights, cfg, bert = tmp_path / "w.pth", tmp_path / "cfg.py", tmp_path / "bert"
     weights.write_bytes(b"0" * 10)
@@ -97,7 +98,7 @@ def test_run_id_follows_the_detector_model_id_without_importing_torch(tmp_path, 
     config = DetectorConfig(weights=str(weights), config=str(cfg))
     onto = Ontology.from_names("person,dog")
     rid, mid = run_id_for(config, onto), ids.model_id_for(config)
-    assert ids.config_text_encoder(cfg.read_text()) == str(bert)
+    assert gdino_spec.config_text_encoder(cfg.read_text()) == str(bert)
     assert mid == ids.model_id_for(replace(config, text_encoder=str(bert))), "the config file's text encoder"
 
     os.utime(cfg, ns=(1, 1))
@@ -105,14 +106,14 @@ def test_run_id_follows_the_detector_model_id_without_importing_torch(tmp_path, 
     changes = [
         lambda: (bert / "vocab.txt").write_text("a\nb\n"),
         lambda: cfg.write_text(cfg.read_text() + "image_size = 640\n"),
-        lambda: monkeypatch.setattr(ids, "SCORING_VERSION", "another scoring"),
+        lambda: monkeypatch.setattr(gdino_spec, "SCORING_VERSION", "another scoring"),
     ]
     for change in changes:
         change()
         assert run_id_for(config, onto) != rid and ids.model_id_for(config) != mid
         rid, mid = run_id_for(config, onto), ids.model_id_for(config)
 
-    probe = "import sys, autolabel_gui.core.cache; print(sorted({'torch', 'groundingdino'} & set(sys.modules)))"
+    probe = "import sys, autolabel_gui.detection.ids; print(sorted({'torch', 'groundingdino'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout == "[]\n"
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QWheelEvent
-from PySide6.QtWidgets import QApplication
-
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.gui.box_item import HANDLE_SIZE, Handle, handle_point
 from autolabel_gui.gui.canvas import Canvas
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QWheelEvent
+from PySide6.QtWidgets import QApplication
 
 W, H = 400, 300
 GRAY = (100, 100, 100)

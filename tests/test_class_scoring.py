@@ -6,14 +6,13 @@ import math
 
 import pytest
 import torch
-from transformers import AutoTokenizer
-
 from autolabel_gui.detection.class_scoring import (
     assign_classes,
     build_chunks,
     class_scores,
     merge_duplicates,
 )
+from transformers import AutoTokenizer
 
 SPECIAL = (101, 102, 1012)
 

@@ -15,10 +15,10 @@ import os
 from pathlib import Path
 
 import pytest
-
 from autolabel_gui.cli import main
 from autolabel_gui.core.atomic import atomic_write_bytes
 from autolabel_gui.formats.voc import read_voc
+
 from tests.fixtures.hostile import label_args, small_model_settings, voc_files
 from tests.fixtures.pipeline import write_images
 
@@ -210,10 +210,10 @@ def test_window_save_on_a_full_or_read_only_disk_keeps_the_edits_and_saves_once_
 
 def test_window_with_a_full_cache_disk_saves_the_voc_file_and_says_what_was_not_kept(
         open_review, monkeypatch, tmp_path):
+    from autolabel_gui.app.project import ProjectSettings
+    from autolabel_gui.core.boxes import BoxState
     from PySide6.QtCore import Qt
 
-    from autolabel_gui.core.boxes import BoxState
-    from autolabel_gui.core.project import ProjectSettings
     from tests.fixtures.window import WINDOW_CLASSES, proposal, put_proposals, write_image
 
     root = tmp_path / "images"
@@ -288,8 +288,9 @@ def test_quitting_while_a_save_fails_asks_and_retry_saves_once_the_disk_is_fixed
 
 
 def test_quitting_while_a_save_fails_cancel_keeps_the_window_and_the_edits(open_review, monkeypatch, tmp_path):
-    from autolabel_gui.core.project import ProjectSettings
+    from autolabel_gui.app.project import ProjectSettings
     from autolabel_gui.gui.unsaved_dialog import UnsavedChoice
+
     from tests.fixtures.window import write_image
 
     h, trouble = _an_edit_that_cannot_be_saved(open_review, monkeypatch)
@@ -326,10 +327,9 @@ def test_quitting_while_a_save_fails_can_quit_without_those_images(open_review, 
 def test_ctrl_c_in_the_terminal_closes_through_the_same_question(open_review, monkeypatch):
     import signal
 
-    from PySide6.QtWidgets import QApplication
-
     from autolabel_gui.gui.app import close_on_interrupt
     from autolabel_gui.gui.unsaved_dialog import UnsavedChoice
+    from PySide6.QtWidgets import QApplication
 
     h, trouble = _an_edit_that_cannot_be_saved(open_review, monkeypatch)
     h.answers = [UnsavedChoice.CANCEL]
@@ -349,10 +349,9 @@ def test_ctrl_c_in_the_terminal_closes_through_the_same_question(open_review, mo
 
 
 def test_the_unsaved_question_names_the_files_and_the_reason(qtbot):
+    from autolabel_gui.gui.unsaved_dialog import UnsavedChoice, ask_unsaved
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
-
-    from autolabel_gui.gui.unsaved_dialog import UnsavedChoice, ask_unsaved
 
     failed = {f"f{i}.png": f"/data/f{i}.xml: not saved ([Errno 28] No space left on device)" for i in range(12)}
     seen = {}

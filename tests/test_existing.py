@@ -7,12 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
-
 from autolabel_gui.core.boxes import BoxState
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.formats import coco
 from autolabel_gui.formats.existing import load_existing_labels
 from autolabel_gui.formats.voc import AnnotationError
+
 from tests.fixtures.datasets import VocObject, voc_xml, write_image
 
 

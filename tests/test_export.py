@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import supervision as sv
 import yaml
-
 from autolabel_gui.cli import main
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.formats.existing import load_existing_labels
 from autolabel_gui.formats.export import ExportCancelled, export_dataset
+
 from tests.fixtures.datasets import CLASSES, LabelledFolder, VocObject, voc_xml
 
 # sub/a/img.jpg and sub/b/img.jpg must not collide once flattened.

@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from autolabel_gui.app.project import ProjectSettings
+from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.gui.export_dialog import ExportDialog, default_output
 from PySide6.QtCore import Qt
 
-from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.project import ProjectSettings
-from autolabel_gui.gui.export_dialog import ExportDialog, default_output
 from tests.fixtures.datasets import LabelledFolder
 
 

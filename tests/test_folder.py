@@ -7,7 +7,6 @@ import random
 from pathlib import Path
 
 import pytest
-
 from autolabel_gui.core import folder as folder_module
 from autolabel_gui.core.folder import IMAGE_EXTENSIONS, ImageFolder, natural_key
 

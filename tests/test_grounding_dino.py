@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from autolabel_gui.core.boxes import BoxState
-from autolabel_gui.core.cache import SCORE_FLOOR, ProposalCache
+from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.images import load_image
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.detection.base import DetectorUnavailable, Prepared, create_detector
 from autolabel_gui.detection.grounding_dino import GroundingDinoDetector, preprocess
-from autolabel_gui.detection.ids import model_id_for
+from autolabel_gui.detection.ids import SCORE_FLOOR, model_id_for
 from autolabel_gui.detection.pipeline import DetectionPipeline
+
 from tests.fixtures.pipeline import SimpleFolder
 
 pytestmark = pytest.mark.model

@@ -14,12 +14,14 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from autolabel_gui.core.cache import ImageKey, ProposalCache, run_id_for
+from autolabel_gui.app.project import ProjectSettings
+from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import ImageLoadError, image_size, load_image
-from autolabel_gui.core.project import ProjectSettings
+from autolabel_gui.core.records import ImageKey
+from autolabel_gui.detection.ids import run_id_for
 from autolabel_gui.formats.voc import read_voc
+
 from tests.fixtures.hostile import (
     build_hostile_corpus,
     changed,
@@ -115,10 +117,9 @@ def test_listing_and_loading_core_on_the_hostile_folder(tmp_path):
 def test_window_goes_through_the_hostile_folder(open_review, tmp_path, qtbot, monkeypatch):
     """Every image with D: readable ones shown at their oriented size, bad ones reported with the
     reason; no file changes until Space saves one."""
+    from autolabel_gui.gui.main_window import MainWindow
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
-
-    from autolabel_gui.gui.main_window import MainWindow
 
     corpus = build_hostile_corpus(tmp_path / "hostile", tmp_path / "voc")
     corpus.unlock()  # in-process as root the locked folder would be read anyway: list it like root does

@@ -10,9 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from autolabel_gui.core.images import MAX_PIXELS, ImageLoadError, image_size, load_image
 from PIL import Image, ImageOps
 
-from autolabel_gui.core.images import MAX_PIXELS, ImageLoadError, image_size, load_image
 from tests.fixtures.images import GREEN, GREY, RED, ImageSpec, corner_colors, write_image
 
 # Where the stored top-left (red) and top-right (green) corners must appear once the EXIF

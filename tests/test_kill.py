@@ -18,13 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
-
 from autolabel_gui.cli import main
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.formats.voc import read_voc
-from tests.fixtures.pipeline import cache_rows
+from PIL import Image, ImageDraw
+
 from tests.fixtures.hostile import label_args, scaled, seed, small_model_settings, voc_files
+from tests.fixtures.pipeline import cache_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -155,7 +155,7 @@ _WINDOW_SESSION = textwrap.dedent("""
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
 
-    from autolabel_gui.core.project import ProjectSettings
+    from autolabel_gui.app.project import ProjectSettings
     from autolabel_gui.gui.main_window import MainWindow
     from tests.fixtures.window import no_model
 
@@ -184,8 +184,9 @@ _WINDOW_SESSION = textwrap.dedent("""
 
 @pytest.mark.long
 def test_window_session_killed_at_random_moments_keeps_every_saved_file_whole(tmp_path):
+    from autolabel_gui.app.project import ProjectSettings
     from autolabel_gui.core.boxes import Box, BoxState
-    from autolabel_gui.core.project import ProjectSettings
+
     from tests.fixtures.window import WINDOW_CLASSES, put_proposals
 
     rng = random.Random(seed())

@@ -12,13 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
-
+from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.cli import main
 from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
-from autolabel_gui.core.cache import ImageKey, ProposalCache, run_id_for
-from autolabel_gui.core.project import ProjectSettings
+from autolabel_gui.core.cache import ProposalCache
+from autolabel_gui.core.records import ImageKey
+from autolabel_gui.detection.ids import run_id_for
 from autolabel_gui.formats.voc import read_voc, write_voc
+from PIL import Image, ImageDraw
+
 from tests.fixtures.pipeline import cache_rows
 
 REPO = Path(__file__).resolve().parents[1]

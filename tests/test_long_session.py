@@ -14,10 +14,10 @@ import os
 import time
 
 import pytest
+from autolabel_gui.app.project import ProjectSettings
+from autolabel_gui.core.boxes import Box, BoxState
 from PySide6.QtCore import Qt
 
-from autolabel_gui.core.boxes import Box, BoxState
-from autolabel_gui.core.project import ProjectSettings
 from tests.fixtures.hostile import scaled
 from tests.fixtures.window import WINDOW_CLASSES, put_proposals, write_image
 

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 import torch
-
+from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.cli import main
 from autolabel_gui.core.boxes import Box, ImageLabels
-from autolabel_gui.core.cache import ProposalCache, run_id_for
-from autolabel_gui.core.project import ProjectSettings
+from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.detection import base
+from autolabel_gui.detection.ids import run_id_for
 from autolabel_gui.formats.voc import write_voc
+
 from tests.fixtures.hostile import changed, label_args, small_model_settings, snapshot
 from tests.fixtures.pipeline import write_images
 
@@ -164,9 +165,9 @@ def _window_model(tiny_gdino, **overrides) -> dict:
 
 
 def test_window_with_a_wrong_checkpoint_says_so_and_the_review_goes_on(open_review, tiny_gdino, tmp_path, qtbot):
+    from autolabel_gui.detection.base import create_detector
     from PySide6.QtCore import Qt
 
-    from autolabel_gui.detection.base import create_detector
     from tests.fixtures.window import proposal
 
     bad = tmp_path / "model.pth"

@@ -6,12 +6,14 @@ import threading
 from dataclasses import replace
 
 import pytest
+from autolabel_gui.core.cache import ProposalCache
+from autolabel_gui.core.ontology import Ontology
+from autolabel_gui.core.records import ImageKey
+from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable
+from autolabel_gui.detection.ids import SCORE_FLOOR
+from autolabel_gui.detection.pipeline import DetectionPipeline, is_out_of_memory
 from PIL import Image
 
-from autolabel_gui.core.cache import SCORE_FLOOR, ImageKey, ProposalCache
-from autolabel_gui.core.ontology import Ontology
-from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable
-from autolabel_gui.detection.pipeline import DetectionPipeline, is_out_of_memory
 from tests.fixtures.pipeline import (
     CountingLoader,
     FakeFactory,

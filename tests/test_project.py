@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from PIL import Image
-
+from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.cli import main
 from autolabel_gui.core.boxes import Box, ImageLabels
-from autolabel_gui.core.project import ProjectSettings
 from autolabel_gui.formats.voc import write_voc
+from PIL import Image
 
 
 def test_a_relative_annotation_folder_is_relative_to_the_image_folder(tmp_path, monkeypatch):

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from autolabel_gui.core.boxes import Box, BoxState
-from autolabel_gui.core.cache import Outcome, ReviewRecord
+from autolabel_gui.core.records import Outcome, ReviewRecord
 from autolabel_gui.core.review import DUPLICATE_OFFSET, Origin, ReviewState
 
 

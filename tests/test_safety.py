@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from autolabel_gui.cli import main
 from autolabel_gui.core.boxes import BoxState
 from autolabel_gui.core.cache import ProposalCache
@@ -28,6 +27,7 @@ from autolabel_gui.detection.base import DetectorUnavailable, create_detector
 from autolabel_gui.detection.weights import find_weights
 from autolabel_gui.formats.export import export_dataset
 from autolabel_gui.formats.voc import read_voc
+
 from tests.fixtures.hostile import label_args, small_model_settings, snapshot
 from tests.fixtures.pipeline import write_images
 
@@ -79,7 +79,7 @@ def _evil_names(outside: Path) -> list[str]:
 
 def test_names_inside_annotation_files_never_choose_where_anything_is_written(tmp_path, monkeypatch):
     """Save (the window's session), and YOLO/COCO/VOC export, with hostile names in every file."""
-    from autolabel_gui.core.session import ReviewSession
+    from autolabel_gui.app.session import ReviewSession
 
     outside = tmp_path / "outside"
     root = tmp_path / "a" / "b" / "photos"

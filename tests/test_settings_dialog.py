@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from autolabel_gui.app.project import ProjectSettings
+from autolabel_gui.gui.settings_dialog import DOWNLOAD_HINT, SettingsDialog
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialogButtonBox
-
-from autolabel_gui.core.project import ProjectSettings
-from autolabel_gui.gui.settings_dialog import DOWNLOAD_HINT, SettingsDialog
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from autolabel_gui.core.atomic import sweep_stale_temp_files
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,6 +103,7 @@ def test_opening_a_folder_in_the_window_sweeps_its_annotation_folders(open_revie
 @pytest.mark.model
 def test_labelling_a_folder_sweeps_its_voc_and_state_folders(tmp_path, tiny_gdino):
     from autolabel_gui.cli import main
+
     from tests.fixtures.hostile import label_args, small_model_settings
     from tests.fixtures.pipeline import write_images
 

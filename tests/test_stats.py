@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
+from autolabel_gui.app.project import ProjectSettings
+from autolabel_gui.app.stats import compute_stats
 from autolabel_gui.cli import main
 from autolabel_gui.core.boxes import Box
-from autolabel_gui.core.cache import ImageKey, Outcome, ProposalCache, ReviewRecord, run_id_for
+from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.project import ProjectSettings
-from autolabel_gui.core.stats import compute_stats
+from autolabel_gui.core.records import ImageKey, Outcome, ReviewRecord
+from autolabel_gui.detection.ids import run_id_for
+
 from tests.fixtures.datasets import CLASSES, LabelledFolder, VocObject, voc_xml
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import supervision as sv
+from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
+from autolabel_gui.formats.voc import AnnotationError, parse_voc, read_voc, voc_bytes, voc_corners, write_voc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
-from autolabel_gui.formats.voc import AnnotationError, parse_voc, read_voc, voc_bytes, voc_corners, write_voc
 from tests.fixtures.images import ImageSpec, write_image
 
 DATA = Path(__file__).parent / "data" / "voc"

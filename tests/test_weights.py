@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from autolabel_gui.cli import main
 from autolabel_gui.detection import weights as w
 

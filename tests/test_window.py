@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from autolabel_gui.app.session import Status
+from autolabel_gui.core.boxes import BoxState
+from autolabel_gui.core.cache import ProposalCache
+from autolabel_gui.formats.voc import voc_corners
+from autolabel_gui.gui.keymap import KEYMAP, ShortcutsDialog, key_text
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from autolabel_gui.core.boxes import BoxState
-from autolabel_gui.core.cache import ProposalCache
-from autolabel_gui.core.session import Status
-from autolabel_gui.formats.voc import voc_corners
-from autolabel_gui.gui.keymap import KEYMAP, ShortcutsDialog, key_text
 from tests.fixtures.window import proposal
 
 Key = Qt.Key
@@ -342,7 +342,7 @@ def test_f1_opens_the_shortcut_table(open_review):
 def test_settings_are_kept_per_folder_and_the_window_remembers_itself(open_review, monkeypatch):
     from dataclasses import replace
 
-    from autolabel_gui.core.project import ProjectSettings
+    from autolabel_gui.app.project import ProjectSettings
     from autolabel_gui.gui import settings_dialog
 
     h = open_review(["a.png"], PROPOSALS)
@@ -364,6 +364,7 @@ def test_a_model_setting_that_changes_the_run_id_shows_that_runs_proposals(open_
     from dataclasses import replace
 
     from autolabel_gui.gui import settings_dialog
+
     from tests.fixtures.window import put_proposals
 
     h = open_review(["a.png"], PROPOSALS)

@@ -3,10 +3,10 @@ worker thread arrive on the canvas, Space saves them, R brings a rejected propos
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-
 from autolabel_gui.core.boxes import BoxState
 from autolabel_gui.formats.voc import voc_corners
+from PySide6.QtCore import Qt
+
 from tests.fixtures.window import WINDOW_CLASSES
 
 Key = Qt.Key

@@ -7,13 +7,14 @@ import threading
 from dataclasses import replace
 
 import pytest
-
-from autolabel_gui.core.cache import ProposalCache, SCORE_FLOOR
+from autolabel_gui.app.project import ProjectSettings
+from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.project import ProjectSettings
 from autolabel_gui.detection.base import DetectorUnavailable
+from autolabel_gui.detection.ids import SCORE_FLOOR
 from autolabel_gui.detection.pipeline import DetectionPipeline
 from autolabel_gui.gui.worker import DetectionController
+
 from tests.fixtures.pipeline import FakeFactory, expected_boxes
 
 SETTINGS = ProjectSettings(classes=["person", "dog"], batch_size=1)

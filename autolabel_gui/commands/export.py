@@ -7,8 +7,8 @@ import sys
 
 from tqdm import tqdm
 
+from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.project import ProjectSettings
 from autolabel_gui.formats.export import ORIENTATION_NOTE, ExportError, export_dataset, read_class_list
 
 

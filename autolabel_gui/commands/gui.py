@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from autolabel_gui.core.project import ProjectSettings
+from autolabel_gui.app.project import ProjectSettings
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from autolabel_gui.core.cache import CACHE_FILE, ProposalCache, run_id_for
+from autolabel_gui.app.project import ProjectSettings
+from autolabel_gui.app.stats import compute_stats, format_stats
+from autolabel_gui.core.cache import CACHE_FILE, ProposalCache
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.project import ProjectSettings
-from autolabel_gui.core.stats import compute_stats, format_stats
+from autolabel_gui.detection.ids import run_id_for
 
 
 def run(args: argparse.Namespace) -> int:

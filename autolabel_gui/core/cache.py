@@ -16,22 +16,17 @@ import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 from autolabel_gui.core.atomic import atomic_write_text
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.folder import STATE_DIR
-from autolabel_gui.core.ontology import Ontology
+from autolabel_gui.core.records import ImageKey, Outcome, ReviewRecord
 from autolabel_gui.core.userdirs import user_cache_dir
-from autolabel_gui.detection.base import DetectorConfig
-from autolabel_gui.detection.ids import model_id_for
 
 log = logging.getLogger(__name__)
-
-SCORE_FLOOR = 0.05
-"""Proposals below this never reach the cache; every threshold the user can pick is above it."""
 
 CACHE_FILE = "cache.sqlite"
 _SCHEMA_VERSION = 2
@@ -58,53 +53,6 @@ CREATE TABLE IF NOT EXISTS outputs (
 """
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class ImageKey:
-    """An image's identity: a changed file (size or mtime) is a different image to the cache."""
-
-    relpath: str
-    size: int
-    mtime_ns: int
-
-    @classmethod
-    def from_path(cls, root: Path | str, rel: str) -> ImageKey:
-        """Stat ``root/rel``; raises OSError when the file is gone or unreadable."""
-        st = os.stat(Path(root) / rel)
-        return cls(rel, st.st_size, st.st_mtime_ns)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What the human did with one proposal (or a box they drew: score None), for prompt stats."""
-
-    label: str
-    score: float | None
-    result: str  # accepted | edited | rejected
-
-    def __post_init__(self) -> None:
-        if self.result not in ("accepted", "edited", "rejected"):
-            raise ValueError(f"outcome result must be accepted, edited or rejected, not {self.result!r}")
-
-
-@dataclass(slots=True)
-class ReviewRecord:
-    """Review state that is not a box in the VOC file: rejected proposals must never come back."""
-
-    run_id: str
-    rejected: list[Box] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
-
-
-def run_id_for(config: DetectorConfig, ontology: Ontology) -> str:
-    """The id of "this model with these prompts", computed without loading the model.
-
-    Built on ``detection.ids.model_id_for``, the same function that gives the detector its
-    ``model_id``, so the cache key and the detector cannot disagree about what changes outputs.
-    """
-    payload = {"model": model_id_for(config), "prompts": ontology.fingerprint(), "floor": SCORE_FLOOR}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _proposals_to_json(boxes: list[Box]) -> str:

@@ -21,11 +21,11 @@ Rules:
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Iterable
 
 from autolabel_gui.core.boxes import Box, BoxState
-from autolabel_gui.core.cache import Outcome, ReviewRecord
+from autolabel_gui.core.records import Outcome, ReviewRecord
 
 DUPLICATE_IOU = 0.7
 """A proposal this close to an accepted box of the same class is the same object: hidden."""

@@ -6,8 +6,9 @@ new module, never a new branch in an if/elif over model types.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -85,6 +86,24 @@ class DetectorUnavailable(RuntimeError):
     """The model cannot be built here (no weights, no text encoder...); the message says what to do."""
 
 
+@dataclass(frozen=True, slots=True)
+class BackendSpec:
+    """What the rest of the program may know about a backend without importing it.
+
+    ``model_id(config)``: the stable id of the model and the settings that change its outputs
+    (the cache key's core); ``missing(config)``: None when it can run, else what is missing and
+    how to get it; ``options``: the ``DetectorConfig.extra`` keys it reads; ``module``: imported
+    only to build the detector (it registers its factory with ``register_backend``).
+    """
+
+    name: str
+    module: str
+    title: str
+    model_id: Callable[[DetectorConfig], str]
+    missing: Callable[[DetectorConfig], str | None]
+    options: tuple[str, ...] = ()
+
+
 _BACKENDS: dict[str, Callable[[DetectorConfig], Detector]] = {}
 
 
@@ -102,11 +121,9 @@ def create_detector(config: DetectorConfig) -> Detector:
     """Build the configured backend; importing it lazily keeps torch out of start-up."""
     import importlib
 
-    if config.backend not in _BACKENDS:
-        try:
-            importlib.import_module(f"autolabel_gui.detection.{config.backend}")
-        except ModuleNotFoundError as exc:
-            raise DetectorUnavailable(f"unknown detector backend {config.backend!r}: {exc}") from exc
-    if config.backend not in _BACKENDS:
-        raise DetectorUnavailable(f"unknown detector backend {config.backend!r}")
-    return _BACKENDS[config.backend](config)
+    from autolabel_gui.detection.catalogue import spec_for  # the catalogue imports this module
+
+    spec = spec_for(config.backend)
+    if spec.name not in _BACKENDS:
+        importlib.import_module(spec.module)
+    return _BACKENDS[spec.name](config)

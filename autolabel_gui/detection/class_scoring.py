@@ -12,8 +12,9 @@ Pure functions on tensors and a tokenizer: testable without the model.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torchvision.ops import batched_nms

@@ -16,9 +16,9 @@ import functools
 import io
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -35,7 +35,8 @@ from autolabel_gui.detection.class_scoring import (
     build_chunks,
     merge_duplicates,
 )
-from autolabel_gui.detection.ids import DEFAULT_TEXT_ENCODER, PACKAGE_CONFIG, model_config_path, model_id_for
+from autolabel_gui.detection.gdino_spec import DEFAULT_TEXT_ENCODER, PACKAGE_CONFIG, model_config_path
+from autolabel_gui.detection.ids import model_id_for
 
 log = logging.getLogger(__name__)
 

@@ -16,18 +16,21 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
 from autolabel_gui.core.boxes import Box
-from autolabel_gui.core.cache import SCORE_FLOOR, ImageKey, ProposalCache, run_id_for
+from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.images import load_image
 from autolabel_gui.core.ontology import Ontology
+from autolabel_gui.core.records import ImageKey
 from autolabel_gui.detection.base import Detector, DetectorConfig, DetectorUnavailable, Prepared, create_detector
+from autolabel_gui.detection.ids import SCORE_FLOOR, run_id_for
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.project import ProjectSettings
 from autolabel_gui.formats.export import (
     ORIENTATION_NOTE,
     ExportCancelled,

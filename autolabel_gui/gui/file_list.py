@@ -8,7 +8,7 @@ scanned is scanned on the spot.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import (
     QAbstractListModel,
@@ -22,8 +22,8 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QComboBox, QLabel, QListView, QVBoxLayout, QWidget
 
+from autolabel_gui.app.status import Status, annotation_status
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.session import Status, annotation_status
 
 STATUS_COLORS: dict[Status, str] = {
     Status.NEW: "#9e9e9e",

@@ -9,8 +9,8 @@ Results cross to the GUI thread through a queued signal.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from PySide6.QtCore import QSettings, Qt, Slot
 from PySide6.QtGui import QCloseEvent
@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from autolabel_gui.app.project import ProjectSettings, run_id_of
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.project import ProjectSettings
 from autolabel_gui.core.review import ReviewState
 from autolabel_gui.detection.base import create_detector
 from autolabel_gui.gui.canvas import Canvas
@@ -29,7 +29,6 @@ from autolabel_gui.gui.panels import ClassPanel, ThresholdPanel
 from autolabel_gui.gui.resume import remember_image, remembered_image
 from autolabel_gui.gui.review_controller import ReviewController
 from autolabel_gui.gui.unsaved_dialog import UnsavedChoice, ask_unsaved, images_text
-from autolabel_gui.gui.worker import safe_run_id
 
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("open_folder", "save", "settings", "export", "quit")),
@@ -266,7 +265,7 @@ class MainWindow(QMainWindow):
             self.show_message(f"{ProjectSettings.path_for(root)}: settings not saved ({exc})", error=True)
         # A new run id (classes, prompts, model, text threshold) or VOC folder is a new view of
         # the folder: reopening rebuilds everything that reads the cache or the VOC files.
-        if (safe_run_id(new), new.annotations_path(root)) != (safe_run_id(old), old.annotations_path(root)):
+        if (run_id_of(new), new.annotations_path(root)) != (run_id_of(old), old.annotations_path(root)):
             self.open_folder(root, new, first=self.controller.current)
         else:
             self.controller.reconfigure(new)

@@ -7,21 +7,22 @@ boxes live in ``ReviewState`` and the rules about files in ``ReviewSession``.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from autolabel_gui.app.project import ProjectSettings, run_id_of
+from autolabel_gui.app.session import ReviewSession
+from autolabel_gui.app.status import Status
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.leftovers import sweep_leftovers
-from autolabel_gui.core.project import ProjectSettings
 from autolabel_gui.core.review import ReviewState
-from autolabel_gui.core.session import ReviewSession, Status
 from autolabel_gui.detection.base import create_detector
 from autolabel_gui.gui.canvas import Canvas
 from autolabel_gui.gui.file_list import FileListModel
 from autolabel_gui.gui.image_cache import ImageCache
-from autolabel_gui.gui.worker import DetectionController, safe_run_id
+from autolabel_gui.gui.worker import DetectionController
 
 PREFETCH_AHEAD = 2
 PREFETCH_BEHIND = 1
@@ -47,7 +48,7 @@ class ReviewController(QObject):
         self.settings = settings
         self._class_for_drawing = class_for_drawing
         self.cache = ProposalCache.for_folder(folder.root)
-        self.run_id = safe_run_id(settings)
+        self.run_id = run_id_of(settings)
         self.session = ReviewSession(folder, self.cache, settings.classes, self.run_id, settings.box_threshold)
         run_id = self.run_id
         self.files = FileListModel(folder, lambda: self.cache.cached_relpaths(run_id) if run_id else set(), self)

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from autolabel_gui.core.project import ProjectSettings
+from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.detection.weights import find_weights
 
 DEVICES: tuple[tuple[str, str], ...] = (

@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import Iterator
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
-from autolabel_gui.core.cache import ImageKey, ProposalCache, run_id_for
+from autolabel_gui.app.project import ProjectSettings, run_id_of
+from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.project import ProjectSettings
+from autolabel_gui.core.records import ImageKey
 from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, create_detector
 from autolabel_gui.detection.pipeline import DetectionPipeline, DetectorFactory
 
@@ -223,14 +224,6 @@ class _Worker(QObject):
         self.queue_progress.emit(*self._queue.finish(rel))
 
 
-def safe_run_id(settings: ProjectSettings) -> str | None:
-    """The cache run id of ``settings``, or None when they are invalid (ValueError)."""
-    try:
-        return run_id_for(settings.detector_config(), settings.ontology())
-    except ValueError:
-        return None
-
-
 def _same_model(a: DetectorConfig, b: DetectorConfig) -> bool:
     keep = {f: getattr(a, f) for f in _OUTPUT_FIELDS}
     return replace(b, **keep) == a
@@ -254,7 +247,7 @@ class DetectionController(QObject):
         self._lookahead = lookahead
         self._queue = _WorkQueue()
         self._settings = settings
-        self._run_id = safe_run_id(settings)
+        self._run_id = run_id_of(settings)
         self._thread: QThread | None = None
         self._worker: _Worker | None = None
         self._state: tuple[str, str] = ("loading", "")
@@ -312,7 +305,7 @@ class DetectionController(QObject):
     def reconfigure(self, settings: ProjectSettings) -> None:
         """New classes, prompts or model settings; the model is reloaded only if it changed."""
         self._settings = settings
-        self._run_id = safe_run_id(settings)
+        self._run_id = run_id_of(settings)
         self._queue.reconfigure(settings)
 
     def _cached(self, rel: str):

@@ -21,19 +21,20 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from autolabel_gui.app.project import ProjectSettings  # noqa: E402
+from autolabel_gui.core.boxes import Box, BoxState  # noqa: E402
+from autolabel_gui.core.cache import ProposalCache  # noqa: E402
+from autolabel_gui.core.records import ImageKey  # noqa: E402
+from autolabel_gui.detection.base import DetectorUnavailable  # noqa: E402
+from autolabel_gui.detection.ids import run_id_for  # noqa: E402
+from autolabel_gui.detection.weights import missing_weights_message  # noqa: E402
+from autolabel_gui.gui.app import create_app  # noqa: E402
+from autolabel_gui.gui.main_window import MainWindow  # noqa: E402
+from autolabel_gui.gui.settings_dialog import SettingsDialog  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QWidget  # noqa: E402
-
-from autolabel_gui.core.boxes import Box, BoxState  # noqa: E402
-from autolabel_gui.core.cache import ImageKey, ProposalCache, run_id_for  # noqa: E402
-from autolabel_gui.core.project import ProjectSettings  # noqa: E402
-from autolabel_gui.detection.base import DetectorUnavailable  # noqa: E402
-from autolabel_gui.gui.app import create_app  # noqa: E402
-from autolabel_gui.gui.main_window import MainWindow  # noqa: E402
-from autolabel_gui.gui.settings_dialog import SettingsDialog  # noqa: E402
-from autolabel_gui.detection.weights import missing_weights_message  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from autolabel_gui.app.status import Status
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.records import RESULTS
 from autolabel_gui.formats.voc import AnnotationError, read_voc
 
-STATUSES: tuple[str, ...] = ("new", "proposals ready", "in review", "verified")
-RESULTS: tuple[str, ...] = ("accepted", "edited", "rejected")
+STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
 
 
 @dataclass(slots=True)
@@ -50,15 +51,15 @@ def compute_stats(folder: ImageFolder, classes: list[str], cache: ProposalCache 
     for rel in folder.images:
         voc = folder.voc_path(rel)
         if not voc.is_file():
-            stats.statuses["proposals ready" if rel in ready else "new"] += 1
+            stats.statuses[(Status.PROPOSALS if rel in ready else Status.NEW).value] += 1
             continue
         try:
             labels = read_voc(voc)
         except AnnotationError as exc:
             stats.problems.append(str(exc))
-            stats.statuses["in review"] += 1
+            stats.statuses[Status.IN_REVIEW.value] += 1
             continue
-        stats.statuses["verified" if labels.verified else "in review"] += 1
+        stats.statuses[(Status.VERIFIED if labels.verified else Status.IN_REVIEW).value] += 1
         per_class = Counter(b.label for b in labels.boxes)
         for name, n in per_class.items():
             count = stats.classes.get(name) or extra.setdefault(name, ClassCount())

@@ -14,45 +14,18 @@ are tested without a display:
 
 from __future__ import annotations
 
-import enum
-import re
 import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 
+from autolabel_gui.app.status import Status
 from autolabel_gui.core.boxes import ImageLabels
-from autolabel_gui.core.cache import ImageKey, ProposalCache
+from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import ImageLoadError, image_size
+from autolabel_gui.core.records import ImageKey
 from autolabel_gui.core.review import ReviewState
 from autolabel_gui.formats.existing import load_existing_labels
 from autolabel_gui.formats.voc import AnnotationError, write_voc
-
-
-class Status(str, enum.Enum):
-    """Where an image is in the review, as the file list shows it."""
-
-    NEW = "new"
-    PROPOSALS = "proposals ready"
-    IN_REVIEW = "in review"
-    VERIFIED = "verified"
-
-
-_VERIFIED = re.compile(rb"<annotation\b[^>]*\bverified\s*=\s*[\"']yes[\"']", re.IGNORECASE)
-_HEAD_BYTES = 4096
-
-
-def annotation_status(voc_path: Path, has_proposals: bool) -> Status:
-    """Status from the VOC file's first bytes (``verified`` sits on the root element), so a
-    folder of 100,000 images gets its statuses without parsing 100,000 XML documents."""
-    try:
-        with open(voc_path, "rb") as fh:
-            head = fh.read(_HEAD_BYTES)
-    except FileNotFoundError:
-        return Status.PROPOSALS if has_proposals else Status.NEW
-    except OSError:
-        return Status.IN_REVIEW
-    return Status.VERIFIED if _VERIFIED.search(head) else Status.IN_REVIEW
 
 
 @dataclass(slots=True)

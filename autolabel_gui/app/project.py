@@ -15,6 +15,7 @@ from autolabel_gui.core.atomic import atomic_write_text
 from autolabel_gui.core.folder import STATE_DIR
 from autolabel_gui.core.ontology import Ontology, parse_prompt_args, split_class_names
 from autolabel_gui.detection.base import DetectorConfig
+from autolabel_gui.detection.ids import run_id_for
 
 SETTINGS_FILE = "project.json"
 
@@ -95,3 +96,11 @@ class ProjectSettings:
             # typed relative to the working directory, stored so that it means the same later
             changes["annotations_dir"] = str(Path(annotations).expanduser().absolute())
         return replace(self, **changes)
+
+
+def run_id_of(settings: ProjectSettings) -> str | None:
+    """The proposal cache's run id for ``settings``, or None when they are invalid (ValueError)."""
+    try:
+        return run_id_for(settings.detector_config(), settings.ontology())
+    except ValueError:
+        return None

@@ -1,0 +1,56 @@
+"""The values the stores keep: an image's identity, and what the human decided about proposals.
+
+Plain data, free of SQLite and of any model, so the undo/redo review model and the stores
+share them without one importing the other.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autolabel_gui.core.boxes import Box
+
+ACCEPTED = "accepted"
+EDITED = "edited"
+REJECTED = "rejected"
+RESULTS: tuple[str, ...] = (ACCEPTED, EDITED, REJECTED)
+"""What the human did with a proposal, as ``Outcome.result`` spells it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageKey:
+    """An image's identity: a changed file (size or mtime) is a different image to the cache."""
+
+    relpath: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def from_path(cls, root: Path | str, rel: str) -> ImageKey:
+        """Stat ``root/rel``; raises OSError when the file is gone or unreadable."""
+        st = os.stat(Path(root) / rel)
+        return cls(rel, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the human did with one proposal (or a box they drew: score None), for prompt stats."""
+
+    label: str
+    score: float | None
+    result: str  # accepted | edited | rejected
+
+    def __post_init__(self) -> None:
+        if self.result not in RESULTS:
+            raise ValueError(f"outcome result must be accepted, edited or rejected, not {self.result!r}")
+
+
+@dataclass(slots=True)
+class ReviewRecord:
+    """Review state that is not a box in the VOC file: rejected proposals must never come back."""
+
+    run_id: str
+    rejected: list[Box] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)

@@ -1,0 +1,99 @@
+"""The ``grounding_dino`` backend's spec, torch-free: what identifies its model, what is missing.
+
+The window, ``label`` and the cache key read this without importing torch or the model package;
+``detection/grounding_dino.py`` is imported only to build the detector.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+from autolabel_gui.detection.base import BackendSpec, DetectorConfig
+from autolabel_gui.detection.fingerprint import SCORING_VERSION, file_identity
+from autolabel_gui.detection.weights import find_weights, missing_weights_message
+
+DEFAULT_TEXT_ENCODER = "bert-base-uncased"
+PACKAGE_CONFIG = "GroundingDINO_SwinT_OGC.py"
+
+
+def package_config_path() -> Path | None:
+    """The groundingdino package's own SwinT-OGC config, found without importing the package."""
+    spec = importlib.util.find_spec("groundingdino")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "config" / PACKAGE_CONFIG
+
+
+def model_config_path(config: DetectorConfig) -> Path | None:
+    """The model config file the detector builds from: ``config.config``, else the package's."""
+    return Path(config.config).expanduser() if config.config else package_config_path()
+
+
+def config_text_encoder(config_text: str) -> str | None:
+    """The last top-level ``text_encoder_type = "..."`` of a config file, read without running it."""
+    try:
+        tree = ast.parse(config_text)
+    except SyntaxError:
+        return None
+    found = None
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+                and any(isinstance(t, ast.Name) and t.id == "text_encoder_type" for t in node.targets)):
+            found = node.value.value
+    return found
+
+
+def _text_encoder_identity(name: str) -> list | str:
+    """A local folder is identified by its files; a hub name ("bert-base-uncased") by itself."""
+    return file_identity(name) if Path(name).expanduser().exists() else name
+
+
+def model_id(config: DetectorConfig) -> str:
+    """A stable id of everything in ``config`` that changes proposals, without loading the model.
+
+    In it: the backend, the weights file (name, size, mtime), the model config file's content,
+    the text encoder (as ``--text-encoder`` or the config file names it), precision as asked,
+    text threshold, backend options (input size...) and ``SCORING_VERSION``. Not in it: device,
+    batch size and box threshold, which do not change what the model proposes (beyond float
+    noise), so a CPU fallback and a run on another machine share the cache.
+    """
+    weights = find_weights(config.weights) or config.weights
+    config_path = model_config_path(config)
+    try:
+        config_text = config_path.read_text(encoding="utf-8") if config_path else None
+    except (OSError, UnicodeDecodeError):
+        config_text = None
+    text_encoder = config.text_encoder or (config_text and config_text_encoder(config_text)) or DEFAULT_TEXT_ENCODER
+    payload = {
+        "backend": config.backend,
+        "weights": file_identity(weights),
+        "config": hashlib.sha256(config_text.encode("utf-8")).hexdigest()[:16] if config_text is not None
+        else [str(config_path), "missing"],
+        "text_encoder": _text_encoder_identity(text_encoder),
+        "precision": config.precision,
+        "text_threshold": round(float(config.text_threshold), 6),
+        "extra": sorted(config.extra.items()),
+        "scoring": SCORING_VERSION,
+    }
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+    return f"{config.backend}:{digest[:20]}"
+
+
+def missing(config: DetectorConfig) -> str | None:
+    """What is missing before this backend can run, and how to get it (None: nothing)."""
+    return None if find_weights(config.weights) is not None else missing_weights_message(config.weights)
+
+
+SPEC = BackendSpec(
+    name="grounding_dino",
+    module="autolabel_gui.detection.grounding_dino",
+    title="Grounding DINO (original IDEA-Research code, rf-groundingdino)",
+    model_id=model_id,
+    missing=missing,
+    options=("image_size", "max_size"),
+)
