@@ -165,30 +165,40 @@ def test_mouse_drag_moves_a_proposal_and_accepts_it(open_review):
 
 
 def test_undo_and_redo_change_the_saved_file(open_review):
-    h = open_review(["a.png"], PROPOSALS)
+    h = open_review(["a.png", "b.png"], PROPOSALS)
     h.press(Key.Key_Tab)
     h.press(Key.Key_Return)
     h.press(Key.Key_Return)
     h.press(Key.Key_Z, Mod.ControlModifier)
-    h.press(Key.Key_S, Mod.ControlModifier)
+    h.press(Key.Key_D)  # leaving saves (unverified); the undo history stays with the image
     assert h.saved("a.png") == [("person", (10, 10, 50, 60))]
+    h.press(Key.Key_A)
+    h.wait_shown("a.png")
     h.press(Key.Key_Z, Mod.ControlModifier | Mod.ShiftModifier)
-    h.press(Key.Key_S, Mod.ControlModifier)
+    h.press(Key.Key_D)
     assert h.saved("a.png") == [("person", (10, 10, 50, 60)), ("cat", (100, 20, 150, 80))]
+    h.press(Key.Key_A)
+    h.wait_shown("a.png")
     h.press(Key.Key_Z, Mod.ControlModifier, times=2)
     h.press(Key.Key_Y, Mod.ControlModifier)
     h.press(Key.Key_S, Mod.ControlModifier)
     assert h.saved("a.png") == [("person", (10, 10, 50, 60))]
+    assert h.voc("a.png").verified
+    assert "1 pending proposal recorded as rejected" in h.window.message_label.text()
+    assert [(it.box.label, it.box.state) for it in h.state.items[:2]] == [
+        ("person", BoxState.ACCEPTED), ("cat", BoxState.REJECTED)]
 
 
 def test_ctrl_d_duplicates_the_selected_box(open_review):
-    h = open_review(["a.png"], PROPOSALS)
+    h = open_review(["a.png", "b.png"], PROPOSALS)
     h.press(Key.Key_Tab)
     h.press(Key.Key_D, Mod.ControlModifier)
-    h.press(Key.Key_S, Mod.ControlModifier)
+    assert h.controller.current == "a.png"  # Ctrl+D is not D
+    h.press(Key.Key_D)
     # the copy is the annotator's box; the proposal it was copied from is still pending
     assert h.saved("a.png") == [("person", (20, 20, 60, 70))]
-    assert h.controller.current == "a.png"  # Ctrl+D is not D
+    h.press(Key.Key_A)
+    h.wait_shown("a.png")
     h.press(Key.Key_Tab)
     h.press(Key.Key_Return)
     h.press(Key.Key_S, Mod.ControlModifier)
@@ -274,7 +284,8 @@ def test_file_list_statuses_filter_and_click(open_review, qtbot):
     h = open_review(["a.png", "b.png", "c.png", "d.png"], {"d.png": PROPOSALS["b.png"]}, files=files)
     model = h.controller.files
     qtbot.waitUntil(lambda: not model.is_scanning())
-    assert model.counts() == {Status.NEW: 1, Status.PROPOSALS: 1, Status.IN_REVIEW: 1, Status.VERIFIED: 1}
+    assert model.counts() == {Status.NEW: 1, Status.PROPOSALS: 1, Status.IN_REVIEW: 1, Status.VERIFIED: 1,
+                              Status.UNREADABLE: 0}
     panel = h.window.file_panel
     assert "4 images" in panel.counts_label.text()
     panel.filter_box.setCurrentIndex(1)  # not verified

@@ -79,6 +79,10 @@ class ReviewSession:
                 opened.state.set_proposals(proposals)
         return opened
 
+    def opened(self) -> list[str]:
+        """The images opened in this session so far."""
+        return list(self._opened)
+
     def get(self, rel: str) -> ReviewState | None:
         opened = self._opened.get(rel)
         return None if opened is None else opened.state

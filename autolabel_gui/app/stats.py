@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from autolabel_gui.app.status import Status
+from autolabel_gui.app.status import REVIEW_STATUSES, Status
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.records import RESULTS
 from autolabel_gui.formats.voc import AnnotationError, read_voc
 
-STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
+STATUSES: tuple[str, ...] = tuple(s.value for s in REVIEW_STATUSES)
 
 
 @dataclass(slots=True)

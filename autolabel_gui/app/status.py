@@ -14,6 +14,12 @@ class Status(str, enum.Enum):
     PROPOSALS = "proposals ready"
     IN_REVIEW = "in review"
     VERIFIED = "verified"
+    UNREADABLE = "cannot be read"
+    """The image itself does not decode (the window found out; files alone cannot say)."""
+
+
+REVIEW_STATUSES: tuple[Status, ...] = (Status.NEW, Status.PROPOSALS, Status.IN_REVIEW, Status.VERIFIED)
+"""The statuses the annotation files and the cache give; ``stats`` counts these."""
 
 
 _VERIFIED = re.compile(rb"<annotation\b[^>]*\bverified\s*=\s*[\"']yes[\"']", re.IGNORECASE)

@@ -8,10 +8,14 @@ last folder is opened again.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from autolabel_gui.app.project import ProjectSettings
+
+CLOSE_WAIT_MS = 1500
+"""How long closing the window waits for the detector before the process ends without it."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,4 +40,13 @@ def run(args: argparse.Namespace) -> int:
         window.open_folder(folder, settings)
     window.show()
     _keep = close_on_interrupt(window)  # noqa: F841
-    return app.exec()
+    window.close_wait_ms = CLOSE_WAIT_MS
+    code = app.exec()
+    if window.worker_left_running:
+        # The model is inside a forward pass that cannot be interrupted (up to 10 s on a CPU).
+        # Every file is saved and the cache commits a batch whole or not at all, so the
+        # process ends now instead of keeping the user waiting for proposals nobody will see.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -16,6 +16,8 @@ Rules:
 - Order (Tab, "next pending") is the list order: boxes from the file first in file order, then
   proposals by descending score (the model's surest first), then boxes drawn by hand.
 - Undo keeps whole snapshots: items are immutable, so a snapshot is one tuple of references.
+- An image is verified only on what the model has seen: while the model runs, verifying waits
+  until its proposals for this image arrived (``model_done``); see ``verify_blocker``.
 """
 
 from __future__ import annotations
@@ -93,6 +95,9 @@ class ReviewState:
         self._settled: list[Box] = list(record.rejected) if record else []
         self._base_outcomes: list[Outcome] = list(record.outcomes) if record else []
         self._proposals: tuple[Box, ...] | None = None
+        self.model_done = False
+        """The detector's proposals for this image (under the current settings) have arrived,
+        or it reported that it cannot process the image: either way it has seen it."""
         self._undo: list[Snapshot] = []
         self._redo: list[Snapshot] = []
         self._saved_boxes = self.accepted_boxes()
@@ -187,6 +192,7 @@ class ReviewState:
         New proposals start a new undo history: the old snapshots hold the old proposals.
         """
         proposals = tuple(proposals)
+        self.model_done = True
         if proposals == self._proposals and not rerun:
             return False
         self._proposals = proposals
@@ -212,6 +218,37 @@ class ReviewState:
         self._undo.clear()
         self._redo.clear()
         return True
+
+    def verify_blocker(self, model_runs: bool) -> str | None:
+        """Why this image cannot be marked verified now, or None when it can.
+
+        ``model_runs``: a detector is (being) loaded for this folder. Then an image is verified
+        only once the model has seen it, so a verified file with no boxes always means "the
+        model and the annotator found nothing", never "nobody looked". Without a model (no
+        weights, manual review) the annotator's own boxes are all there is. An image verified
+        earlier stays verifiable: its file already says a person checked it.
+        """
+        if self.read_only:
+            return "read-only"
+        if model_runs and not self.model_done and not self.verified:
+            return "waiting for the model"
+        return None
+
+    def reject_visible_pending(self) -> int:
+        """Verifying with pending proposals in view (Ctrl+S): the annotator saw them and did not
+        accept them, so they are recorded as rejected (one undo step); returns how many."""
+        if self.read_only:
+            return 0
+        targets = [i for i in self.visible_indices() if self.items[i].pending]
+        if not targets:
+            return 0
+        items = list(self.items)
+        for i in targets:
+            proposal = items[i].proposal
+            assert proposal is not None
+            items[i] = replace(items[i], box=proposal.with_state(BoxState.REJECTED))
+        self._commit(tuple(items), -1)
+        return len(targets)
 
     def set_threshold(self, threshold: float) -> None:
         """Not an undo step: the threshold is a view of the proposals, not a decision."""

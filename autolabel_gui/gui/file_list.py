@@ -4,6 +4,10 @@ A folder of 100,000 images must open at once: the model lists the names immediat
 the statuses in batches from a timer (a stat and a 4 KB read per image that has a VOC file),
 so the window stays responsive while the counts grow. A row asked for before its batch is
 scanned is scanned on the spot.
+
+Besides its review status (the icon), each row says where the model is with it: the name is
+grey and italic while the image waits for the model, red when the model failed on it; the
+tooltip says which, and why.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QComboBox, QLabel, QListView, QVBoxLayout, QWidget
 
 from autolabel_gui.app.status import Status, annotation_status
@@ -30,18 +34,22 @@ STATUS_COLORS: dict[Status, str] = {
     Status.PROPOSALS: "#42a5f5",
     Status.IN_REVIEW: "#ffb300",
     Status.VERIFIED: "#43a047",
+    Status.UNREADABLE: "#e53935",
 }
+WAITING_COLOR = "#8a8a8a"
+FAILED_COLOR = "#e53935"
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 1
 BATCH = 2000
 """Statuses scanned per timer tick: a few milliseconds of work, so the window never freezes."""
 
 FILTERS: tuple[tuple[str, frozenset[Status] | None], ...] = (
     ("All images", None),
-    ("Not verified", frozenset({Status.NEW, Status.PROPOSALS, Status.IN_REVIEW})),
+    ("Not verified", frozenset({Status.NEW, Status.PROPOSALS, Status.IN_REVIEW, Status.UNREADABLE})),
     ("New", frozenset({Status.NEW})),
     ("Proposals ready", frozenset({Status.PROPOSALS})),
     ("In review", frozenset({Status.IN_REVIEW})),
     ("Verified", frozenset({Status.VERIFIED})),
+    ("Cannot be read", frozenset({Status.UNREADABLE})),
 )
 
 
@@ -56,8 +64,15 @@ class FileListModel(QAbstractListModel):
 
     counts_changed = Signal()
 
-    def __init__(self, folder: ImageFolder, cached: Callable[[], set[str]], parent=None) -> None:
+    def __init__(self, folder: ImageFolder, cached: Callable[[], set[str]], parent=None, *,
+                 failed: dict[str, str] | None = None) -> None:
+        """``cached()``: the images with proposals (a live set, kept up to date by the caller);
+        ``failed``: images the model failed on -> why (also live)."""
         super().__init__(parent)
+        self._failed = failed if failed is not None else {}
+        self._unreadable: dict[str, str] = {}
+        self._waiting_font = QFont()
+        self._waiting_font.setItalic(True)
         self._folder = folder
         self._images = folder.images
         self._row = {rel: i for i, rel in enumerate(self._images)}
@@ -81,14 +96,38 @@ class FileListModel(QAbstractListModel):
         if not index.isValid():
             return None
         row = index.row()
+        rel = self._images[row]
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._images[row]
+            return rel
+        if role == Qt.ItemDataRole.ForegroundRole:
+            mark = self.model_mark(rel)
+            return None if mark == "ready" else QBrush(QColor(FAILED_COLOR if mark == "failed" else WAITING_COLOR))
+        if role == Qt.ItemDataRole.FontRole:
+            return self._waiting_font if self.model_mark(rel) == "waiting" else None
         if role in (Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.ToolTipRole, STATUS_ROLE):
             status = self.status(row)
             if role == Qt.ItemDataRole.DecorationRole:
                 return self._icons[status]
-            return status.value if role == Qt.ItemDataRole.ToolTipRole else status
+            return self.tooltip(rel) if role == Qt.ItemDataRole.ToolTipRole else status
         return None
+
+    def model_mark(self, rel: str) -> str:
+        """Where the model is with ``rel``: ``ready`` (proposals), ``failed`` or ``waiting``."""
+        if rel in self._failed:
+            return "failed"
+        if self._cached is None:
+            self._cached = self._cached_source()
+        return "ready" if rel in self._cached else "waiting"
+
+    def tooltip(self, rel: str) -> str:
+        """The review status, then the model's: waiting, proposals ready, or why it failed."""
+        row = self._row[rel]
+        status = self.status(row)
+        text = status.value if status is not Status.UNREADABLE else f"cannot be read: {self._unreadable.get(rel, '')}"
+        mark = self.model_mark(rel)
+        if mark == "failed":
+            return f"{text}; detection failed: {self._failed[rel]}"
+        return f"{text}; {'proposals ready' if mark == 'ready' else 'waiting for the model'}"
 
     # -- statuses --------------------------------------------------------------------------
 
@@ -123,8 +162,29 @@ class FileListModel(QAbstractListModel):
     def mark_proposals(self, rel: str) -> None:
         """Proposals arrived: a new image becomes "proposals ready" (others keep their status)."""
         row = self._row.get(rel)
-        if row is not None and self.status(row) is Status.NEW:
+        if row is None:
+            return
+        if self.status(row) is Status.NEW:
             self.set_status(rel, Status.PROPOSALS)
+        else:
+            self._changed(row)
+
+    def mark_failed(self, rel: str) -> None:
+        """The model failed on ``rel`` (the reason is in the ``failed`` dict given at creation)."""
+        row = self._row.get(rel)
+        if row is not None:
+            self._changed(row)
+
+    def set_unreadable(self, rel: str, reason: str) -> None:
+        """The image does not decode: its status is "cannot be read", with ``reason`` in the tooltip."""
+        if rel in self._row:
+            self._unreadable[rel] = reason
+            self.set_status(rel, Status.UNREADABLE)
+
+    def _changed(self, row: int) -> None:
+        index = self.index(row)
+        self.dataChanged.emit(index, index, [Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.FontRole,
+                                             Qt.ItemDataRole.ToolTipRole])
 
     def counts(self) -> dict[Status, int]:
         return dict(self._counts)

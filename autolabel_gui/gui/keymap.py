@@ -73,6 +73,10 @@ KEYMAP: tuple[KeyBinding, ...] = (
     KeyBinding("help", ("F1", "?"), "show this table", "Help"),
     KeyBinding("open_folder", ("Ctrl+O",), "open a folder of images", "File"),
     KeyBinding("settings", ("Ctrl+,",), "classes, prompts, thresholds, model (kept per folder)", "File"),
+    KeyBinding("annotation_folder", (), "choose the folder VOC files are saved in (for a read-only image folder)",
+               "File"),
+    KeyBinding("manual_review", (), "review without the model: Space verifies your own boxes, waits for nothing",
+               "Review"),
     KeyBinding("export", ("Ctrl+E",), "export the labels as YOLO, COCO or VOC", "File"),
     KeyBinding("quit", ("Ctrl+Q",), "quit (saves first)", "File"),
 )

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from autolabel_gui.app.model_progress import folder_writable
 from autolabel_gui.app.project import ProjectSettings, run_id_of
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.review import ReviewState
@@ -26,13 +27,18 @@ from autolabel_gui.gui.colors import class_colors
 from autolabel_gui.gui.file_list import FileListPanel
 from autolabel_gui.gui.keymap import MOVE_STEPS, ShortcutsDialog, build_actions
 from autolabel_gui.gui.panels import ClassPanel, ThresholdPanel
-from autolabel_gui.gui.resume import remember_image, remembered_image
+from autolabel_gui.gui.resume import (
+    remember_annotations,
+    remember_image,
+    remembered_annotations,
+    remembered_image,
+)
 from autolabel_gui.gui.review_controller import ReviewController
 from autolabel_gui.gui.unsaved_dialog import UnsavedChoice, ask_unsaved, images_text
 
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("&File", ("open_folder", "save", "settings", "export", "quit")),
-    ("&Review", ("next_image", "prev_image", "accept_all_next", "next_unverified", "rerun")),
+    ("&File", ("open_folder", "save", "settings", "annotation_folder", "export", "quit")),
+    ("&Review", ("next_image", "prev_image", "accept_all_next", "next_unverified", "rerun", "manual_review")),
     ("&Edit", ("accept_selected", "delete_selected", "draw", "duplicate", "undo", "redo")),
     ("&View", ("fit", "zoom_in", "zoom_out", "threshold_down", "threshold_up")),
     ("&Help", ("help",)),
@@ -80,6 +86,13 @@ class MainWindow(QMainWindow):
         # What to do when saves still fail as the folder closes: (image -> reason, action) ->
         # choice. A modal QMessageBox; tests put their own answer here.
         self.ask_unsaved: Callable[[dict[str, str], str], UnsavedChoice] = self._ask_with_dialog
+        # Where to save VOC files when the image folder cannot be written (the folder, why) ->
+        # a folder, or None for "not now". A folder chooser; tests put their own answer here.
+        self.ask_annotation_folder: Callable[[Path, str], Path | None] = self._choose_annotation_folder
+        self.close_wait_ms: int | None = None
+        """How long closing waits for a forward pass in flight (None: until it ends). The
+        application sets 1.5 s and then ends the process without it (``worker_left_running``)."""
+        self.worker_left_running = False
         self._asking = False
         self.setWindowTitle("autolabel-gui")
         self.canvas = Canvas(self)
@@ -90,6 +103,7 @@ class MainWindow(QMainWindow):
         self._build_docks()
         self._build_status_bar()
         self.actions_by_id = build_actions(self, self._handlers())
+        self.actions_by_id["manual_review"].setCheckable(True)
         self._build_menus()
         self.file_panel.image_chosen.connect(self._image_chosen)
         self.class_panel.class_clicked.connect(self._class_clicked)
@@ -105,6 +119,8 @@ class MainWindow(QMainWindow):
         at ``first``, else the image open when the folder was last reviewed, else the first
         image not yet verified."""
         root = Path(root)
+        if settings.annotations_dir is None and (chosen := remembered_annotations(self.qsettings, root)):
+            settings.annotations_dir = chosen
         try:
             folder = ImageFolder(root, settings.annotations_path(root))
         except OSError as exc:  # NotADirectoryError included
@@ -120,7 +136,7 @@ class MainWindow(QMainWindow):
         controller.current_changed.connect(self._current_changed)
         controller.boxes_changed.connect(self._boxes_changed)
         controller.model_state.connect(self._model_state)
-        controller.queue_progress.connect(self._queue_progress)
+        controller.progress_changed.connect(self.progress_label.setText)
         self.file_panel.set_model(controller.files)
         colors = class_colors(settings.classes)
         self.canvas.set_class_colors(colors)
@@ -129,9 +145,25 @@ class MainWindow(QMainWindow):
         self.model_label.setText(model_text("loading", "loading the model"))
         self.setWindowTitle(f"{root.name} — autolabel-gui")
         self.qsettings.setValue("last_folder", str(root.resolve()))
+        self.actions_by_id["manual_review"].setChecked(False)
         controller.start(first or remembered_image(self.qsettings, root))
+        self.progress_label.setText(controller.progress.text(controller.model_runs))
         self.canvas.setFocus()
+        self._offer_annotation_folder_if_read_only()
         return True
+
+    def _offer_annotation_folder_if_read_only(self) -> None:
+        """Said at once: VOC files cannot be written next to the images; offer another folder."""
+        c = self.controller
+        if c is None or not c.folder.images:
+            return
+        target = c.folder.annotations if c.folder.annotations is not None else c.folder.root
+        if folder_writable(target):
+            return
+        why = (f"{target}: this folder is read-only, so the VOC files cannot be saved there. "
+               f"Choose a folder for them (File ▸ Annotation folder…); until then edits stay in memory.")
+        self.show_message(why, error=True)
+        self._annotation_folder(why)
 
     def state(self) -> ReviewState | None:
         return None if self.controller is None else self.controller.state
@@ -151,9 +183,6 @@ class MainWindow(QMainWindow):
         styles = {"unavailable": _WARNING_STYLE, "error": _ERROR_STYLE}
         self.model_label.setStyleSheet(styles.get(state, ""))
 
-    @Slot(int, int)
-    def _queue_progress(self, done: int, total: int) -> None:
-        self.queue_label.setText(f"Detected {done}/{total}" if done < total else "")
 
     @Slot(str, int, int)
     def _current_changed(self, rel: str, row: int, total: int) -> None:
@@ -179,7 +208,9 @@ class MainWindow(QMainWindow):
             "prev_image": c(lambda r: r.step(-1)),
             "accept_all_next": c(lambda r: r.accept_all_and_next()),
             "next_unverified": c(lambda r: r.next_unverified()),
-            "save": c(lambda r: r.save_current(verify=True)),
+            "save": c(lambda r: r.verify_current()),
+            "manual_review": c(lambda r: r.set_manual(self.actions_by_id["manual_review"].isChecked())),
+            "annotation_folder": lambda: self._annotation_folder(""),
             "rerun": c(lambda r: r.rerun()),
             "accept_selected": c(lambda r: r.edit(ReviewState.accept_selected)),
             "delete_selected": c(lambda r: r.edit(ReviewState.delete_selected)),
@@ -247,6 +278,33 @@ class MainWindow(QMainWindow):
             settings = ProjectSettings()
         self.open_folder(Path(chosen), settings)
 
+    def _annotation_folder(self, why: str) -> None:
+        """Ask where VOC files go; edits whose saves failed are written there at once."""
+        c = self.controller
+        if c is None:
+            self.show_message("Open a folder first (Ctrl+O).", error=True)
+            return
+        chosen = self.ask_annotation_folder(c.folder.root, why)
+        if chosen is None:
+            return
+        if not folder_writable(chosen):
+            self.show_message(f"{chosen}: cannot be written either; choose another folder.", error=True)
+            return
+        still = c.set_annotations_folder(Path(chosen))
+        remember_annotations(self.qsettings, c.folder.root, Path(chosen).absolute())
+        try:
+            c.settings.save(c.folder.root)
+        except OSError:
+            pass  # a read-only folder: the choice is remembered in the user's own settings
+        if still:
+            self.show_message(f"{len(still)} image(s) still not saved in {chosen}", error=True)
+        else:
+            self.show_message(f"VOC files are saved in {chosen} from now on.")
+
+    def _choose_annotation_folder(self, root: Path, why: str) -> Path | None:
+        chosen = QFileDialog.getExistingDirectory(self, why or "Folder for the VOC files", str(Path.home()))
+        return Path(chosen) if chosen else None
+
     def _edit_settings(self) -> None:
         from autolabel_gui.gui.settings_dialog import SettingsDialog
 
@@ -305,11 +363,12 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         self.message_label = QLabel(self)
         self.model_label = QLabel("Model: no folder open", self)
-        self.queue_label = QLabel(self)
+        self.progress_label = QLabel(self)
+        self.progress_label.setToolTip("Images the model has finished (proposals or a failure) / all images")
         self.index_label = QLabel(self)
         self.boxes_label = QLabel(self)
         bar.addWidget(self.message_label, 1)
-        for label in (self.queue_label, self.model_label, self.boxes_label, self.index_label):
+        for label in (self.progress_label, self.model_label, self.boxes_label, self.index_label):
             bar.addPermanentWidget(label)
 
     def _build_menus(self) -> None:
@@ -328,7 +387,8 @@ class MainWindow(QMainWindow):
 
     def _close_controller(self) -> None:
         if self.controller is not None:
-            self.controller.shutdown()
+            if not self.controller.shutdown(self.close_wait_ms):
+                self.worker_left_running = True
             self.controller.deleteLater()
             self.controller = None
 

@@ -37,3 +37,20 @@ def remembered_image(qsettings: QSettings, root: Path) -> str | None:
         return None
     rel = qsettings.value(f"{key}/image")
     return str(rel) if rel else None
+
+
+def remember_annotations(qsettings: QSettings, root: Path, folder: Path) -> None:
+    """VOC files of ``root`` go to ``folder`` (chosen because ``root`` is read-only, so the
+    choice cannot be kept in the folder's own settings)."""
+    key, path = _folder_key(root)
+    qsettings.setValue(f"{key}/folder", path)
+    qsettings.setValue(f"{key}/annotations", str(folder))
+
+
+def remembered_annotations(qsettings: QSettings, root: Path) -> str | None:
+    """The annotation folder chosen for ``root`` in this user's settings, if any."""
+    key, path = _folder_key(root)
+    if qsettings.value(f"{key}/folder") != path:
+        return None
+    folder = qsettings.value(f"{key}/annotations")
+    return str(folder) if folder else None

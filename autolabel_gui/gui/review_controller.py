@@ -1,16 +1,19 @@
 """Reviewing one folder in the window: which image is open, what each key does to it, saving.
 
-Glue between the Qt-free review (``core.session``, ``core.review``), the canvas, the image
-prefetcher and the detection worker. The window only routes actions here; the rules about
-boxes live in ``ReviewState`` and the rules about files in ``ReviewSession``.
+Glue between the Qt-free review (``app.session``, ``core.review``, ``app.model_progress``), the
+canvas, the image prefetcher and the detection worker. The window only routes actions here; the
+rules about boxes live in ``ReviewState``, the rules about files in ``ReviewSession``, and what
+to say about the model in ``app.model_progress``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from autolabel_gui.app.model_progress import ModelProgress, detection_order, refused_text, waiting_text
 from autolabel_gui.app.project import ProjectSettings, run_id_of
 from autolabel_gui.app.session import ReviewSession
 from autolabel_gui.app.status import Status
@@ -22,12 +25,13 @@ from autolabel_gui.detection.base import create_detector
 from autolabel_gui.gui.canvas import Canvas
 from autolabel_gui.gui.file_list import FileListModel
 from autolabel_gui.gui.image_cache import ImageCache
+from autolabel_gui.gui.model_banner import ModelBanner
 from autolabel_gui.gui.worker import DetectionController
 
 PREFETCH_AHEAD = 2
 PREFETCH_BEHIND = 1
-DETECT_AHEAD = 20
-"""Images after the current one queued for the detector, so D rarely waits for proposals."""
+BANNER_REFRESH_MS = 300
+"""How often the canvas banner re-reads the model's queue while the image on screen waits."""
 
 
 class ReviewController(QObject):
@@ -37,7 +41,7 @@ class ReviewController(QObject):
     current_changed = Signal(str, int, int)  # relpath, row, number of images
     boxes_changed = Signal()  # the current image's boxes changed (class counts)
     model_state = Signal(str, str)
-    queue_progress = Signal(int, int)
+    progress_changed = Signal(str)  # the folder's model figure, "Proposals 12/43"
 
     def __init__(self, canvas: Canvas, folder: ImageFolder, settings: ProjectSettings,
                  class_for_drawing: Callable[[], str | None], *, detector_factory=create_detector,
@@ -50,21 +54,26 @@ class ReviewController(QObject):
         self.cache = ProposalCache.for_folder(folder.root)
         self.run_id = run_id_of(settings)
         self.session = ReviewSession(folder, self.cache, settings.classes, self.run_id, settings.box_threshold)
-        run_id = self.run_id
-        self.files = FileListModel(folder, lambda: self.cache.cached_relpaths(run_id) if run_id else set(), self)
+        cached = self.cache.cached_relpaths(self.run_id) if self.run_id else set()
+        self.progress = ModelProgress.of(folder.images, cached)
+        self.files = FileListModel(folder, lambda: self.progress.done, self, failed=self.progress.failed)
         self.images = ImageCache(folder, parent=self)
         self.detection = DetectionController(folder, self.cache, settings, self, detector_factory=detector_factory)
+        self.banner = ModelBanner(canvas)
+        self.manual = False
+        """The annotator chose to review without the model: nothing waits for it."""
         self.current: str | None = None
         self._shown = False
         self._rerun: str | None = None
         self._problem: str | None = None
-        self._detection_errors: dict[str, str] = {}  # also those found while looking ahead
+        self._banner_timer = QTimer(self)
+        self._banner_timer.setInterval(BANNER_REFRESH_MS)
+        self._banner_timer.timeout.connect(self._show_where_the_model_is)
         self.images.loaded.connect(self._image_loaded)
         self.images.failed.connect(self._image_failed)
         self.detection.proposals_ready.connect(self._proposals_ready)
         self.detection.image_failed.connect(self._detection_failed)
-        self.detection.model_state.connect(self.model_state)
-        self.detection.queue_progress.connect(self.queue_progress)
+        self.detection.model_state.connect(self._model_state)
         canvas.selection_changed.connect(self._canvas_selected)
         canvas.box_edited.connect(self._canvas_edited)
         canvas.box_drawn.connect(self._canvas_drawn)
@@ -87,16 +96,24 @@ class ReviewController(QObject):
             self.canvas.set_image(None)
             self.message.emit(f"{self.folder.root}: no images found", True)
 
-    def shutdown(self) -> None:
-        """Save the open image, stop the detector and the image threads."""
+    def shutdown(self, wait_ms: int | None = None) -> bool:
+        """Save the open image, stop the detector and the image threads.
+
+        Returns False when the detector is still inside a forward pass after ``wait_ms``: the
+        caller may then end the process without it (its batch is committed whole or not at all).
+        """
         self.save_current()
+        self._banner_timer.stop()
+        self.banner.set_text("")
         for signal, slot in ((self.canvas.selection_changed, self._canvas_selected),
                              (self.canvas.box_edited, self._canvas_edited),
                              (self.canvas.box_drawn, self._canvas_drawn)):
             signal.disconnect(slot)
-        self.detection.stop()
+        stopped = self.detection.stop(wait_ms)
         self.images.close()
-        self.cache.close()
+        if stopped:
+            self.cache.close()
+        return stopped
 
     @property
     def image_on_canvas(self) -> bool:
@@ -106,6 +123,20 @@ class ReviewController(QObject):
     @property
     def state(self) -> ReviewState | None:
         return None if self.current is None else self.session.get(self.current)
+
+    @property
+    def model_runs(self) -> bool:
+        """A model works (or loads) for this folder: images wait for it before being verified."""
+        return not self.manual and self.detection.state != "unavailable"
+
+    def set_manual(self, manual: bool) -> None:
+        """Review without the model (existing labels, or drawing by hand), or with it again."""
+        self.manual = manual
+        self._queue_detection()
+        self._show_where_the_model_is()
+        self.progress_changed.emit(self.progress.text(self.model_runs))
+        self.message.emit("Manual review: the model is off; Space verifies your boxes alone." if manual
+                          else "The model is on again: images are verified once it has seen them.", False)
 
     # ------------------------------------------------------------------ navigation
 
@@ -117,10 +148,15 @@ class ReviewController(QObject):
         self.current = rel
         opened = self.session.open(rel)
         self._problem = opened.problem
+        if rel in self.progress.failed:
+            opened.state.model_done = True  # it has seen the image and could not process it
+        elif opened.state.model_done and self.progress.add(rel):  # proposals from the cache
+            self.files.mark_proposals(rel)
+            self.progress_changed.emit(self.progress.text(self.model_runs))
         if opened.problem:
             self.message.emit(opened.problem, True)
-        elif rel in self._detection_errors:
-            self.message.emit(f"{rel}: detection failed: {self._detection_errors[rel]}", True)
+        elif rel in self.progress.failed:
+            self.message.emit(f"{rel}: detection failed: {self.progress.failed[rel]}", True)
         row = self.files.row_of(rel)
         images = self.folder.images
         ahead = images[row + 1: row + 1 + PREFETCH_AHEAD]
@@ -130,7 +166,8 @@ class ReviewController(QObject):
         self._shown = False
         if image is not None:
             self._show_image(image)
-        self.detection.prioritize(rel, images[row + 1: row + 1 + DETECT_AHEAD])
+        self._queue_detection()
+        self._show_where_the_model_is()
         self.current_changed.emit(rel, row, len(images))
         self.boxes_changed.emit()
 
@@ -159,9 +196,13 @@ class ReviewController(QObject):
         return True
 
     def accept_all_and_next(self) -> None:
-        """Space: accept the visible proposals, save verified, go on to the next unverified image."""
+        """Space: accept the visible proposals, save verified, go on to the next unverified image.
+
+        Refused (nothing saved, no move) while the model has not seen this image: proposals that
+        arrive later are never accepted by a key pressed before anyone saw them.
+        """
         state = self.state
-        if state is None:
+        if state is None or self._refuse_verify(state):
             return
         count = state.accept_all_visible()
         if not self.save_current(verify=True):
@@ -169,6 +210,31 @@ class ReviewController(QObject):
             return
         self.message.emit(f"{self.current}: {count} proposal(s) accepted, verified.", False)
         self.next_unverified()
+
+    def verify_current(self) -> None:
+        """Ctrl+S: save verified as it is; pending proposals in view are recorded as rejected."""
+        state = self.state
+        if state is None or self._refuse_verify(state):
+            return
+        rejected = state.reject_visible_pending()
+        if rejected:
+            self._sync(full=True)
+        if self.save_current(verify=True) and rejected and self.current is not None:
+            self.message.emit(f"Saved {self.folder.voc_path(self.current).name} (verified); {rejected} pending "
+                              f"proposal{'s' if rejected != 1 else ''} recorded as rejected.", False)
+
+    def _refuse_verify(self, state: ReviewState) -> bool:
+        """Say why this image cannot be verified now, if it cannot; True when refused."""
+        blocker = state.verify_blocker(self.model_runs)
+        if blocker is None:
+            return False
+        if blocker == "read-only":
+            self.message.emit(f"{self.current}: not saved, {self._problem or 'opened read-only'}", True)
+            return True
+        text = refused_text(self._waiting_text())
+        self.banner.set_text(text, urgent=True)
+        self.message.emit(text, True)
+        return True
 
     def save_current(self, verify: bool = False) -> bool:
         """Ctrl+S (``verify``) or leaving/closing: write what changed; False when it failed."""
@@ -201,6 +267,19 @@ class ReviewController(QObject):
         self._rerun = self.current
         self.detection.rerun(self.current)
         self.message.emit(f"{self.current}: detecting again…", False)
+
+    def set_annotations_folder(self, path: Path) -> list[str]:
+        """Save VOC files in ``path`` from now on (the image folder is read-only); the edits
+        whose saves failed are written there now. Returns the images that still fail."""
+        self.folder.annotations = Path(path)
+        self.settings.annotations_dir = str(Path(path).absolute())
+        self.save_current()
+        failed = self.session.retry_unsaved()
+        for rel in list(self.session.opened()):
+            status = self.session.status(rel)
+            if status is not None:
+                self.files.set_status(rel, status)
+        return failed
 
     def set_threshold(self, threshold: float) -> None:
         self.session.set_threshold(threshold)
@@ -246,6 +325,44 @@ class ReviewController(QObject):
 
     # ------------------------------------------------------------------ internals
 
+    def _queue_detection(self) -> None:
+        """The model's work: the image on screen unless it has proposals, then the whole
+        folder in navigation order, so the model never idles while images are left."""
+        if self.current is None:
+            return
+        if self.manual:
+            self.detection.prioritize(None, [])
+            return
+        state = self.state
+        wanted = None if state is None or state.model_done or state.read_only else self.current
+        row = self.files.row_of(self.current)
+        self.detection.prioritize(wanted, detection_order(self.folder.images, row, self.progress))
+
+    def _waiting_text(self) -> str:
+        position = None if self.current is None else self.detection.position(self.current)
+        return waiting_text(self.detection.state, position, self.progress)
+
+    @Slot()
+    def _show_where_the_model_is(self) -> None:
+        """The canvas banner: shown while the image on screen waits for the model."""
+        state = self.state
+        waiting = state is not None and state.verify_blocker(self.model_runs) == "waiting for the model"
+        if not waiting:
+            self._banner_timer.stop()
+            self.banner.set_text("")
+            return
+        if not self.banner.urgent or not self._banner_timer.isActive():
+            self.banner.set_text(self._waiting_text())
+        else:
+            self.banner.set_text(refused_text(self._waiting_text()), urgent=True)
+        self._banner_timer.start()
+
+    @Slot(str, str)
+    def _model_state(self, state: str, message: str) -> None:
+        self.model_state.emit(state, message)
+        self.progress_changed.emit(self.progress.text(self.model_runs))
+        self._show_where_the_model_is()
+
     def _show_image(self, image) -> None:
         self.canvas.set_image(image)
         self._shown = True
@@ -274,6 +391,7 @@ class ReviewController(QObject):
 
     @Slot(str, str)
     def _image_failed(self, rel: str, reason: str) -> None:
+        self.files.set_unreadable(rel, reason)
         if rel != self.current:
             return
         self.canvas.set_image(None)
@@ -284,7 +402,8 @@ class ReviewController(QObject):
 
     @Slot(str, object)
     def _proposals_ready(self, rel: str, boxes) -> None:
-        self._detection_errors.pop(rel, None)
+        if self.progress.add(rel):
+            self.progress_changed.emit(self.progress.text(self.model_runs))
         self.files.mark_proposals(rel)
         state = self.session.get(rel)
         if state is None or state.read_only:
@@ -295,12 +414,20 @@ class ReviewController(QObject):
             self.message.emit(f"{rel}: {len(boxes)} proposal(s) from the new run.", False)
         if state.set_proposals(boxes, rerun=rerun) and rel == self.current:
             self._sync(full=True)
+        if rel == self.current:
+            self._show_where_the_model_is()
 
     @Slot(str, str)
     def _detection_failed(self, rel: str, reason: str) -> None:
-        self._detection_errors[rel] = reason
+        if self.progress.fail(rel, reason):
+            self.progress_changed.emit(self.progress.text(self.model_runs))
+        self.files.mark_failed(rel)
+        state = self.session.get(rel)
+        if state is not None:
+            state.model_done = True
         if rel == self.current:
             self.message.emit(f"{rel}: detection failed: {reason}", True)
+            self._show_where_the_model_is()
 
     @Slot(int)
     def _canvas_selected(self, index: int) -> None:

@@ -5,6 +5,8 @@ talks to it through a small locked work queue rather than queued signals, becaus
 spends its time inside a blocking pipeline run and could not receive signals until it ended.
 A navigation (``prioritize``) replaces the queue and, when the new image is not already being
 computed, interrupts the run after its current batch, so stale look-ahead work is dropped.
+The window queues the whole folder (the image on screen first, then navigation order), so the
+model never idles while images without proposals remain.
 """
 
 from __future__ import annotations
@@ -15,12 +17,11 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import replace
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from autolabel_gui.app.project import ProjectSettings, run_id_of
+from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.records import ImageKey
 from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, create_detector
 from autolabel_gui.detection.pipeline import DetectionPipeline, DetectorFactory
 
@@ -41,7 +42,6 @@ class _WorkQueue:
         self.in_flight: list[str] = []
         self.delivered: set[str] = set()
         self.generation = 0
-        self.done = 0
         self.settings: ProjectSettings | None = None
 
     def replace(self, items: list[str]) -> None:
@@ -49,7 +49,6 @@ class _WorkQueue:
         with self._cond:
             self._items = deque(dict.fromkeys(r for r in items if r not in self.delivered))
             self.generation += 1
-            self.done = 0
             self._cond.notify_all()
 
     def push_front(self, rel: str) -> None:
@@ -102,14 +101,23 @@ class _WorkQueue:
                 self.in_flight.append(rel)
             yield rel
 
-    def finish(self, rel: str) -> tuple[int, int]:
-        """Mark one path delivered; return (done, total) for the progress signal."""
+    def finish(self, rel: str) -> None:
+        """Mark one path delivered."""
         with self._cond:
             if rel in self.in_flight:
                 self.in_flight.remove(rel)
             self.delivered.add(rel)
-            self.done += 1
-            return self.done, self.done + len(self._items) + len(self.in_flight)
+
+    def position(self, rel: str) -> int | None:
+        """0 while ``rel`` is being detected; N when N images will be detected before it
+        (those taken by the pipeline, in its order, count); None when it is not waiting."""
+        with self._cond:
+            if rel in self.in_flight:
+                return self.in_flight.index(rel)
+            try:
+                return len(self.in_flight) + self._items.index(rel)
+            except ValueError:
+                return None
 
     def end_run(self, generation: int) -> None:
         """Paths pulled but not finished go back after the head of the queue, unless the window
@@ -132,7 +140,6 @@ class _Worker(QObject):
     model_state = Signal(str, str)
     proposals_ready = Signal(str, object)
     image_failed = Signal(str, str)
-    queue_progress = Signal(int, int)
 
     def __init__(self, folder: ImageFolder, cache: ProposalCache, settings: ProjectSettings,
                  factory: DetectorFactory, queue: _WorkQueue) -> None:
@@ -214,14 +221,14 @@ class _Worker(QObject):
             if boxes is not None:
                 self._deliver(rel, boxes, None)
             else:
-                self.queue_progress.emit(*self._queue.finish(rel))
+                self._queue.finish(rel)
 
     def _deliver(self, rel: str, boxes, error: str | None) -> None:
         if error is None:
             self.proposals_ready.emit(rel, boxes)
         else:
             self.image_failed.emit(rel, error)
-        self.queue_progress.emit(*self._queue.finish(rel))
+        self._queue.finish(rel)
 
 
 def _same_model(a: DetectorConfig, b: DetectorConfig) -> bool:
@@ -235,19 +242,15 @@ class DetectionController(QObject):
     model_state = Signal(str, str)
     proposals_ready = Signal(str, object)
     image_failed = Signal(str, str)
-    queue_progress = Signal(int, int)
 
     def __init__(self, folder: ImageFolder, cache: ProposalCache, settings: ProjectSettings,
-                 parent: QObject | None = None, *, detector_factory: DetectorFactory = create_detector,
-                 lookahead: int = 50) -> None:
+                 parent: QObject | None = None, *, detector_factory: DetectorFactory = create_detector) -> None:
         super().__init__(parent)
         self._folder = folder
         self._cache = cache
         self._factory = detector_factory
-        self._lookahead = lookahead
         self._queue = _WorkQueue()
         self._settings = settings
-        self._run_id = run_id_of(settings)
         self._thread: QThread | None = None
         self._worker: _Worker | None = None
         self._state: tuple[str, str] = ("loading", "")
@@ -265,30 +268,43 @@ class DetectionController(QObject):
         self._thread.setObjectName("autolabel-detection")
         self._worker = _Worker(self._folder, self._cache, self._settings, self._factory, self._queue)
         self._worker.moveToThread(self._thread)
-        for name in ("model_state", "proposals_ready", "image_failed", "queue_progress"):
+        for name in ("model_state", "proposals_ready", "image_failed"):
             getattr(self._worker, name).connect(getattr(self, name))
         self._thread.started.connect(self._worker.serve)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Cancel after the batch in flight and join the thread."""
+    @property
+    def state(self) -> str:
+        """The model's last reported state: loading, ready, unavailable or error."""
+        return self._state[0]
+
+    def stop(self, wait_ms: int | None = None) -> bool:
+        """Cancel after the batch in flight and join the thread; True once it has ended.
+
+        With ``wait_ms`` the join gives up after that long (a CPU forward pass can take 10 s and
+        cannot be interrupted): the caller then ends the process without waiting, which loses
+        nothing, because a batch's proposals are committed in one SQLite transaction or not at all.
+        """
         if self._thread is None:
-            return
+            return True
         self._queue.stop()
         self._thread.quit()
-        self._thread.wait()
+        if not (self._thread.wait() if wait_ms is None else self._thread.wait(wait_ms)):
+            return False
         self._thread, self._worker = None, None
+        return True
 
-    def prioritize(self, current: str, upcoming: list[str]) -> None:
-        """Proposals for ``current`` first (at once when cached), then ``upcoming`` in order."""
-        boxes = self._cached(current)
-        wanted = [current] if boxes is None else []
-        if boxes is not None:
-            QTimer.singleShot(0, self, lambda: self.proposals_ready.emit(current, boxes))
-        wanted += [r for r in upcoming[: self._lookahead] if r != current]
+    def prioritize(self, current: str | None, upcoming: list[str]) -> None:
+        """Detect ``current`` first (None: it needs no detection), then ``upcoming`` in order."""
+        wanted = [current] if current is not None else []
+        wanted += [r for r in upcoming if r != current]
         self._queue.replace(wanted)
-        if boxes is None and not self._queue.is_in_flight(current):
+        if current is not None and not self._queue.is_in_flight(current):
             self._queue.interrupt.set()
+
+    def position(self, rel: str) -> int | None:
+        """How many images the model will detect before ``rel`` (0: detecting it now), or None."""
+        return self._queue.position(rel)
 
     def rerun(self, relpath: str) -> None:
         """Drop the cached proposals of one image and detect it again, next.
@@ -305,13 +321,4 @@ class DetectionController(QObject):
     def reconfigure(self, settings: ProjectSettings) -> None:
         """New classes, prompts or model settings; the model is reloaded only if it changed."""
         self._settings = settings
-        self._run_id = run_id_of(settings)
         self._queue.reconfigure(settings)
-
-    def _cached(self, rel: str):
-        if self._run_id is None:
-            return None
-        try:
-            return self._cache.get(ImageKey.from_path(self._folder.root, rel), self._run_id)
-        except OSError:
-            return None
