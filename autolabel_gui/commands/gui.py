@@ -40,6 +40,12 @@ def run(args: argparse.Namespace) -> int:
         window.open_folder(folder, settings)
     window.show()
     _keep = close_on_interrupt(window)  # noqa: F841
+    return serve(app, window)
+
+
+def serve(app, window) -> int:
+    """Run the event loop until the window closes; then end the process within about
+    ``CLOSE_WAIT_MS`` even when the detector is in the middle of an image."""
     window.close_wait_ms = CLOSE_WAIT_MS
     code = app.exec()
     if window.worker_left_running:

@@ -30,6 +30,8 @@ from autolabel_gui.gui.worker import DetectionController
 
 PREFETCH_AHEAD = 2
 PREFETCH_BEHIND = 1
+NOTHING_FOUND = "The model found nothing here (above the threshold)"
+"""Said so that an image with no boxes never looks like one still waiting for the model."""
 BANNER_REFRESH_MS = 300
 """How often the canvas banner re-reads the model's queue while the image on screen waits."""
 
@@ -167,6 +169,7 @@ class ReviewController(QObject):
         if image is not None:
             self._show_image(image)
         self._queue_detection()
+        self.banner.set_text("")  # a refusal on the image before is not about this one
         self._show_where_the_model_is()
         self.current_changed.emit(rel, row, len(images))
         self.boxes_changed.emit()
@@ -349,7 +352,9 @@ class ReviewController(QObject):
         waiting = state is not None and state.verify_blocker(self.model_runs) == "waiting for the model"
         if not waiting:
             self._banner_timer.stop()
-            self.banner.set_text("")
+            found_nothing = (state is not None and self.model_runs and state.model_done
+                             and self.current not in self.progress.failed and not state.visible_indices())
+            self.banner.set_text(NOTHING_FOUND if found_nothing else "")
             return
         if not self.banner.urgent or not self._banner_timer.isActive():
             self.banner.set_text(self._waiting_text())
@@ -382,6 +387,8 @@ class ReviewController(QObject):
                 if a != b:
                     self.canvas.update_box(i, b)
             self.canvas.select(state.selected)
+        if not self._banner_timer.isActive():
+            self._show_where_the_model_is()
         self.boxes_changed.emit()
 
     @Slot(str, object)
