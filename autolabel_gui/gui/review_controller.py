@@ -419,10 +419,14 @@ class ReviewController(QObject):
         if rerun:
             self._rerun = None
             self.message.emit(f"{rel}: {len(boxes)} proposal(s) from the new run.", False)
+        refused = rel == self.current and self.banner.urgent
         if state.set_proposals(boxes, rerun=rerun) and rel == self.current:
             self._sync(full=True)
         if rel == self.current:
             self._show_where_the_model_is()
+        if refused:
+            self.message.emit(f"{rel}: {state.pending_count()} proposal(s) arrived; look at them, then Space "
+                              f"verifies.", False)
 
     @Slot(str, str)
     def _detection_failed(self, rel: str, reason: str) -> None:
