@@ -30,7 +30,8 @@ run: $(STAMP)
 weights: $(STAMP)
 	$(VENV)/bin/autolabel-gui weights download
 
-test: $(STAMP)
+# lint first: a layering or type slip fails in seconds, before the 4-minute suite
+test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 lint: $(STAMP)

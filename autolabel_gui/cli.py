@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("folder", type=Path)
     label.add_argument("--voc-dir", type=Path, default=None,
                        help="write unverified VOC files here (never over verified or unreadable ones)")
-    label.add_argument("--cache", type=Path, default=None, help="proposal cache file (default FOLDER/.autolabel/cache.sqlite)")
+    label.add_argument("--cache", type=Path, default=None,
+                       help="proposal cache file (default FOLDER/.autolabel/cache.sqlite)")
     label.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_model_options(label)
 

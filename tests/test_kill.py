@@ -93,7 +93,8 @@ def test_label_killed_at_random_moments_resumes_and_leaves_every_file_whole(tmp_
     assert f"{len(names) - len(before_rerun)} detected" in out
     _assert_consistent(folder, voc, db, names)
     assert {p.stem for p in voc_files(voc)} == {Path(n).stem for n in names}
-    print(f"label killed {kills} times (seed {seed()}); {len(before_rerun)} of {len(names)} images done before the rerun")
+    print(f"label killed {kills} times (seed {seed()}); "
+          f"{len(before_rerun)} of {len(names)} images done before the rerun")
 
 
 _WRITER = textwrap.dedent("""

@@ -220,8 +220,9 @@ class ExportDialog(QDialog):
                             f"without objects) as {result.fmt.upper()} to {result.out}")
         notes = [f"skipped: {s}" for s in result.skipped]
         if result.turned:
+            more = ", …" if len(result.turned) > 5 else ""
             notes.append(f"{len(result.turned)} images carry an EXIF orientation "
-                         f"({', '.join(result.turned[:5])}{', …' if len(result.turned) > 5 else ''}): {ORIENTATION_NOTE}")
+                         f"({', '.join(result.turned[:5])}{more}): {ORIENTATION_NOTE}")
         if notes:
             self.details.setPlainText("\n".join(notes))
             self.details.setVisible(True)
