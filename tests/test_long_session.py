@@ -41,7 +41,7 @@ def _proposals(i: int) -> list[Box]:
             Box(10, 90, 50, 140, "cup", 0.5, BoxState.PROPOSED)]
 
 
-@pytest.mark.long
+@pytest.mark.scalable
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="RSS is read from /proc")
 def test_long_review_keeps_memory_and_time_per_image_flat(open_review, tmp_path, qtbot):
     count = scaled(400, 2000)
