@@ -131,7 +131,7 @@ def _account(result: DetectionResult, counts: Counter, images: ImageFolder, writ
         return
     boxes = result.boxes or []
     counts["cached" if result.from_cache else "detected"] += 1
-    counts["boxes"] += sum(1 for b in boxes if b.score is None or b.score >= threshold)
+    counts["boxes"] += sum(1 for b in boxes if b.passes(threshold))
     if writer is not None:
         counts["voc_" + writer.write(result.relpath, boxes)] += 1
 

@@ -106,7 +106,7 @@ class ReviewState:
             return True
         if item.rejected:
             return False
-        return item.box.score is None or item.box.score >= self.threshold
+        return item.box.passes(self.threshold)
 
     def visible_indices(self) -> list[int]:
         return [i for i in range(len(self.items)) if self.is_visible(i)]
