@@ -30,15 +30,17 @@ run: $(STAMP)
 weights: $(STAMP)
 	$(VENV)/bin/autolabel-gui weights download
 
-test: $(STAMP)
+# lint first: a layering or type slip fails in seconds, before the 4-minute suite
+test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check autolabel_gui tests benchmarks docs
 	$(VENV)/bin/mypy
 
+# the reliability tests again, at full scale (the suite above runs them small)
 test-long: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m long
+	AUTOLABEL_LONG=1 QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m scalable
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

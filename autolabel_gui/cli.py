@@ -12,6 +12,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from autolabel_gui.formats.registry import EXPORT_FORMATS
+
 SUBCOMMANDS = ("label", "weights", "export", "stats")
 
 
@@ -54,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("folder", type=Path)
     label.add_argument("--voc-dir", type=Path, default=None,
                        help="write unverified VOC files here (never over verified or unreadable ones)")
-    label.add_argument("--cache", type=Path, default=None, help="proposal cache file (default FOLDER/.autolabel/cache.sqlite)")
+    label.add_argument("--cache", type=Path, default=None,
+                       help="proposal cache file (default FOLDER/.autolabel/cache.sqlite)")
     label.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_model_options(label)
 
@@ -67,9 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not pre-fetch bert-base-uncased into the Hugging Face cache")
     wsub.add_parser("status", help="say where weights are looked for and what was found")
 
-    export = sub.add_parser("export", help="export reviewed labels as YOLO, COCO or VOC")
+    export = sub.add_parser("export", help="export reviewed labels as " + ", ".join(EXPORT_FORMATS).upper())
     export.add_argument("folder", type=Path)
-    export.add_argument("--format", required=True, choices=["yolo", "coco", "voc"])
+    export.add_argument("--format", required=True, choices=list(EXPORT_FORMATS))
     export.add_argument("--out", required=True, type=Path)
     which = export.add_mutually_exclusive_group()
     which.add_argument("--verified-only", dest="verified_only", action="store_true", default=True,

@@ -50,7 +50,8 @@ def make_boxes(count: int, width: int, height: int, rng: np.random.Generator) ->
         w, h = rng.uniform(20, 300, size=2)
         x0, y0 = rng.uniform(0, width - w), rng.uniform(0, height - h)
         state = BoxState.PROPOSED if i % 2 else BoxState.ACCEPTED
-        boxes.append(Box(x0, y0, x0 + w, y0 + h, CLASSES[i % len(CLASSES)], round(float(rng.uniform(0.3, 1)), 2), state))
+        score = round(float(rng.uniform(0.3, 1)), 2)
+        boxes.append(Box(x0, y0, x0 + w, y0 + h, CLASSES[i % len(CLASSES)], score, state))
     return boxes
 
 
@@ -117,7 +118,8 @@ def naive_drag_frames(canvas: Canvas, index: int, frames: int) -> list[float]:
     times = []
     for i in range(1, frames + 1):
         t0 = time.perf_counter()
-        boxes[index] = start.moved(3 * (i % 40) / canvas.scale_factor(), 2 * (i % 30) / canvas.scale_factor(), width, height)
+        scale = canvas.scale_factor()
+        boxes[index] = start.moved(3 * (i % 40) / scale, 2 * (i % 30) / scale, width, height)
         canvas.set_boxes(boxes, selected=index)
         canvas.viewport().repaint()
         times.append(time.perf_counter() - t0)

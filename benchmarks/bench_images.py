@@ -44,7 +44,8 @@ def bench_listing(root: Path, files: int) -> None:
             d.mkdir()
         (d / f"frame{i}.jpg").touch()
     t = median_time(lambda: ImageFolder(root), runs=3)
-    print(f"ImageFolder: {files:,} files in {files // per_dir + (files % per_dir > 0)} folders: {t:.3f} s (median of 3)")
+    folders = files // per_dir + (files % per_dir > 0)
+    print(f"ImageFolder: {files:,} files in {folders} folders: {t:.3f} s (median of 3)")
 
 
 def bench_jpeg(root: Path) -> None:

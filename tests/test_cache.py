@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from autolabel_gui.core.boxes import Box, BoxState
@@ -17,6 +18,8 @@ from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.core.records import ImageKey, Outcome, ReviewRecord
 from autolabel_gui.detection.base import DetectorConfig
 from autolabel_gui.detection.ids import run_id_for
+
+from tests.fixtures.hostile import child_sees_permissions, permission_bits_bite
 
 BOXES = [Box(1.5, 2.0, 30.25, 40.0, "dog", 0.81, BoxState.PROPOSED),
          Box(0.0, 0.0, 5.0, 5.0, "person", 0.06, BoxState.PROPOSED)]
@@ -213,17 +216,26 @@ def test_for_folder_falls_back_to_user_cache_when_folder_is_unwritable(tmp_path,
     assert ProposalCache.for_folder(folder).path == cache.path, "the same folder maps to the same cache"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permission bits")
-def test_for_folder_falls_back_when_folder_is_read_only(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "usercache"))
+def test_for_folder_falls_back_when_folder_is_read_only(tmp_path):
+    """Run in a child without root's permission override, so the 0555 bits bite even for root."""
     folder = tmp_path / "ro"
     folder.mkdir()
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0)
+    probe = ("import sys; from autolabel_gui.core.cache import ProposalCache; "
+             "print(ProposalCache.for_folder(sys.argv[1]).path)")
     folder.chmod(0o555)
     try:
-        cache = ProposalCache.for_folder(folder)
+        if not child_sees_permissions(locked):
+            pytest.skip("root here, and the permission override cannot be dropped")
+        proc = subprocess.run([sys.executable, "-c", probe, str(folder)], preexec_fn=permission_bits_bite(),
+                              env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "usercache")},
+                              capture_output=True, text=True, check=True)
     finally:
         folder.chmod(0o755)
-    assert cache.path.is_relative_to(tmp_path / "usercache")
+        locked.chmod(0o755)
+    assert Path(proc.stdout.strip()).is_relative_to(tmp_path / "usercache" / "autolabel-gui")
+    assert not (folder / ".autolabel").exists()
 
 
 def test_outputs_remember_what_the_tool_wrote_and_old_caches_gain_the_table(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from autolabel_gui.core.boxes import Box, BoxState
@@ -460,11 +462,11 @@ def test_handle_under_pointer_is_recognised_at_any_zoom(canvas):
     assert Handle.TOP_RIGHT.edges == (False, True, True, False)
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="None is immortal from Python 3.12: its count never moves")
 def test_qt_bindings_keep_none_alive():
     """PySide6 6.12.0 on Python 3.11 drops a reference to None per void call and the app dies
-    after a few repaints (docs/decisions/0009-pyside6-pin.md); the pin must keep such a build out."""
-    import sys
-
+    after a few repaints (docs/decisions/0009-pyside6-pin.md); the pin must keep such a build out.
+    From 3.12 on the drop is harmless, and there is nothing to count."""
     image = QImage(8, 8, QImage.Format.Format_RGB32)
     painter = QPainter(image)
     before = sys.getrefcount(None)

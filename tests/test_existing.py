@@ -47,7 +47,8 @@ def test_yolo_ultralytics_layout_opened_at_images_train(tmp_path: Path) -> None:
     write_image(data / "images" / "train" / "a.png", 100, 50, 2)
     (data / "labels" / "train").mkdir(parents=True)
     (data / "labels" / "train" / "a.txt").write_text("2 0.25 0.5 0.5 1.0\n")
-    (data / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/train\nnames:\n  0: a\n  1: b\n  2: truck\n")
+    (data / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/train\nnames:\n  0: a\n  1: b\n  2: truck\n")
     labels = load_existing_labels(ImageFolder(data / "images" / "train"), "a.png", [])
     assert labels is not None
     assert _xyxy(labels) == [("truck", 0.0, 0.0, 50.0, 50.0)]

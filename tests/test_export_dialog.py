@@ -6,7 +6,9 @@ import threading
 from pathlib import Path
 
 from autolabel_gui.app.project import ProjectSettings
+from autolabel_gui.cli import main
 from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.formats.registry import EXPORT_FORMATS, ExportFormat
 from autolabel_gui.gui.export_dialog import ExportDialog, default_output
 from PySide6.QtCore import Qt
 
@@ -76,3 +78,27 @@ def test_default_output_never_names_an_existing_path(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data-voc").mkdir()
     assert default_output(tmp_path / "data", "voc") == tmp_path / "data-voc-2"
+
+
+NAMES_WRITER = """
+def write(stage, plan, ticker):
+    stage.joinpath("names.txt").write_text("".join(f"{item.name} {len(item.labels.boxes)}\\n" for item in plan.items))
+    ticker.tick(len(plan.items))
+    return 0
+"""
+
+
+def test_a_new_format_is_one_module_and_one_registry_entry(qtbot, labelled_folder: LabelledFolder, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    (tmp_path / "names_format.py").write_text(NAMES_WRITER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(EXPORT_FORMATS, "names", ExportFormat("names", "Image names", "names_format:write"))
+    assert main(["export", str(labelled_folder.root), "--format", "names", "--out", str(tmp_path / "cli")]) == 0
+    lines = (tmp_path / "cli" / "names.txt").read_text().splitlines()
+    assert sorted(lines) == ["cat1.jpg 2", "empty.png 0", "rot.jpg 1", "sub__a__img.jpg 1", "sub__b__img.jpg 1"]
+    dialog = _dialog(qtbot, labelled_folder)
+    dialog.format_box.setCurrentIndex(dialog.format_box.findData("names"))
+    assert dialog.format_box.currentText() == "Image names"
+    with qtbot.waitSignal(dialog.export_done, timeout=30_000):
+        qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    assert sorted((tmp_path / "data-names" / "names.txt").read_text().splitlines()) == sorted(lines)

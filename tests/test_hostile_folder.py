@@ -101,7 +101,8 @@ def test_listing_and_loading_core_on_the_hostile_folder(tmp_path):
             unreadable.pop("locked/inside.jpg")
         assert set(folder.images) == set(readable) | set(unreadable)
         for rel, words in corpus.folder_problems.items():
-            assert sum(p.startswith(rel + ":") for p in folder.problems) == 1 and any(words in p for p in folder.problems)
+            assert sum(p.startswith(rel + ":") for p in folder.problems) == 1
+            assert any(words in p for p in folder.problems)
         for rel, (w, h) in readable.items():
             rgb = load_image(folder.image_path(rel))
             assert rgb.shape == (h, w, 3) and rgb.dtype.name == "uint8", rel
@@ -138,7 +139,7 @@ def test_window_goes_through_the_hostile_folder(open_review, tmp_path, qtbot, mo
         if i:
             h.press(Qt.Key.Key_D)
         path = str(c.folder.image_path(rel))
-        qtbot.waitUntil(lambda: c.current == rel and (c.image_on_canvas or any(
+        qtbot.waitUntil(lambda rel=rel, path=path: c.current == rel and (c.image_on_canvas or any(
             path in text for text, error in messages if error)), timeout=60_000)
         qtbot.wait(20)  # a second report, if any, would arrive now
         reports = [text for text, error in messages if error and path in text]

@@ -56,7 +56,7 @@ def _assert_consistent(folder: Path, voc: Path, db: Path, names: list[str]) -> N
 
 
 @pytest.mark.model
-@pytest.mark.long
+@pytest.mark.scalable
 def test_label_killed_at_random_moments_resumes_and_leaves_every_file_whole(tmp_path, tiny_gdino, capsys):
     rng = random.Random(seed())
     folder, voc = tmp_path / "photos", tmp_path / "voc"
@@ -93,7 +93,8 @@ def test_label_killed_at_random_moments_resumes_and_leaves_every_file_whole(tmp_
     assert f"{len(names) - len(before_rerun)} detected" in out
     _assert_consistent(folder, voc, db, names)
     assert {p.stem for p in voc_files(voc)} == {Path(n).stem for n in names}
-    print(f"label killed {kills} times (seed {seed()}); {len(before_rerun)} of {len(names)} images done before the rerun")
+    print(f"label killed {kills} times (seed {seed()}); "
+          f"{len(before_rerun)} of {len(names)} images done before the rerun")
 
 
 _WRITER = textwrap.dedent("""
@@ -121,7 +122,7 @@ def _whole(path: Path, size: int) -> bool:
     return head.startswith(f"target {path.stem[-1]} ".encode()) and body == bytes([generation % 251]) * len(body)
 
 
-@pytest.mark.long
+@pytest.mark.scalable
 def test_a_process_killed_inside_atomic_write_never_leaves_a_half_written_target(tmp_path):
     rng = random.Random(seed())
     size = 4 << 20
@@ -182,7 +183,7 @@ _WINDOW_SESSION = textwrap.dedent("""
 """)
 
 
-@pytest.mark.long
+@pytest.mark.scalable
 def test_window_session_killed_at_random_moments_keeps_every_saved_file_whole(tmp_path):
     from autolabel_gui.app.project import ProjectSettings
     from autolabel_gui.core.boxes import Box, BoxState

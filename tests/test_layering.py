@@ -30,9 +30,10 @@ ALLOWED: dict[str, set[str]] = {
     "app": {"core", "detection", "formats", "app"},
     "gui": {"core", "detection", "formats", "app", "gui"},
     "commands": {"core", "detection", "formats", "app", "gui", "commands"},
-    "(top)": {"commands"},
+    "(top)": {"commands", "formats"},
 }
-"""Which packages a package may import (``(top)``: ``cli.py``, ``__main__.py``)."""
+"""Which packages a package may import (``(top)``: ``cli.py``, ``__main__.py``; it reads the export
+formats' names from ``formats/registry.py`` for ``--help``, and runs the rest through commands)."""
 
 QT_FREE = ("core", "detection", "formats", "app")
 

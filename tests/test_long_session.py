@@ -41,7 +41,7 @@ def _proposals(i: int) -> list[Box]:
             Box(10, 90, 50, 140, "cup", 0.5, BoxState.PROPOSED)]
 
 
-@pytest.mark.long
+@pytest.mark.scalable
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="RSS is read from /proc")
 def test_long_review_keeps_memory_and_time_per_image_flat(open_review, tmp_path, qtbot):
     count = scaled(400, 2000)
@@ -64,7 +64,8 @@ def test_long_review_keeps_memory_and_time_per_image_flat(open_review, tmp_path,
     memory: dict[int, float] = {}
     for i, name in enumerate(names):
         start = time.perf_counter()
-        qtbot.waitUntil(lambda: c.current == name and c.image_on_canvas and len(c.state.items) == 3, timeout=10_000)
+        qtbot.waitUntil(lambda name=name: c.current == name and c.image_on_canvas and len(c.state.items) == 3,
+                        timeout=10_000)
         for key in scripts[i % len(scripts)]:
             h.press(key, Qt.KeyboardModifier.ControlModifier if key == Key.Key_Z else Qt.KeyboardModifier.NoModifier)
         times.append(time.perf_counter() - start)

@@ -322,9 +322,11 @@ def test_supervision_reads_our_files(tmp_path: Path) -> None:
     expected = {}
     for name, lab in written.items():
         write_image(images / name, ImageSpec(size=(64, 48)))
-        write_voc(annotations / (Path(name).stem + ".xml"), lab)
-        expected[name] = sorted((b.label, tuple(float(v) for v in b.xyxy)) for b in read_voc(annotations / (Path(name).stem + ".xml")).boxes)
-    ds = sv.DetectionDataset.from_pascal_voc(images_directory_path=str(images), annotations_directory_path=str(annotations))
+        xml = annotations / (Path(name).stem + ".xml")
+        write_voc(xml, lab)
+        expected[name] = sorted((b.label, tuple(float(v) for v in b.xyxy)) for b in read_voc(xml).boxes)
+    ds = sv.DetectionDataset.from_pascal_voc(images_directory_path=str(images),
+                                             annotations_directory_path=str(annotations))
     got = {Path(p).name: _sv_xyxy(d, ds.classes) for p, _, d in ds}
     assert got == expected
     assert expected["a.jpg"] == [("cat", (0.0, 0.0, 10.0, 10.0)), ("cup", (5.0, 6.0, 61.0, 48.0))]

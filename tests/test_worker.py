@@ -244,7 +244,7 @@ def test_real_tiny_model_through_the_worker_into_the_cache(qtbot, folder, cache,
         controller.stop()
     assert rec.delivered() == ["img2.png", "img3.png", "img4.png"]
     assert [s for s, _ in rec.of("state")] == ["loading", "ready"]
-    for rel, boxes in rec.of("boxes"):
+    for _rel, boxes in rec.of("boxes"):
         assert boxes and all(b.label in ("person", "dog") and b.score >= SCORE_FLOOR for b in boxes)
         assert all(0 <= b.x0 <= b.x1 <= 48 and 0 <= b.y0 <= b.y1 <= 32 for b in boxes)
     pipeline = DetectionPipeline(folder, cache, settings.detector_config(), settings.ontology())

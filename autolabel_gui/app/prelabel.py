@@ -50,7 +50,7 @@ class VocWriter:
             self.note(f"no VOC file for {rel}: its labels cannot be read: {exc}")
             return "unreadable"
         boxes = [b.clamped(width, height).with_state(BoxState.ACCEPTED) for b in proposals
-                 if b.score is None or b.score >= self.box_threshold]
+                 if b.passes(self.box_threshold)]
         labels = ImageLabels.for_image(
             image_path, width, height, existing + [b for b in without_duplicates(boxes, existing) if b.area > 0])
         try:

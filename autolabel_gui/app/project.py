@@ -10,6 +10,7 @@ import argparse
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from autolabel_gui.core.atomic import atomic_write_text
 from autolabel_gui.core.folder import STATE_DIR
@@ -81,7 +82,7 @@ class ProjectSettings:
 
     def with_args(self, args: argparse.Namespace) -> ProjectSettings:
         """Command-line model options override what the folder remembers."""
-        changes: dict[str, object] = {}
+        changes: dict[str, Any] = {}
         if getattr(args, "classes", None):
             changes["classes"] = split_class_names(args.classes)
         if getattr(args, "prompt", None):

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     window = MainWindow()
     folder: Path | None = args.folder
     if folder is None:
-        last = window.qsettings.value("last_folder", "")
+        last = str(window.qsettings.value("last_folder", "") or "")
         folder = Path(last) if last and Path(last).is_dir() else None
     if folder is not None:
         try:

@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         _err("no classes: pass --classes person,dog (they are remembered for this folder)")
         return 2
     if unknown:
-        _err(f"--prompt given for unknown class(es) {', '.join(unknown)}; the classes are {', '.join(settings.classes)}")
+        _err(f"--prompt given for unknown class(es) {', '.join(unknown)}; "
+             f"the classes are {', '.join(settings.classes)}")
         return 2
     config = settings.detector_config()
     try:
@@ -86,7 +87,9 @@ def _label(args, images: ImageFolder, cache: ProposalCache, settings, config, on
         bar.write(message, file=sys.stderr)
 
     pipeline = DetectionPipeline(images, cache, config, ontology, on_event=on_event)
-    writer = VocWriter(images, cache, settings.box_threshold, note, settings.classes) if args.voc_dir is not None else None
+    writer = None
+    if args.voc_dir is not None:
+        writer = VocWriter(images, cache, settings.box_threshold, note, settings.classes)
     counts: Counter[str] = Counter()
     cancel = threading.Event()
     start = time.perf_counter()
@@ -122,14 +125,15 @@ def _label(args, images: ImageFolder, cache: ProposalCache, settings, config, on
 def _account(result: DetectionResult, counts: Counter, images: ImageFolder, writer: VocWriter | None, note,
              threshold: float) -> None:
     image_path = images.image_path(result.relpath)
-    if not result.ok:
+    if result.error is not None:
         counts["failed"] += 1
         note(f"skipped {result.relpath}: {result.error.removeprefix(f'{image_path}: ')}")
         return
+    boxes = result.boxes or []
     counts["cached" if result.from_cache else "detected"] += 1
-    counts["boxes"] += sum(1 for b in result.boxes if b.score is None or b.score >= threshold)
+    counts["boxes"] += sum(1 for b in boxes if b.passes(threshold))
     if writer is not None:
-        counts["voc_" + writer.write(result.relpath, result.boxes)] += 1
+        counts["voc_" + writer.write(result.relpath, boxes)] += 1
 
 
 def _summary(cache: ProposalCache, counts: Counter, seconds: float, detect_seconds: float,

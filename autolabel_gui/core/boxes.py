@@ -53,6 +53,11 @@ class Box:
     def xyxy(self) -> tuple[float, float, float, float]:
         return (self.x0, self.y0, self.x1, self.y1)
 
+    def passes(self, threshold: float) -> bool:
+        """Whether the box clears a score threshold: the one rule for the window, ``label`` and
+        its count. A box without a score was drawn or loaded, not proposed, and always passes."""
+        return self.score is None or self.score >= threshold
+
     def normalized(self) -> Box:
         """Return the box with x0 <= x1 and y0 <= y1 (a drag can go either way)."""
         return replace(

@@ -1,10 +1,19 @@
-"""The machine's work: every proposal above a low score floor, per image identity and run.
+"""The folder's state file, ``.autolabel/cache.sqlite``: three stores of different worth.
 
-SQLite in WAL mode, because the window and a headless ``label`` run may work on one folder at
-the same time: readers never block the writer, and each finished image is its own committed
-transaction, so a killed run loses at most the batch in flight. Thresholds are applied at read
-time by the caller, so moving a threshold slider never re-runs the model.
-See docs/decisions/0005-proposal-cache.md.
+- proposals (table ``proposals``): the machine's work, every proposal above a low score floor
+  per image identity and run. Recomputable: losing them costs model time only.
+- review records (table ``reviews``): the reviewer's decisions that are not boxes, i.e. which
+  proposals were rejected and what became of each (prompt stats). Not recomputable: lost,
+  the rejected proposals come back for review and ``stats`` forgets those images.
+- output digests (table ``outputs``): the sha256 of each VOC file ``label`` wrote, so that it
+  replaces only its own untouched work. Lost, ``label`` takes its earlier files for someone
+  else's and leaves them as they are.
+
+Accepted boxes are never here (they are in the VOC files). One SQLite file in WAL mode, because
+the window and a headless ``label`` run may work on one folder at the same time: readers never
+block the writer, and each finished image is its own committed transaction, so a killed run
+loses at most the batch in flight. Thresholds are applied at read time by the caller, so moving
+a threshold slider never re-runs the model. See docs/decisions/0005-proposal-cache.md.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ CACHE_FILE = "cache.sqlite"
 _SCHEMA_VERSION = 2
 _CORRUPTION_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 _SCHEMA = """
+-- proposals: recomputable
 CREATE TABLE IF NOT EXISTS proposals (
     relpath TEXT NOT NULL,
     run_id TEXT NOT NULL,
@@ -41,11 +51,13 @@ CREATE TABLE IF NOT EXISTS proposals (
     created_ns INTEGER NOT NULL,
     PRIMARY KEY (relpath, run_id)
 ) WITHOUT ROWID;
+-- review records: human decisions
 CREATE TABLE IF NOT EXISTS reviews (
     relpath TEXT PRIMARY KEY,
     record TEXT NOT NULL,
     updated_ns INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- output digests: the files label wrote
 CREATE TABLE IF NOT EXISTS outputs (
     path TEXT PRIMARY KEY,
     sha256 TEXT NOT NULL
@@ -87,7 +99,11 @@ def _record_from_json(text: str) -> ReviewRecord:
 
 
 class ProposalCache:
-    """Thread-safe (one connection behind a lock) and process-safe (SQLite locking, WAL)."""
+    """The three stores of the module doc in one SQLite file, one section each below.
+
+    Thread-safe (one connection behind a lock) and process-safe (SQLite locking, WAL). The name
+    and the file are kept from when it held proposals only, so existing caches open unchanged.
+    """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -135,7 +151,8 @@ class ProposalCache:
         return conn
 
     def _move_aside(self, exc: Exception) -> None:
-        """Keep the broken file for inspection and start afresh: proposals can be recomputed."""
+        """Keep the broken file for inspection and start afresh: the model redoes the proposals;
+        the review records and output digests stay in the moved file only (see the module doc)."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
         n = 1
@@ -148,8 +165,8 @@ class ProposalCache:
             if side.exists():
                 os.replace(side, aside.with_name(aside.name + suffix))
         self.moved_aside = aside
-        log.warning("%s: proposal cache is corrupt (%s); moved it to %s and started a new one",
-                    self.path, exc, aside)
+        log.warning("%s: proposal cache is corrupt (%s); moved it to %s and started a new one "
+                    "(rejected proposals may be shown again)", self.path, exc, aside)
 
     def _run(self, op: Callable[[sqlite3.Connection], T]) -> T:
         """Run one operation; a cache found corrupt mid-session is moved aside and the op retried."""
@@ -174,7 +191,7 @@ class ProposalCache:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- proposals ---------------------------------------------------------------------------
+    # -- proposals: the machine's work, recomputable -----------------------------------------
 
     def get(self, key: ImageKey, run_id: str) -> list[Box] | None:
         """Proposals for this exact file and run, or None (never computed, or the file changed)."""
@@ -201,7 +218,8 @@ class ProposalCache:
         rows = self._run(lambda c: c.execute("SELECT relpath FROM proposals WHERE run_id=?", (run_id,)).fetchall())
         return {r[0] for r in rows}
 
-    # -- review records ----------------------------------------------------------------------
+    # -- review records: human decisions, not recomputable -----------------------------------
+    # ``invalidate`` (the R key) keeps them, so a rejected box never comes back after re-detection.
 
     def put_review(self, relpath: str, record: ReviewRecord) -> None:
         data = _record_to_json(record)
@@ -218,7 +236,7 @@ class ProposalCache:
         for relpath, text in rows:
             yield relpath, _record_from_json(text)
 
-    # -- files written by the tool ---------------------------------------------------------
+    # -- output digests: the files ``label`` wrote, its licence to replace them --------------
 
     def put_output(self, path: Path | str, sha256: str) -> None:
         """Remember the digest of a file this tool wrote, so it may later replace its own work."""

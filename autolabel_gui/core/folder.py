@@ -108,7 +108,8 @@ class ImageFolder:
             else:
                 path, prefix, dir_key, ident = linked.pop(0)
                 if ident in seen:
-                    problems.append(f"{prefix.rstrip('/')}: folder skipped, it links to a folder already listed (symlink loop or alias)")
+                    problems.append(f"{prefix.rstrip('/')}: folder skipped, it links to a folder already listed "
+                                    "(symlink loop or alias)")
                     continue
                 seen.add(ident)
             try:

@@ -23,7 +23,7 @@ Rules:
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from autolabel_gui.core.boxes import Box, BoxState
@@ -70,7 +70,7 @@ def _same_object(a: Box, b: Box, iou: float) -> bool:
     return a.label == b.label and a.iou(b) >= iou
 
 
-def without_duplicates(proposals: list[Box], accepted: list[Box]) -> list[Box]:
+def without_duplicates(proposals: Sequence[Box], accepted: Sequence[Box]) -> list[Box]:
     """The proposals that do not repeat an accepted box (the window hides those; so does ``label``)."""
     return [p for p in proposals if not any(_same_object(p, a, DUPLICATE_IOU) for a in accepted)]
 
@@ -111,7 +111,7 @@ class ReviewState:
             return True
         if item.rejected:
             return False
-        return item.box.score is None or item.box.score >= self.threshold
+        return item.box.passes(self.threshold)
 
     def visible_indices(self) -> list[int]:
         return [i for i in range(len(self.items)) if self.is_visible(i)]

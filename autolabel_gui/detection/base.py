@@ -104,13 +104,15 @@ class BackendSpec:
     options: tuple[str, ...] = ()
 
 
-_BACKENDS: dict[str, Callable[[DetectorConfig], Detector]] = {}
+DetectorFactory = Callable[[DetectorConfig], Detector]
+
+_BACKENDS: dict[str, DetectorFactory] = {}
 
 
-def register_backend(name: str) -> Callable[[Callable[[DetectorConfig], Detector]], Callable[[DetectorConfig], Detector]]:
+def register_backend(name: str) -> Callable[[DetectorFactory], DetectorFactory]:
     """Class or factory decorator that makes a backend available by name."""
 
-    def wrap(factory: Callable[[DetectorConfig], Detector]) -> Callable[[DetectorConfig], Detector]:
+    def wrap(factory: DetectorFactory) -> DetectorFactory:
         _BACKENDS[name] = factory
         return factory
 

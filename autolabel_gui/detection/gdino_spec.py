@@ -48,7 +48,7 @@ def config_text_encoder(config_text: str) -> str | None:
     return found
 
 
-def _text_encoder_identity(name: str) -> list | str:
+def _text_encoder_identity(name: str) -> list | str | None:
     """A local folder is identified by its files; a hub name ("bert-base-uncased") by itself."""
     return file_identity(name) if Path(name).expanduser().exists() else name
 

@@ -113,11 +113,16 @@ def _text_encoder_hint(text_encoder: str) -> str:
     )
 
 
-def _load_config(config_path: Path | None, text_encoder: str | None):
-    from groundingdino.util.slconfig import SLConfig
-
+def _config_file(config: DetectorConfig) -> Path:
+    config_path = model_config_path(config)
     if config_path is None or not config_path.is_file():
         raise DetectorUnavailable(f"{config_path or PACKAGE_CONFIG}: Grounding DINO config not found (--config)")
+    return config_path
+
+
+def _load_config(config_path: Path, text_encoder: str | None):
+    from groundingdino.util.slconfig import SLConfig
+
     try:
         cfg = SLConfig.fromfile(str(config_path))
     except Exception as exc:  # the config is Python code: any error means "cannot use this file"
@@ -248,7 +253,7 @@ class GroundingDinoDetector:
         self._device = resolve_device(config.device)
         self._precision = resolve_precision(config.precision, self._device)
         weights = _find_weights(config.weights)
-        config_path = model_config_path(config)
+        config_path = _config_file(config)
         cfg = _load_config(config_path, config.text_encoder)
         self._resize = _resize_options(config.extra, cfg)
         normalize_table()  # built here, with torch, so that ``prepare`` on other threads never is
@@ -376,8 +381,9 @@ class GroundingDinoDetector:
         xyxy, scores, class_ids = xyxy[usable], scores[usable], class_ids[usable]
         keep = merge_duplicates(xyxy, scores, class_ids, NMS_IOU)
         names = ontology.names
-        return [
-            Box(*(float(v) for v in xyxy[k].tolist()), label=names[int(class_ids[k])], score=float(scores[k]),
-                state=BoxState.PROPOSED)
-            for k in keep.tolist()
-        ]
+        boxes = []
+        for k in keep.tolist():
+            x0, y0, x1, y1 = (float(v) for v in xyxy[k].tolist())
+            boxes.append(Box(x0, y0, x1, y1, label=names[int(class_ids[k])], score=float(scores[k]),
+                             state=BoxState.PROPOSED))
+        return boxes

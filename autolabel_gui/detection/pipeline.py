@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,13 +29,19 @@ from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.images import load_image
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.core.records import ImageKey
-from autolabel_gui.detection.base import Detector, DetectorConfig, DetectorUnavailable, Prepared, create_detector
+from autolabel_gui.detection.base import (
+    Detector,
+    DetectorConfig,
+    DetectorFactory,
+    DetectorUnavailable,
+    Prepared,
+    create_detector,
+)
 from autolabel_gui.detection.ids import SCORE_FLOOR, run_id_for
 
 log = logging.getLogger(__name__)
 
 Loader = Callable[[Path], np.ndarray]
-DetectorFactory = Callable[[DetectorConfig], Detector]
 
 
 class FolderLike(Protocol):
@@ -143,7 +149,8 @@ class DetectionPipeline:
 
     # -- the run -----------------------------------------------------------------------------
 
-    def run(self, relpaths: Iterable[str], cancel: threading.Event | None = None) -> Iterator[DetectionResult]:
+    def run(self, relpaths: Iterable[str],
+            cancel: threading.Event | None = None) -> Generator[DetectionResult, None, None]:
         """Yield one result per path; cache hits at once, the rest batch by batch, in order.
 
         ``relpaths`` is pulled only as prefetch slots free up. Setting ``cancel`` stops the run
@@ -178,7 +185,8 @@ class DetectionPipeline:
                 yield from self._process(batch)
         finally:
             for p in pending:
-                p.image.cancel()
+                if p.image is not None:
+                    p.image.cancel()
             pending.clear()
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -200,6 +208,7 @@ class DetectionPipeline:
         """Detect one batch, commit it to the cache, then hand the results out in batch order."""
         decoded: list[np.ndarray | Prepared | str] = []
         for p in batch:
+            assert p.image is not None, "run() queues each image once; only this call collects it"
             decoded.append(p.image.result())
             p.image = None  # only ``decoded`` holds the images, and only until this call ends
         images = [d for d in decoded if not isinstance(d, str)]
@@ -245,7 +254,7 @@ class DetectionPipeline:
                     self._on_event("warning", f"out of memory: batch size lowered to {self.batch_size}")
                     continue
                 if self.detector is not None and not str(self.detector.device).startswith("cpu"):
-                    self._switch_to_cpu()
+                    self._switch_to_cpu(self.detector.device)
                     continue
                 raise
             if len(boxes) != len(chunk):
@@ -254,9 +263,9 @@ class DetectionPipeline:
             i += len(chunk)
         return out
 
-    def _switch_to_cpu(self) -> None:
+    def _switch_to_cpu(self, device: str) -> None:
         """Slower but alive; the run id stays: same weights and prompts, same proposals."""
-        self._on_event("warning", f"out of memory on {self.detector.device} even with one image: running on the CPU")
+        self._on_event("warning", f"out of memory on {device} even with one image: running on the CPU")
         self.detector = None
         _free_accelerator_memory()
         self.config = replace(self.config, device="cpu", precision="fp32")

@@ -20,9 +20,9 @@ from PIL import Image
 from autolabel_gui.core.boxes import ImageLabels
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import ImageLoadError, image_size, orientation_of
+from autolabel_gui.formats.registry import EXPORT_FORMATS
 from autolabel_gui.formats.voc import AnnotationError, read_voc, voc_bytes
 
-FORMATS: tuple[str, ...] = ("yolo", "coco", "voc")
 FLAT_SEPARATOR = "__"
 """Joins sub-folder names into one file name: ``a/b/img.jpg`` -> ``a__b__img.jpg``."""
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif"})
@@ -221,7 +221,7 @@ def exif_orientation(image: Path) -> int:
 def _output_suffix(rel: str, fmt: str) -> str:
     """Keep the suffix, except JPEG variants become ``.jpg`` in VOC (torchvision looks only for it)."""
     suffix = PurePosixPath(rel).suffix
-    if fmt == "voc" and suffix.lower() in JPEG_SUFFIXES:
+    if EXPORT_FORMATS[fmt].jpeg_as_jpg and suffix.lower() in JPEG_SUFFIXES:
         return ".jpg"
     return suffix
 
@@ -229,15 +229,15 @@ def _output_suffix(rel: str, fmt: str) -> str:
 def export_dataset(folder: ImageFolder, fmt: str, out: Path, classes: list[str], verified_only: bool = True,
                    progress: Progress | None = None, should_stop: ShouldStop | None = None) -> ExportResult:
     """Plan, write into a staging folder beside ``out``, then rename it to ``out``."""
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt not in EXPORT_FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     out = Path(out).absolute()
     check_output(out, folder.root)
     plan = plan_export(folder, classes, verified_only, fmt, should_stop, progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        linked = _WRITERS[fmt](stage, plan, _Ticker(len(plan.items), progress, should_stop))
+        linked = EXPORT_FORMATS[fmt].write()(stage, plan, _Ticker(len(plan.items), progress, should_stop))
         _flush_to_disk()
         _commit(stage, out)
     except BaseException:
@@ -313,7 +313,7 @@ def _detections(plan: ExportPlan, item: ExportItem):
                          class_id=np.array([index[b.label] for b in boxes], dtype=int))
 
 
-def _write_yolo(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
+def write_yolo(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
     """Ultralytics layout: ``images/``, ``labels/`` (an empty file for a negative) and ``data.yaml``.
 
     Lines come from supervision's ``detections_to_yolo_annotations``; we give it the size we
@@ -337,7 +337,7 @@ def _write_yolo(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
     return linked
 
 
-def _write_coco(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
+def write_coco(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
     """``images/`` and one ``annotations.json`` written by supervision's ``as_coco``.
 
     The dataset is built from the linked image paths, so supervision reads only their headers
@@ -360,7 +360,7 @@ def _write_coco(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
     return linked
 
 
-def _write_voc(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
+def write_voc_dataset(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
     """``Annotations/``, ``JPEGImages/``, ``ImageSets/Main/trainval.txt`` and ``labelmap.txt``.
 
     Annotations are written by our own VOC writer, not supervision's, which drops difficult,
@@ -388,9 +388,3 @@ def _labelmap(classes: list[str]) -> str:
         lines.append(f"{name}:{r},{g},{b}::")
     return "\n".join(lines) + "\n"
 
-
-_WRITERS: dict[str, Callable[[Path, ExportPlan, _Ticker], int]] = {
-    "yolo": _write_yolo,
-    "coco": _write_coco,
-    "voc": _write_voc,
-}

@@ -26,13 +26,14 @@ def drop_opencv_plugin_path() -> None:
 
 def create_app(argv: list[str] | None = None) -> QApplication:
     """The running QApplication, created on first call (tests already have one from pytest-qt)."""
-    app = QApplication.instance()
-    if app is None:
-        drop_opencv_plugin_path()
-        QCoreApplication.setOrganizationName(APP_NAME)
-        QCoreApplication.setApplicationName(APP_NAME)
-        app = QApplication(argv if argv is not None else sys.argv[:1])
-        app.setStyle("Fusion")  # the same look on every platform; the screenshots match it
+    running = QApplication.instance()
+    if isinstance(running, QApplication):
+        return running
+    drop_opencv_plugin_path()
+    QCoreApplication.setOrganizationName(APP_NAME)
+    QCoreApplication.setApplicationName(APP_NAME)
+    app = QApplication(argv if argv is not None else sys.argv[:1])
+    app.setStyle("Fusion")  # the same look on every platform; the screenshots match it
     return app
 
 

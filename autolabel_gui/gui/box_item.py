@@ -249,7 +249,7 @@ class BoxItem(QGraphicsRectItem):
             self._place_handles()
         else:
             for item in self._handles:
-                item.setParentItem(None)
+                item.setParentItem(None)  # type: ignore[arg-type]  # None unparents; the stubs omit it
                 if item.scene() is not None:
                     item.scene().removeItem(item)
             self._handles = []

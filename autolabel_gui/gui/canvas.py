@@ -345,10 +345,11 @@ class Canvas(QGraphicsView):
         scene = self._scene_point(view_pos)
         best: BoxItem | None = None
         for item in self._scene.items(scene):
+            parent = item.parentItem()
             if isinstance(item, BoxItem):
                 owner = item
-            elif isinstance(item.parentItem(), BoxItem):
-                owner = item.parentItem()  # the label tag belongs to its box
+            elif isinstance(parent, BoxItem):
+                owner = parent  # the label tag belongs to its box
             else:
                 continue
             if best is None or owner.box.area < best.box.area:

@@ -38,12 +38,8 @@ from autolabel_gui.formats.export import (
     check_output,
     export_dataset,
 )
+from autolabel_gui.formats.registry import EXPORT_FORMATS
 
-FORMAT_LABELS: tuple[tuple[str, str], ...] = (
-    ("yolo", "YOLO (Ultralytics: images/, labels/, data.yaml)"),
-    ("coco", "COCO (images/, annotations.json)"),
-    ("voc", "Pascal VOC (Annotations/, JPEGImages/, ImageSets/)"),
-)
 _ERROR_STYLE = "color: #c62828;"
 
 
@@ -103,9 +99,9 @@ class ExportDialog(QDialog):
         self.result_: ExportResult | None = None
 
         self.format_box = QComboBox()
-        for key, label in FORMAT_LABELS:
-            self.format_box.addItem(label, key)
-        self._suggested = str(default_output(folder.root, FORMAT_LABELS[0][0]))
+        for fmt in EXPORT_FORMATS.values():
+            self.format_box.addItem(fmt.title, fmt.name)
+        self._suggested = str(default_output(folder.root, self.format_box.currentData()))
         self.out_edit = QLineEdit(self._suggested)
         self.browse_button = QPushButton("Browse…")
         self.browse_button.clicked.connect(self._browse)
@@ -220,8 +216,9 @@ class ExportDialog(QDialog):
                             f"without objects) as {result.fmt.upper()} to {result.out}")
         notes = [f"skipped: {s}" for s in result.skipped]
         if result.turned:
+            more = ", …" if len(result.turned) > 5 else ""
             notes.append(f"{len(result.turned)} images carry an EXIF orientation "
-                         f"({', '.join(result.turned[:5])}{', …' if len(result.turned) > 5 else ''}): {ORIENTATION_NOTE}")
+                         f"({', '.join(result.turned[:5])}{more}): {ORIENTATION_NOTE}")
         if notes:
             self.details.setPlainText("\n".join(notes))
             self.details.setVisible(True)

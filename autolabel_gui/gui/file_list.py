@@ -252,7 +252,8 @@ class StatusFilter(QSortFilterProxyModel):
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
         if self._wanted is None:
             return True
-        return self.sourceModel().status(source_row) in self._wanted
+        model = self.sourceModel()
+        return isinstance(model, FileListModel) and model.status(source_row) in self._wanted
 
 
 class FileListPanel(QWidget):

@@ -47,8 +47,10 @@ KEYMAP: tuple[KeyBinding, ...] = (
     KeyBinding("next_unverified", ("Ctrl+N",), "go to the next unverified image (saves first)", "Images"),
     KeyBinding("save", ("Ctrl+S",), "save now and mark verified", "Images"),
     KeyBinding("rerun", ("R",), "run the detector again on this image", "Images"),
-    KeyBinding("accept_selected", ("Return", "Enter"), "accept the selected proposal, select the next pending one", "Boxes"),
-    KeyBinding("delete_selected", ("Delete", "Backspace", "X"), "delete / reject the selected box, select the next one", "Boxes"),
+    KeyBinding("accept_selected", ("Return", "Enter"),
+               "accept the selected proposal, select the next pending one", "Boxes"),
+    KeyBinding("delete_selected", ("Delete", "Backspace", "X"),
+               "delete / reject the selected box, select the next one", "Boxes"),
     KeyBinding("select_next", ("Tab",), "select the next box", "Boxes"),
     KeyBinding("select_prev", ("Shift+Tab", "Shift+Backtab"), "select the previous box", "Boxes"),
     KeyBinding("draw", ("W",), "draw a new box (drag); Esc cancels", "Boxes"),
@@ -101,7 +103,7 @@ def key_text(b: KeyBinding) -> str:
     return ", ".join(shown) or "menu"
 
 
-def build_actions(parent: QWidget, handlers: dict[str, Callable[[], None]]) -> dict[str, QAction]:
+def build_actions(parent: QWidget, handlers: dict[str, Callable[[], object]]) -> dict[str, QAction]:
     """One QAction per table row, added to ``parent`` so its keys work anywhere in the window.
 
     Every row needs a handler and every handler a row: a missing one is a bug, not a dead key.

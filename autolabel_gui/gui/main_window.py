@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,6 +74,11 @@ def boxes_text(state: ReviewState | None) -> str:
     if state.read_only:
         parts.append("read-only")
     return " · ".join(parts)
+
+
+def _move_by(dx: int, dy: int) -> Callable[[ReviewController], object]:
+    """One arrow-key handler; built by a function so that each keeps its own step."""
+    return lambda r: r.edit(lambda s: s.move_selected(dx, dy))
 
 
 class MainWindow(QMainWindow):
@@ -201,9 +207,9 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ actions
 
-    def _handlers(self) -> dict[str, Callable[[], None]]:
+    def _handlers(self) -> dict[str, Callable[[], object]]:
         c = self._on_controller
-        handlers: dict[str, Callable[[], None]] = {
+        handlers: dict[str, Callable[[], object]] = {
             "next_image": c(lambda r: r.step(+1)),
             "prev_image": c(lambda r: r.step(-1)),
             "accept_all_next": c(lambda r: r.accept_all_and_next()),
@@ -233,9 +239,9 @@ class MainWindow(QMainWindow):
             "quit": self.close,
         }
         for n in range(1, 10):
-            handlers[f"class_{n}"] = c(lambda r, i=n - 1: self._give_class(r, i))
+            handlers[f"class_{n}"] = c(functools.partial(self._give_class, index=n - 1))
         for name, (dx, dy) in MOVE_STEPS.items():
-            handlers[name] = c(lambda r, dx=dx, dy=dy: r.edit(lambda s: s.move_selected(dx, dy)))
+            handlers[name] = c(_move_by(dx, dy))
         return handlers
 
     def _on_controller(self, fn: Callable[[ReviewController], object]) -> Callable[[], None]:

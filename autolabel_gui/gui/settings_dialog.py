@@ -133,9 +133,16 @@ class ClassTable(QWidget):
 
     def set_class(self, row: int, name: str, prompt: str | None = None) -> None:
         """Rename the class in ``row`` (and set its prompt when given)."""
-        self.table.item(row, 0).setText(name)
+        self._cell(row, 0).setText(name)
         if prompt is not None:
-            self.table.item(row, 1).setText(prompt)
+            self._cell(row, 1).setText(prompt)
+
+    def _cell(self, row: int, col: int) -> QTableWidgetItem:
+        """``add_class`` gives every row both cells; a row outside the table has none."""
+        item = self.table.item(row, col)
+        if item is None:
+            raise IndexError(f"no class in row {row}")
+        return item
 
     def remove_class(self, row: int) -> None:
         if 0 <= row < self.table.rowCount():
@@ -157,7 +164,7 @@ class ClassTable(QWidget):
 
     def _add_clicked(self) -> None:
         row = self.add_class()
-        self.table.editItem(self.table.item(row, 0))
+        self.table.editItem(self._cell(row, 0))
 
 
 class PathField(QWidget):
@@ -205,11 +212,13 @@ class SettingsDialog(QDialog):
         self.batch_size.setValue(settings.batch_size)
         self.device = self._combo(DEVICES, settings.device)
         self.precision = self._combo(PRECISIONS, settings.precision)
-        self.weights = PathField(settings.weights, "Grounding DINO checkpoint", file_filter="Checkpoints (*.pth *.pt *.safetensors);;All files (*)",
+        self.weights = PathField(settings.weights, "Grounding DINO checkpoint",
+                                 file_filter="Checkpoints (*.pth *.pt *.safetensors);;All files (*)",
                                  placeholder="default lookup: AUTOLABEL_WEIGHTS, weights/, user data folder")
         self.weights_status = QLabel()
         self.weights_status.setWordWrap(True)
-        self.config = PathField(settings.config, "Grounding DINO config", file_filter="Python config (*.py);;All files (*)",
+        self.config = PathField(settings.config, "Grounding DINO config",
+                                file_filter="Python config (*.py);;All files (*)",
                                 placeholder="the package's SwinT-OGC config")
         self.text_encoder = QLineEdit(settings.text_encoder or "")
         self.text_encoder.setPlaceholderText("bert-base-uncased (or a local folder with a copy of it)")

@@ -184,9 +184,9 @@ class _Worker(QObject):
             self._pipeline, self._available = None, False
             self.model_state.emit("unavailable", str(exc))
             return
-        reused = old is not None and old.detector is not None and _same_model(old.config, config)
-        if reused:
-            pipeline.detector = old.detector
+        reused = old.detector if old is not None and _same_model(old.config, config) else None
+        if reused is not None:
+            pipeline.detector = reused
         self._pipeline = pipeline
         try:
             pipeline.ensure_detector()
@@ -195,8 +195,8 @@ class _Worker(QObject):
             self._available = False
             self.model_state.emit("unavailable", str(exc))
             return
-        if reused:
-            self.model_state.emit("ready", f"model ready on {pipeline.detector.device}")
+        if reused is not None:
+            self.model_state.emit("ready", f"model ready on {reused.device}")
 
     def _on_event(self, kind: str, message: str) -> None:
         self.model_state.emit("ready" if kind == "warning" else kind, message)
@@ -205,7 +205,7 @@ class _Worker(QObject):
         if self._pipeline is None:
             return
         if not self._available:
-            self._serve_cache_only()
+            self._serve_cache_only(self._pipeline)
             return
         try:
             for result in self._pipeline.run(self._queue.paths(), self._queue.interrupt):
@@ -214,10 +214,10 @@ class _Worker(QObject):
             self._available = False
             self.model_state.emit("unavailable", str(exc))
 
-    def _serve_cache_only(self) -> None:
+    def _serve_cache_only(self, pipeline: DetectionPipeline) -> None:
         """Without a model the window still gets every proposal computed earlier."""
         for rel in self._queue.paths():
-            boxes = self._pipeline.lookup(rel)
+            boxes = pipeline.lookup(rel)
             if boxes is not None:
                 self._deliver(rel, boxes, None)
             else:

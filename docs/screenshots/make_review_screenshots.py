@@ -1,7 +1,8 @@
 """Regenerate review-proposals.png, review-accepted.png and settings.png (no model needed).
 
 Run under Xvfb (what the README shows):
-    Xvfb :55 -screen 0 1600x1000x24 & DISPLAY=:55 QT_QPA_PLATFORM=xcb .venv/bin/python docs/screenshots/make_review_screenshots.py
+    Xvfb :55 -screen 0 1600x1000x24 &
+    DISPLAY=:55 QT_QPA_PLATFORM=xcb .venv/bin/python docs/screenshots/make_review_screenshots.py
 or offscreen with no QT_QPA_PLATFORM set.
 
 Proposals are hand-placed in the cache of a copy of resources/samples (the real checkpoint is
