@@ -35,7 +35,14 @@ from autolabel_gui.detection.class_scoring import (
     build_chunks,
     merge_duplicates,
 )
-from autolabel_gui.detection.gdino_spec import DEFAULT_TEXT_ENCODER, PACKAGE_CONFIG, model_config_path
+from autolabel_gui.detection.gdino_spec import (
+    DEFAULT_TEXT_ENCODER,
+    PACKAGE_CONFIG,
+    ConfigRefused,
+    config_literals,
+    model_config_path,
+    read_config_text,
+)
 from autolabel_gui.detection.ids import model_id_for
 
 log = logging.getLogger(__name__)
@@ -116,12 +123,15 @@ def _text_encoder_hint(text_encoder: str) -> str:
 def _load_config(config_path: Path | None, text_encoder: str | None):
     from groundingdino.util.slconfig import SLConfig
 
-    if config_path is None or not config_path.is_file():
+    if config_path is None or not config_path.exists():
         raise DetectorUnavailable(f"{config_path or PACKAGE_CONFIG}: Grounding DINO config not found (--config)")
     try:
-        cfg = SLConfig.fromfile(str(config_path))
-    except Exception as exc:  # the config is Python code: any error means "cannot use this file"
+        text = read_config_text(config_path)
+        cfg = SLConfig(config_literals(text, config_path), cfg_text=text, filename=str(config_path))
+    except (OSError, UnicodeDecodeError) as exc:
         raise DetectorUnavailable(f"{config_path}: cannot read Grounding DINO config: {exc}") from exc
+    except (ConfigRefused, KeyError) as exc:  # KeyError: a key SLConfig reserves
+        raise DetectorUnavailable(f"cannot use Grounding DINO config: {exc}") from exc
     if text_encoder:
         cfg.text_encoder_type = text_encoder
     cfg.text_encoder_type = str(cfg.get("text_encoder_type", DEFAULT_TEXT_ENCODER))
@@ -204,6 +214,29 @@ def normalize_table() -> np.ndarray:
     return np.ascontiguousarray(tensor[:, 0, :].numpy())
 
 
+def resized_size(width: int, height: int, size: int, max_size: int) -> tuple[int, int]:
+    """(width, height) the model input gets: the package's ``RandomResize`` rule, except that no
+    side is shorter than ``size // 4`` or longer than ``max_size``.
+
+    For a 1x4000 strip the package's rule asks for a 0-pixel side ("height and width must be
+    > 0"), and a strip a few pixels wide gives the encoder fewer tokens than the model has
+    queries ("selected index k out of range"). Such a strip is stretched to the minimum
+    instead; boxes come back normalised to the input, so the distorted aspect does not move
+    them. Images up to an aspect of ``4 * max_size / size`` (6.7:1 at 800/1333) are unchanged.
+    """
+    least = max(1, size // 4)
+    short, long = float(min(width, height)), float(max(width, height))
+    if long / short * size > max_size:
+        size = max(1, int(round(max_size * short / long)))
+    if (width <= height and width == size) or (height <= width and height == size):
+        out_w, out_h = width, height
+    elif width < height:
+        out_w, out_h = size, int(size * height / width)
+    else:
+        out_w, out_h = int(size * width / height), size
+    return max(least, min(out_w, max_size)), max(least, min(out_h, max_size))
+
+
 def preprocess(image: np.ndarray, size: int, max_size: int) -> torch.Tensor:
     """RGB uint8 (H, W, 3) -> the normalized tensor the package's own transforms produce.
 
@@ -212,7 +245,8 @@ def preprocess(image: np.ndarray, size: int, max_size: int) -> torch.Tensor:
     """
     import groundingdino.datasets.transforms as T
 
-    resized, _ = T.RandomResize([size], max_size=max_size)(Image.fromarray(image), None)
+    height, width = image.shape[:2]
+    resized, _ = T.resize(Image.fromarray(image), None, resized_size(width, height, size, max_size))
     pixels = np.asarray(resized)
     table = normalize_table()
     out = np.empty((3, *pixels.shape[:2]), np.float32)
