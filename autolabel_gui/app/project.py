@@ -16,12 +16,13 @@ from pathlib import Path
 
 from autolabel_gui.app.trust import folder_model_problem, remember_chosen
 from autolabel_gui.core.atomic import atomic_write_text
-from autolabel_gui.core.folder import STATE_DIR
+from autolabel_gui.core.folder import STATE_DIR, ImageFolder
 from autolabel_gui.core.ontology import Ontology, parse_prompt_args, split_class_names
 from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_limited
 from autolabel_gui.detection.base import DetectorConfig
 from autolabel_gui.detection.gdino_spec import DEFAULT_TEXT_ENCODER
 from autolabel_gui.detection.ids import run_id_for
+from autolabel_gui.formats.export import voc_class_names
 
 SETTINGS_FILE = "project.json"
 
@@ -182,6 +183,19 @@ def classes_from_arg(value: str) -> list[str]:
     if problem:
         raise ValueError(where + problem)
     return names
+
+
+def class_list_for(arg: str | None, settings: ProjectSettings, folder: ImageFolder) -> tuple[list[str], str | None]:
+    """The class list of ``export`` and ``stats``: ``--classes``, else the folder's, else (a folder
+    labelled elsewhere, with no settings) the classes its VOC files use, sorted, with a note saying so."""
+    if arg:
+        return classes_from_arg(arg), None
+    if settings.classes:
+        return list(settings.classes), None
+    found = voc_class_names(folder)
+    if not found:
+        return [], None
+    return found, f"the folder has no class list; using the {len(found)} classes of its VOC files: {', '.join(found)}"
 
 
 _DEVICE = re.compile(r"\A(auto|cpu|mps|cuda(:\d{1,3})?)\Z")
