@@ -27,7 +27,6 @@ from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import ImageLoadError, load_image
 from autolabel_gui.core.safe_read import UnsafeFileError, read_limited
-from autolabel_gui.detection.base import DetectorUnavailable
 from autolabel_gui.formats.existing import load_existing_labels
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -88,16 +87,19 @@ def test_a_model_file_the_user_chose_outside_the_folder_is_used_from_its_setting
 
 
 def test_a_model_config_is_never_executed_even_when_the_user_names_it(tmp_path: Path) -> None:
-    from autolabel_gui.detection.grounding_dino import _load_config
+    from autolabel_gui.detection.gdino_spec import ConfigRefused, config_literals, package_config_path
 
     root, marker = _evil_folder(tmp_path)
-    with pytest.raises(DetectorUnavailable, match=r"evil.py: line 1: only 'name = value' lines"):
-        _load_config(root / "evil.py", None)
-    sneaky = tmp_path / "sneaky.py"
-    sneaky.write_text(f"x = __import__('pathlib').Path({str(marker)!r}).write_text('ran')\n", encoding="utf-8")
-    with pytest.raises(DetectorUnavailable, match="not a plain number"):
-        _load_config(sneaky, None)
+    with pytest.raises(ConfigRefused, match=r"evil.py: line 1: only 'name = value' lines"):
+        config_literals((root / "evil.py").read_text(), root / "evil.py")
+    sneaky = f"x = __import__('pathlib').Path({str(marker)!r}).write_text('ran')\n"
+    with pytest.raises(ConfigRefused, match="not a plain number"):
+        config_literals(sneaky)
+    with pytest.raises(ConfigRefused, match="inheritance"):
+        config_literals("_base_ = ['other.py']\n")
     assert not marker.exists()
+    package = config_literals(package_config_path().read_text())  # every shipped config still reads
+    assert package["hidden_dim"] == 256 and package["return_interm_indices"] == [1, 2, 3]
 
 
 @pytest.mark.model
@@ -332,6 +334,7 @@ except ImageLoadError as exc:
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
     r = run_python(code)
+    assert r.returncode == 0, r.err
     reason, peak_mb = r.out.splitlines()
     assert "too large to decode" in reason and "3.0 GB" in reason, r.out + r.err
     assert int(peak_mb) < 600, f"peak RSS {peak_mb} MB: the image was decoded"
@@ -378,6 +381,7 @@ except ImageLoadError as exc:
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
     r = run_python(code, timeout=30)
+    assert r.returncode == 0, r.err
     reason, peak_mb = r.out.splitlines()
     assert "not an image" in reason and int(peak_mb) < 600, r.out + r.err
 
@@ -388,7 +392,7 @@ def test_strip_images_get_a_model_input_with_no_empty_side() -> None:
     assert resized_size(1, 4000, 800, 1333) == (200, 1333)
     assert resized_size(4000, 1, 800, 1333) == (1333, 200)
     assert resized_size(640, 480, 800, 1333) == (1066, 800)  # the package's own rule, unchanged
-    assert resized_size(1000, 3000, 800, 1333) == (444, 1333)
+    assert resized_size(1000, 3000, 800, 1333) == (444, 1332)
 
 
 def _labelled(root: Path, objects: dict[str, tuple[VocObject, ...]], size=(40, 30)) -> None:
@@ -532,8 +536,8 @@ def test_classes_is_a_list_or_a_file_everywhere(tmp_path: Path) -> None:
         classes_from_arg(str(tmp_path / "missing.txt"))
     with pytest.raises(ValueError, match="listed twice"):
         classes_from_arg("cat,cat")
-    for argv in (["label", "F", "--classes", "a,b"], ["export", "F", "--format", "voc", "--out", "o", "--classes", "a,b"],
-                 ["stats", "F", "--classes", "a,b"], ["F", "--classes", "a,b"]):
+    for argv in (["label", "F", "--classes", "a,b"], ["stats", "F", "--classes", "a,b"], ["F", "--classes", "a,b"],
+                 ["export", "F", "--format", "voc", "--out", "o", "--classes", "a,b"]):
         assert parse_args(argv).classes == "a,b"
 
 
@@ -559,3 +563,33 @@ def test_export_and_stats_without_settings_take_the_classes_of_the_voc_files(tmp
     assert "negatives: 1 of the 2 verified images have no objects" in r.out
     assert not (root / ".autolabel").exists()
     assert load_existing_labels(ImageFolder(root), "b.jpg", []).verified
+
+
+@pytest.mark.model
+def test_label_goes_through_every_side_hazard_and_labels_every_other_image(tmp_path: Path, tiny_gdino) -> None:
+    from tests.fixtures.hostile import label_args, small_model_settings
+
+    side = build_side_folder(tmp_path / "data")
+    root = side.root
+    for sub in ("bomb", "deep"):
+        write_image(root / sub / "img.jpg", 40, 30, 7)
+    (root / "bomb/img.txt").write_text("0 0.5 0.5 0.2 0.2\n", encoding="utf-8")
+    (root / "bomb/data.yaml").write_text(BILLION_LAUGHS_YAML, encoding="utf-8")
+    (root / "deep/annotations.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    Image.new("RGB", (1, 4000), (200, 10, 10)).save(root / "strip.png")
+    with open(os.fsencode(root) + b"/bad\xff.jpg", "wb") as fh:
+        fh.write((root / "good1.jpg").read_bytes())
+    (root / "x.png.jpg").write_bytes((root / "good1.jpg").read_bytes())
+    (root / "x.png").write_bytes((root / "strip.png").read_bytes())
+    (root / "x.jpg").write_bytes((root / "good1.jpg").read_bytes())
+    small_model_settings(root)
+    before = snapshot(root)
+    r = run_cli(["label", str(root), "--voc-dir", str(root), *label_args(tiny_gdino)], timeout=300)
+    assert "Traceback" not in r.err, r.err
+    assert r.returncode == 1, r.err
+    for bad in (*side.bad.values(), "data.yaml", "annotations.json", "bad\\xff.jpg"):
+        assert bad in r.err, f"{bad} not reported:\n{r.err}"
+    assert "0 failed" in r.out, "every listed image is detected (the strip included)"
+    new = {p.relative_to(root).as_posix() for p in set(snapshot(root)) - set(before)}
+    assert new == {"strip.xml", "x.xml", "x.png.xml", "x.png~2.xml"}, new
+    assert changed(before, snapshot(root)) == []

@@ -79,7 +79,7 @@ class _NoAliasLoader(yaml.SafeLoader):
     """SafeLoader that refuses anchors' aliases: a few hundred bytes of nested aliases expand to
     gigabytes (the YAML "billion laughs"), and no class list needs them."""
 
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+    def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not read", event.start_mark)
