@@ -74,6 +74,29 @@ def config_literals(text: str, path: Path | str = "<config>") -> dict[str, objec
     return values
 
 
+def resized_size(width: int, height: int, size: int, max_size: int) -> tuple[int, int]:
+    """(width, height) the model input gets: the package's ``RandomResize`` rule, except that no
+    side is shorter than ``size // 4`` or longer than ``max_size``.
+
+    For a 1x4000 strip the package's rule asks for a 0-pixel side ("height and width must be
+    > 0"), and a strip a few pixels wide gives the encoder fewer tokens than the model has
+    queries ("selected index k out of range"). Such a strip is stretched to the minimum
+    instead; boxes come back normalised to the input, so the distorted aspect does not move
+    them. Images up to an aspect of ``4 * max_size / size`` (6.7:1 at 800/1333) are unchanged.
+    """
+    least = max(1, size // 4)
+    short, long = float(min(width, height)), float(max(width, height))
+    if long / short * size > max_size:
+        size = max(1, int(round(max_size * short / long)))
+    if (width <= height and width == size) or (height <= width and height == size):
+        out_w, out_h = width, height
+    elif width < height:
+        out_w, out_h = size, int(size * height / width)
+    else:
+        out_w, out_h = int(size * width / height), size
+    return max(least, min(out_w, max_size)), max(least, min(out_h, max_size))
+
+
 def config_text_encoder(config_text: str) -> str | None:
     """The last top-level ``text_encoder_type = "..."`` of a config file, read without running it."""
     try:
