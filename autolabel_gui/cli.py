@@ -12,32 +12,11 @@ import sys
 import warnings
 from pathlib import Path
 
+from autolabel_gui.commands import options
+
 SUBCOMMANDS = ("label", "weights", "export", "stats")
 
 
-def _checked(problem_of: str, convert):
-    """An argparse type that converts, then asks ``app.project`` (the one rule for saved settings)."""
-
-    def check(text: str):
-        from autolabel_gui.app import project
-
-        try:
-            value = convert(text)
-        except ValueError:
-            kind = {"float": "number", "int": "whole number"}.get(convert.__name__, convert.__name__)
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind}") from None
-        problem = getattr(project, problem_of)(value)
-        if problem:
-            raise argparse.ArgumentTypeError(problem)
-        return value
-
-    check.__name__ = problem_of.removesuffix("_problem")
-    return check
-
-
-_threshold = _checked("threshold_problem", float)
-_batch_size = _checked("batch_size_problem", int)
-_device = _checked("device_problem", str)
 CLASSES_HELP = "class names: a comma-separated list (person,dog) or a file with one name a line"
 
 
@@ -46,10 +25,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--classes", help=CLASSES_HELP + " (remembered for the folder)")
     g.add_argument("--prompt", action="append", metavar="CLASS=TEXT", help="prompt for a class (repeatable)")
-    g.add_argument("--box-threshold", type=_threshold, default=None, help="minimum box score (default 0.35)")
-    g.add_argument("--text-threshold", type=_threshold, default=None, help="minimum class token score (default 0.25)")
-    g.add_argument("--batch-size", type=_batch_size, default=None, help="images per forward pass")
-    g.add_argument("--device", type=_device, default=None, help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    g.add_argument("--box-threshold", type=options.threshold, default=None, help="minimum box score (default 0.35)")
+    g.add_argument("--text-threshold", type=options.threshold, default=None,
+                   help="minimum class token score (default 0.25)")
+    g.add_argument("--batch-size", type=options.batch_size, default=None, help="images per forward pass")
+    g.add_argument("--device", type=options.device, default=None, help="auto, cpu, cuda, cuda:N or mps (default auto)")
     g.add_argument("--precision", default=None, choices=["auto", "fp32", "fp16", "bf16"],
                    help="auto = fp16 on CUDA, fp32 elsewhere; bf16 is opt-in on CPUs (unverified accuracy)")
     g.add_argument("--weights", help="Grounding DINO checkpoint (.pth)")
