@@ -12,20 +12,25 @@ import sys
 import warnings
 from pathlib import Path
 
+from autolabel_gui.commands import options
 from autolabel_gui.formats.registry import EXPORT_FORMATS
 
 SUBCOMMANDS = ("label", "weights", "export", "stats")
 
 
+CLASSES_HELP = "class names: a comma-separated list (person,dog) or a file with one name a line"
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     """Model options shared by the window and ``label``; on the window they override folder settings."""
     g = p.add_argument_group("model")
-    g.add_argument("--classes", help="comma-separated class names, e.g. person,dog")
+    g.add_argument("--classes", help=CLASSES_HELP + " (remembered for the folder)")
     g.add_argument("--prompt", action="append", metavar="CLASS=TEXT", help="prompt for a class (repeatable)")
-    g.add_argument("--box-threshold", type=float, default=None, help="minimum box score (default 0.35)")
-    g.add_argument("--text-threshold", type=float, default=None, help="minimum class token score (default 0.25)")
-    g.add_argument("--batch-size", type=int, default=None, help="images per forward pass")
-    g.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    g.add_argument("--box-threshold", type=options.threshold, default=None, help="minimum box score (default 0.35)")
+    g.add_argument("--text-threshold", type=options.threshold, default=None,
+                   help="minimum class token score (default 0.25)")
+    g.add_argument("--batch-size", type=options.batch_size, default=None, help="images per forward pass")
+    g.add_argument("--device", type=options.device, default=None, help="auto, cpu, cuda, cuda:N or mps (default auto)")
     g.add_argument("--precision", default=None, choices=["auto", "fp32", "fp16", "bf16"],
                    help="auto = fp16 on CUDA, fp32 elsewhere; bf16 is opt-in on CPUs (unverified accuracy)")
     g.add_argument("--weights", help="Grounding DINO checkpoint (.pth)")
@@ -78,13 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--verified-only", dest="verified_only", action="store_true", default=True,
                        help="export verified images only (default)")
     which.add_argument("--all", dest="verified_only", action="store_false", help="export every labelled image")
-    export.add_argument("--classes", dest="classes_file", type=Path, default=None,
-                        help="file with one class name per line (default: the folder's class list)")
+    export.add_argument("--classes", default=None,
+                        help=CLASSES_HELP + " (default: the folder's class list, else the classes in its VOC files)")
     export.add_argument("--annotations", type=Path, default=None, help="folder holding the VOC files")
 
     stats = sub.add_parser("stats", help="per-class counts, statuses and how well the prompts work")
     stats.add_argument("folder", type=Path)
     stats.add_argument("--annotations", type=Path, default=None, help="folder holding the VOC files")
+    stats.add_argument("--classes", default=None,
+                       help=CLASSES_HELP + " (default: the folder's class list, else the classes in its VOC files)")
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# The user's own settings (model files they chose: app/trust.py) go to a throw-away folder.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="autolabel-test-config-")
 
 _ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(_ROOT.parent))

@@ -208,14 +208,13 @@ def test_cancel_leaves_nothing(labelled_folder: LabelledFolder, tmp_path: Path) 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
-def test_nothing_verified_gives_an_empty_dataset_skeleton(tmp_path: Path, capsys) -> None:
+def test_nothing_verified_says_so_and_writes_nothing(tmp_path: Path, capsys) -> None:
     from tests.fixtures.datasets import LAYOUT, make_labelled_folder
 
     folder = make_labelled_folder(tmp_path / "data", tuple(im for im in LAYOUT if not im.verified))
-    assert _export(folder, "yolo", tmp_path / "y") == 0
-    assert sorted(p.name for p in (tmp_path / "y").iterdir()) == ["data.yaml", "images", "labels"]
-    assert not any((tmp_path / "y" / "images").iterdir())
-    assert "no verified images found" in capsys.readouterr().err
+    assert _export(folder, "yolo", tmp_path / "y") == 1
+    assert "no verified images" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"], "no dataset skeleton, no staging folder"
 
 
 def test_progress_reaches_the_total(labelled_folder: LabelledFolder, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import ImageLoadError, image_size
 from autolabel_gui.core.review import without_duplicates
 from autolabel_gui.formats.existing import load_foreign_labels
-from autolabel_gui.formats.voc import AnnotationError, parse_voc, write_voc
+from autolabel_gui.formats.voc import AnnotationError, parse_voc, read_label_file, write_voc
 
 
 class VocWriter:
@@ -71,7 +71,7 @@ class VocWriter:
 
     def _why_keep(self, path: Path) -> str | None:
         try:
-            data = path.read_bytes()
+            data = read_label_file(path)
             if parse_voc(data, path).verified:
                 return "verified"
         except AnnotationError as exc:

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+import math
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from autolabel_gui.app.trust import folder_model_problem, remember_chosen
 from autolabel_gui.core.atomic import atomic_write_text
-from autolabel_gui.core.folder import STATE_DIR
+from autolabel_gui.core.folder import STATE_DIR, ImageFolder
 from autolabel_gui.core.ontology import Ontology, parse_prompt_args, split_class_names
+from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_limited
 from autolabel_gui.detection.base import DetectorConfig
+from autolabel_gui.detection.gdino_spec import DEFAULT_TEXT_ENCODER
 from autolabel_gui.detection.ids import run_id_for
+from autolabel_gui.formats.export import voc_class_names
 
 SETTINGS_FILE = "project.json"
 
@@ -35,6 +42,8 @@ class ProjectSettings:
     text_encoder: str | None = None
     annotations_dir: str | None = None
     extra: dict[str, str] = field(default_factory=dict)  # backend options, e.g. image_size
+    notes: list[str] = field(default_factory=list, compare=False)
+    """Why values of the folder's file were ignored (never saved); shown by the commands and the window."""
 
     def ontology(self) -> Ontology:
         return Ontology.from_names(self.classes, {k: v for k, v in self.prompts.items() if k in self.classes})
@@ -66,25 +75,69 @@ class ProjectSettings:
 
     @classmethod
     def load(cls, folder: Path) -> ProjectSettings:
-        """Read the folder's settings; a missing file gives defaults, a broken one raises ValueError."""
+        """Read the folder's settings as untrusted input; a missing file gives defaults.
+
+        The file must be a small regular JSON file (a FIFO, a device or a huge file raises
+        ValueError naming it and why, as does broken JSON). A value of the wrong type or out of
+        range, and a model file the user did not choose (``app.trust``), is left at its default;
+        each such decision is in ``notes`` for the command line and the window to say.
+        """
         path = cls.path_for(folder)
-        if not path.exists():
-            return cls()
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+            raw = read_limited(path, SMALL_FILE_LIMIT)
+        except FileNotFoundError:
+            return cls()
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read project settings: {exc.strerror or exc}") from exc
+        try:
+            data = json.loads(raw.decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError) as exc:
             raise ValueError(f"{path}: cannot read project settings: {exc}") from exc
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        except RecursionError:
+            raise ValueError(f"{path}: cannot read project settings: nested too deeply") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: cannot read project settings: not a JSON object")
+        return cls._from_dict(data, Path(folder), path)
+
+    @classmethod
+    def _from_dict(cls, data: dict, folder: Path, path: Path) -> ProjectSettings:
+        values: dict[str, object] = {}
+        notes: list[str] = []
+        for name in _SAVED_FIELDS:
+            if name not in data:
+                continue
+            problem = _field_problem(name, data[name])
+            if problem is None and name in _FOLDER_CHOSEN_PATHS and data[name] is not None:
+                problem = _path_problem(name, data[name], folder)
+            if problem is None:
+                values[name] = data[name]
+            else:
+                notes.append(f"{path}: setting '{name}' ignored: {problem}")
+        return cls(**values, notes=notes)  # type: ignore[arg-type]
+
+    def problems(self) -> list[str]:
+        """What is wrong with these values (empty when they may be used and saved)."""
+        return [f"{name}: {problem}" for name in _SAVED_FIELDS
+                if (problem := _field_problem(name, getattr(self, name))) is not None]
 
     def save(self, folder: Path) -> None:
-        atomic_write_text(self.path_for(folder), json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
+        """Write the settings atomically; invalid values raise ValueError and nothing is written."""
+        problems = self.problems()
+        if problems:
+            raise ValueError("settings not saved: " + "; ".join(problems))
+        data = {name: getattr(self, name) for name in _SAVED_FIELDS}
+        atomic_write_text(self.path_for(folder), json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
     def with_args(self, args: argparse.Namespace) -> ProjectSettings:
-        """Command-line model options override what the folder remembers."""
+        """Command-line model options override what the folder remembers.
+
+        Model files given here are the user's own choice: they are remembered (``app.trust``)
+        so the folder's settings may name them next time. Invalid values raise ValueError.
+        """
         changes: dict[str, Any] = {}
-        if getattr(args, "classes", None):
-            changes["classes"] = split_class_names(args.classes)
+        classes = getattr(args, "classes", None)
+        if classes:
+            changes["classes"] = classes_from_arg(classes)
         if getattr(args, "prompt", None):
             changes["prompts"] = {**self.prompts, **parse_prompt_args(args.prompt)}
         for name in ("box_threshold", "text_threshold", "batch_size", "device", "precision",
@@ -96,7 +149,134 @@ class ProjectSettings:
         if annotations is not None:
             # typed relative to the working directory, stored so that it means the same later
             changes["annotations_dir"] = str(Path(annotations).expanduser().absolute())
-        return replace(self, **changes)
+        new = replace(self, **changes)
+        problems = [p for p in new.problems() if p.split(":")[0] in changes]
+        if problems:
+            raise ValueError("; ".join(problems))
+        remember_chosen([str(changes[n]) for n in (*_FOLDER_CHOSEN_PATHS,) if changes.get(n)])
+        return new
+
+
+def classes_from_arg(value: str) -> list[str]:
+    """``--classes``, the same for every command: a comma-separated list, or a file with one
+    name a line (blank lines and ``#`` comments ignored). Raises ValueError for an unusable one."""
+    path = Path(value).expanduser()
+    looks_like_file = "," not in value and (os.sep in value or "/" in value or path.suffix in (".txt", ".names"))
+    if looks_like_file and not path.exists():
+        raise ValueError(f"--classes {value}: no such file (give a comma-separated list, or a file "
+                         "with one class name a line)")
+    if "," not in value and path.is_file():
+        try:
+            text = read_limited(path, SMALL_FILE_LIMIT).decode("utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read the class list: {exc}") from exc
+        names = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        where = f"{path}: "
+    else:
+        names = split_class_names(value)
+        where = "--classes: "
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"{where}class names listed twice: {', '.join(duplicates)}")
+    if not names:
+        raise ValueError(f"{where}no class names")
+    problem = _field_problem("classes", names)
+    if problem:
+        raise ValueError(where + problem)
+    return names
+
+
+def class_list_for(arg: str | None, settings: ProjectSettings, folder: ImageFolder) -> tuple[list[str], str | None]:
+    """The class list of ``export`` and ``stats``: ``--classes``, else the folder's, else (a folder
+    labelled elsewhere, with no settings) the classes its VOC files use, sorted, with a note saying so."""
+    if arg:
+        return classes_from_arg(arg), None
+    if settings.classes:
+        return list(settings.classes), None
+    found = voc_class_names(folder)
+    if not found:
+        return [], None
+    return found, f"the folder has no class list; using the {len(found)} classes of its VOC files: {', '.join(found)}"
+
+
+_DEVICE = re.compile(r"\A(auto|cpu|mps|cuda(:\d{1,3})?)\Z")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+_MAX_TEXT = 1000
+_MAX_PATH = 4096
+_MAX_CLASSES = 1000
+_FOLDER_CHOSEN_PATHS = ("weights", "config", "text_encoder", "annotations_dir")
+"""Paths in a folder's settings that could make the tool read or write outside the folder."""
+
+
+def device_problem(value: object) -> str | None:
+    if not isinstance(value, str) or not _DEVICE.match(value):
+        return f"{value!r} is not a device (auto, cpu, cuda, cuda:N or mps)"
+    return None
+
+
+def batch_size_problem(value: object) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1024
+    return None if ok else f"{value!r} is not a whole number from 1 to 1024"
+
+
+def threshold_problem(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0.0 <= value <= 1.0:
+        return f"{value!r} is not a number from 0 to 1"
+    return None
+
+
+def _short_str(value: object, limit: int) -> bool:
+    return isinstance(value, str) and len(value) <= limit and not any(ord(c) < 32 for c in value)
+
+
+def _field_problem(name: str, value: object) -> str | None:
+    """Why ``value`` is not a valid ``name`` setting, or None."""
+    if name in ("box_threshold", "text_threshold"):
+        return threshold_problem(value)
+    if name == "batch_size":
+        return batch_size_problem(value)
+    if name == "device":
+        return device_problem(value)
+    if name == "precision":
+        return None if value in PRECISIONS else f"{value!r} is not one of {', '.join(PRECISIONS)}"
+    if name == "classes":
+        if not isinstance(value, list) or len(value) > _MAX_CLASSES:
+            return f"not a list of at most {_MAX_CLASSES} class names"
+        bad = [v for v in value if not _short_str(v, 200) or not v.strip()]
+        return f"invalid class name {bad[0]!r}" if bad else None
+    if name in ("prompts", "extra"):
+        ok = isinstance(value, dict) and len(value) <= _MAX_CLASSES and all(
+            _short_str(k, _MAX_TEXT) and _short_str(v, _MAX_TEXT) for k, v in value.items())
+        return None if ok else "not a table of short texts"
+    if name in _FOLDER_CHOSEN_PATHS:
+        return None if value is None or _short_str(value, _MAX_PATH) else "not a path"
+    return None
+
+
+def _path_problem(name: str, value: str, folder: Path) -> str | None:
+    """Model files and an annotation folder named by the folder's own settings (``app.trust``)."""
+    if name == "text_encoder" and value == DEFAULT_TEXT_ENCODER:
+        return None
+    if name == "annotations_dir":
+        target = Path(value).expanduser()
+        if not target.is_absolute():
+            target = folder / target
+        try:
+            if folder.resolve() in [target.resolve(), *target.resolve().parents]:
+                return None
+        except (OSError, RuntimeError):
+            pass
+        if folder_model_problem(value, folder) is None:
+            return None
+        return ("it is outside the image folder and you have not chosen it on this machine "
+                f"(pass --annotations {value} to use it)")
+    problem = folder_model_problem(value, folder)
+    if problem is None:
+        return None
+    flag = "--" + name.replace("_", "-")
+    return (f"model files named by a folder's settings are used only once you chose them yourself: "
+            f"{problem} (pass {flag} {value} if you trust it); using the default")
 
 
 def run_id_of(settings: ProjectSettings) -> str | None:
@@ -105,3 +285,6 @@ def run_id_of(settings: ProjectSettings) -> str | None:
         return run_id_for(settings.detector_config(), settings.ontology())
     except ValueError:
         return None
+
+
+_SAVED_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ProjectSettings) if f.name != "notes")

@@ -35,6 +35,8 @@ class FolderStats:
     drawn: int = 0
     """Boxes the human drew (outcomes with no score): not proposals, so kept out of the rates."""
     problems: list[str] = field(default_factory=list)
+    negatives: int = 0
+    """Verified images with no boxes: reviewed, and nothing of any class is in them."""
 
 
 def compute_stats(folder: ImageFolder, classes: list[str], cache: ProposalCache | None = None,
@@ -50,7 +52,7 @@ def compute_stats(folder: ImageFolder, classes: list[str], cache: ProposalCache 
     extra: dict[str, ClassCount] = {}
     for rel in folder.images:
         voc = folder.voc_path(rel)
-        if not voc.is_file():
+        if not voc.exists():
             stats.statuses[(Status.PROPOSALS if rel in ready else Status.NEW).value] += 1
             continue
         try:
@@ -60,6 +62,8 @@ def compute_stats(folder: ImageFolder, classes: list[str], cache: ProposalCache 
             stats.statuses[Status.IN_REVIEW.value] += 1
             continue
         stats.statuses[(Status.VERIFIED if labels.verified else Status.IN_REVIEW).value] += 1
+        if labels.verified and not labels.boxes:
+            stats.negatives += 1
         per_class = Counter(b.label for b in labels.boxes)
         for name, n in per_class.items():
             count = stats.classes.get(name) or extra.setdefault(name, ClassCount())
@@ -108,6 +112,8 @@ def format_stats(stats: FolderStats) -> str:
         ["status", "images", "share"],
         [[s, str(n), f"{100 * n / total:.1f}%"] for s, n in stats.statuses.items()]
         + [["total", str(stats.images), "100.0%" if stats.images else "-"]]))
+    verified = stats.statuses.get(Status.VERIFIED.value, 0)
+    parts.append(f"negatives: {stats.negatives} of the {verified} verified images have no objects")
     rows = [[name, str(c.boxes_verified), str(c.boxes_unverified), str(c.images)]
             for name, c in stats.classes.items()]
     rows.append(["total", str(sum(c.boxes_verified for c in stats.classes.values())),

@@ -3,23 +3,45 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from tqdm import tqdm
 
-from autolabel_gui.app.project import ProjectSettings
+from autolabel_gui.app.project import ProjectSettings, class_list_for
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.formats.export import ORIENTATION_NOTE, ExportError, export_dataset, read_class_list
+from autolabel_gui.formats.export import (
+    ORIENTATION_NOTE,
+    ExportError,
+    export_dataset,
+)
+
+
+def folder_classes(args: argparse.Namespace, settings: ProjectSettings, folder: ImageFolder) -> list[str]:
+    """The class list of ``export`` and ``stats``; where it came from is said when it is the VOC files'."""
+    classes, note = class_list_for(getattr(args, "classes", None), settings, folder)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    return classes
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl+C, so the staging folder is removed on the way out."""
+    raise SystemExit(128 + signum)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         settings = ProjectSettings.load(args.folder)
         folder = ImageFolder(args.folder, args.annotations or settings.annotations_path(args.folder))
-        classes = read_class_list(args.classes_file) if args.classes_file else settings.classes
+        for note in settings.notes:
+            print(f"warning: {note}", file=sys.stderr)
+        classes = folder_classes(args, settings, folder)
     except (ValueError, OSError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    for problem in folder.problems:
+        print(f"warning: {problem}", file=sys.stderr)
     bars: dict[str, tqdm] = {}
 
     def progress(phase: str, done: int, total: int) -> None:
@@ -30,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         bars[phase].n = done
         bars[phase].refresh()
 
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         result = export_dataset(folder, args.format, args.out, classes, args.verified_only, progress)
     except ExportError as exc:
@@ -38,11 +61,17 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: writing the export failed, nothing was kept: {exc}", file=sys.stderr)
         return 1
+    except (SystemExit, KeyboardInterrupt) as exc:
+        print("interrupted: the export was stopped and nothing was kept", file=sys.stderr)
+        return exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 130
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for bar in bars.values():
             bar.close()
     for problem in result.skipped:
         print(f"warning: {problem}", file=sys.stderr)
+    for problem in result.dropped:
+        print(f"note: {problem}", file=sys.stderr)
     if result.turned:
         shown = ", ".join(result.turned[:5]) + (", ..." if len(result.turned) > 5 else "")
         print(f"note: {len(result.turned)} images carry an EXIF orientation ({shown}): {ORIENTATION_NOTE}",
@@ -50,6 +79,4 @@ def run(args: argparse.Namespace) -> int:
     which = "verified" if args.verified_only else "labelled"
     print(f"exported {result.images} {which} images ({result.boxes} boxes, {result.negatives} without objects) "
           f"as {result.fmt.upper()} to {result.out}")
-    if result.images == 0:
-        print(f"note: no {which} images found; nothing but the dataset skeleton was written", file=sys.stderr)
     return 0

@@ -1,8 +1,8 @@
 """``autolabel-gui [FOLDER]``: the review window.
 
-Command-line model options override what the folder remembers for this session only; the
-folder's settings change when the user edits them in the Settings dialog. Without FOLDER the
-last folder is opened again.
+Command-line model options override what the folder remembers and are saved with the folder,
+as the Settings dialog saves them (``--classes a,b`` once, and the folder keeps its classes).
+Without FOLDER the last folder is opened again.
 """
 
 from __future__ import annotations
@@ -18,6 +18,23 @@ CLOSE_WAIT_MS = 1500
 """How long closing the window waits for the detector before the process ends without it."""
 
 
+def _gives_settings(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name, None) is not None for name in _SAVED_OPTIONS)
+
+
+_SAVED_OPTIONS = ("classes", "prompt", "box_threshold", "text_threshold", "batch_size", "device", "precision",
+                  "weights", "config", "text_encoder", "annotations")
+
+
+def _save(folder: Path, settings: ProjectSettings) -> None:
+    """Keep what the command line gave with the folder, as the Settings dialog does (validated
+    by ``with_args``, so only valid values reach the file)."""
+    try:
+        settings.save(folder)
+    except (OSError, ValueError) as exc:
+        print(f"autolabel-gui: warning: settings not saved in {folder}: {exc}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from autolabel_gui.gui.app import close_on_interrupt, create_app
     from autolabel_gui.gui.main_window import MainWindow
@@ -29,15 +46,21 @@ def run(args: argparse.Namespace) -> int:
         last = str(window.qsettings.value("last_folder", "") or "")
         folder = Path(last) if last and Path(last).is_dir() else None
     if folder is not None:
+        if not folder.is_dir():
+            print(f"autolabel-gui: {folder}: not a folder", file=sys.stderr)
+            return 2
         try:
             settings = ProjectSettings.load(folder).with_args(args)
         except ValueError as exc:
             print(f"autolabel-gui: {exc}", file=sys.stderr)
             return 2
-        if not folder.is_dir():
-            print(f"autolabel-gui: {folder}: not a folder", file=sys.stderr)
-            return 2
+        for note in settings.notes:
+            print(f"autolabel-gui: warning: {note}", file=sys.stderr)
+        if _gives_settings(args):
+            _save(folder, settings)
         window.open_folder(folder, settings)
+        if settings.notes:
+            window.show_message(settings.notes[0], error=True)
     window.show()
     _keep = close_on_interrupt(window)  # noqa: F841
     return serve(app, window)

@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _err(str(exc))
         return 2
+    for line in settings.notes:
+        print(f"warning: {line}", file=sys.stderr)
     if not settings.classes:
         _err("no classes: pass --classes person,dog (they are remembered for this folder)")
         return 2
@@ -61,13 +63,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         settings.save(folder)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         print(f"warning: cannot save the settings in {folder}: {exc}", file=sys.stderr)
     images = ImageFolder(folder, annotations=args.voc_dir)
     for problem in images.problems:
         print(f"warning: {problem}", file=sys.stderr)
     sweep_leftovers(images)
-    cache = ProposalCache(args.cache) if args.cache else ProposalCache.for_folder(folder)
+    try:
+        cache = ProposalCache(args.cache) if args.cache else ProposalCache.for_folder(folder)
+    except (OSError, sqlite3.Error) as exc:
+        where = args.cache or folder / ".autolabel"
+        _err(f"cannot open the proposal cache {where}: {exc}; pass --cache FILE in a folder you can write to")
+        return 2
     return _label(args, images, cache, settings, config, ontology)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -22,9 +23,12 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _target_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            # mkstemp's private 0600 would carry over the rename: teammates could not read the file
+            _set_mode(fh.fileno(), mode)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -36,6 +40,39 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
             pass
         raise
     _fsync_dir(path.parent)
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it; set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 less the umask (0644 under the usual 022)."""
+    return 0o666 & ~current_umask()
+
+
+def new_dir_mode() -> int:
+    """The mode ``mkdir`` gives a new folder: 0777 less the umask (0755 under 022)."""
+    return 0o777 & ~current_umask()
+
+
+def _target_mode(path: Path) -> int:
+    """A replaced file keeps its own permission bits; a new one gets what the umask allows."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return new_file_mode()
+
+
+def _set_mode(fd: int, mode: int) -> None:
+    if hasattr(os, "fchmod"):
+        try:
+            os.fchmod(fd, mode)
+        except OSError:  # a file system without permission bits (FAT, some shares)
+            pass
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:

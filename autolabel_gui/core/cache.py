@@ -105,12 +105,33 @@ class ProposalCache:
     and the file are kept from when it held proposals only, so existing caches open unchanged.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        """Open (creating it if needed) the cache at ``path``.
+
+        ``read_only`` is for reports (``stats``): the file is opened with SQLite's ``mode=ro``
+        (``immutable=1`` when even that needs a write, as WAL does in a read-only folder),
+        nothing is created, and a corrupt file raises ``sqlite3.DatabaseError`` instead of
+        being moved aside: a reading command never changes the dataset.
+        """
         self.path = Path(path)
+        self.read_only = read_only
         self.moved_aside: Path | None = None
         self._lock = threading.RLock()
+        if read_only:
+            self._conn = self._connect_read_only()
+            return
+        existed = self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = self._open()
+        try:
+            self._conn = self._open()
+        except BaseException:
+            if not existed:  # a full disk: no empty cache.sqlite left to puzzle over
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    try:
+                        os.unlink(self.path.with_name(self.path.name + suffix))
+                    except OSError:
+                        pass
+            raise
 
     @classmethod
     def for_folder(cls, root: Path | str) -> ProposalCache:
@@ -150,6 +171,33 @@ class ProposalCache:
             raise
         return conn
 
+    def _connect_read_only(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise sqlite3.OperationalError(f"{self.path}: no such cache file")
+        uri = self.path.absolute().as_uri()
+        last: sqlite3.Error | None = None
+        for options in ("mode=ro", "mode=ro&immutable=1"):
+            try:
+                conn = sqlite3.connect(f"{uri}?{options}", uri=True, timeout=5.0, check_same_thread=False,
+                                       isolation_level=None)
+            except sqlite3.Error as exc:
+                last = exc
+                continue
+            try:
+                conn.execute("PRAGMA query_only=1")
+                if conn.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
+                    raise sqlite3.DatabaseError(f"{self.path}: a cache of an older version (not read)")
+                conn.execute("SELECT count(*) FROM reviews").fetchone()
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                if getattr(exc, "sqlite_errorcode", None) in _CORRUPTION_CODES or "older version" in str(exc):
+                    raise
+                last = exc
+                continue
+            return conn
+        assert last is not None
+        raise last
+
     def _move_aside(self, exc: Exception) -> None:
         """Keep the broken file for inspection and start afresh: the model redoes the proposals;
         the review records and output digests stay in the moved file only (see the module doc)."""
@@ -174,7 +222,7 @@ class ProposalCache:
             try:
                 return op(self._conn)
             except sqlite3.DatabaseError as exc:
-                if getattr(exc, "sqlite_errorcode", None) not in _CORRUPTION_CODES:
+                if self.read_only or getattr(exc, "sqlite_errorcode", None) not in _CORRUPTION_CODES:
                     raise
                 self._conn.close()
                 self._move_aside(exc)

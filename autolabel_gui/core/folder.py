@@ -36,6 +36,20 @@ def natural_key(s: str) -> tuple[tuple[str | int, ...], str]:
     return tuple(parts), s
 
 
+def _is_utf8(name: str) -> bool:
+    """False for a name ``os`` decoded with surrogate escapes (bytes that are not UTF-8)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_name(name: str) -> str:
+    """``name`` with undecodable bytes shown as ``\\xff``: printable, never raising."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 _PathKey = tuple[tuple[tuple[str | int, ...], str], ...]
 """Natural keys component by component, so ``a/2.jpg`` sorts before ``a/10.jpg`` and ``a b.jpg``."""
 
@@ -125,6 +139,11 @@ class ImageFolder:
                     continue
                 rel = prefix + name
                 is_image = os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+                if not _is_utf8(name):
+                    if is_image or entry.is_dir():
+                        problems.append(f"{printable_name(rel)}: skipped, its name is not valid UTF-8 "
+                                        "(it cannot be written into a label file or a dataset; rename it)")
+                    continue
                 try:
                     if entry.is_dir():
                         st = entry.stat()
@@ -146,18 +165,31 @@ class ImageFolder:
 
     @staticmethod
     def _annotation_names(images: list[str], problems: list[str]) -> dict[str, str]:
-        """Give images that share a stem (``x.jpg``, ``x.png``) distinct XML names.
+        """Give every image its own XML name, case-insensitively, whatever names the folder holds.
 
-        The first in natural order keeps ``x.xml`` (what labelImg expects); the others get
-        ``x.png.xml`` so that saving one can never overwrite the other's boxes.
+        First every image that can have ``stem.xml`` (what labelImg expects) gets it, the first
+        in natural order winning a shared stem (``x.jpg`` before ``x.png``); only then do the
+        others get ``x.png.xml``, or ``x.png~2.xml``... when that is taken too (by the image
+        ``x.png.jpg``, say). Natural names go first so that adding an image to a folder never
+        takes an existing image's file away from it.
         """
-        owner: dict[str, str] = {}
-        renamed: dict[str, str] = {}
+        taken: dict[str, str] = {}
+        later: list[str] = []
         for rel in images:
             key = _xml_name(rel).casefold()
-            if key in owner:
-                renamed[rel] = rel + ".xml"
-                problems.append(f"{rel}: shares its name with {owner[key]}, its boxes go to {rel}.xml")
+            if key in taken:
+                later.append(rel)
             else:
-                owner[key] = rel
+                taken[key] = rel
+        renamed: dict[str, str] = {}
+        for rel in later:
+            base, n = rel, 1
+            candidate = base + ".xml"
+            while candidate.casefold() in taken:
+                n += 1
+                candidate = f"{base}~{n}.xml"
+            taken[candidate.casefold()] = rel
+            renamed[rel] = candidate
+            owner = taken[_xml_name(rel).casefold()]
+            problems.append(f"{rel}: shares its name with {owner}, its boxes go to {candidate}")
         return renamed

@@ -18,9 +18,12 @@ fails with one clear ``ImageLoadError`` that names the file and the reason.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import stat
 import struct
+import threading
 import warnings
 from pathlib import Path
 
@@ -48,10 +51,65 @@ class ImageLoadError(Exception):
         super().__init__(f"{path}: {reason}")
 
 
+class DecodeBudget:
+    """Memory that image decodes may use at once, shared by every thread of the process.
+
+    A decode first reserves what it will need at its peak (file bytes, Pillow's pixel buffer,
+    the RGB result and one more RGB copy for conversion or orientation) and waits while other
+    decodes hold the rest, so the pipeline's two decode threads plus its prefetch queue never
+    decode two huge images at once. An image that alone needs more than the whole budget is
+    refused before any pixel is decoded.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.in_use = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    def check(self, path: Path, need: int) -> None:
+        """Refuse an image that could never be decoded within the budget."""
+        if need > self.total:
+            raise ImageLoadError(path, f"too large to decode: it needs about {need / GB:.1f} GB of memory, more "
+                                       f"than the {self.total / GB:.1f} GB images may use")
+
+    @contextlib.contextmanager
+    def reserve(self, path: Path, need: int):
+        self.check(path, need)
+        with self._cond:
+            self._cond.wait_for(lambda: self.in_use + need <= self.total)
+            self.in_use += need
+            self.peak = max(self.peak, self.in_use)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.in_use -= need
+                self._cond.notify_all()
+
+
+GB = 1 << 30
+DECODE_BUDGET = DecodeBudget(3 * GB)
+"""3 GB: a 20,000 x 15,000 scan (2.1 GB at its peak) decodes; a 22,000 x 22,000 one (3.4 GB) is refused."""
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
+"""Bytes per pixel of Pillow's buffer; 4 for everything else (Pillow keeps RGB as 4 bytes)."""
+
+
+def decode_need(size: tuple[int, int], mode: str, file_bytes: int) -> int:
+    """Peak bytes one decode of an image this size needs (see ``DecodeBudget``)."""
+    width, height = size
+    return file_bytes + width * height * (_MODE_BYTES.get(mode, 4) + 3 + 3)
+
+
 def load_image(path: Path | str) -> np.ndarray:
     """Decode ``path`` to a C-contiguous (H, W, 3) uint8 RGB array in display orientation."""
     path = Path(path)
-    data = _read_bytes(path)
+    data, need = _read_checked(path)
+    with DECODE_BUDGET.reserve(path, need):
+        return _decode(path, data)
+
+
+def _decode(path: Path, data: bytes) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as im:
             _check_pixels(path, im.size)
@@ -118,18 +176,41 @@ def _stored_size(im: Image.Image) -> tuple[int, int]:
     return im.size
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_checked(path: Path) -> tuple[bytes, int]:
+    """The file's bytes and its decode need, the header checked before the rest is read.
+
+    A 2 GB file of junk named ``.jpg`` is refused after its first bytes, and an image too large
+    for the pixel limit or the decode budget before its data is read.
+    """
     try:
-        data = path.read_bytes()
+        # O_NONBLOCK: a FIFO named like an image must not block the open
+        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)),
+                  "rb", buffering=0) as raw:
+            st = os.fstat(raw.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise ImageLoadError(path, "not a regular file")
+            if st.st_size == 0:
+                raise ImageLoadError(path, "empty file (0 bytes)")
+            fh = io.BufferedReader(raw)
+            try:
+                with Image.open(fh) as im:
+                    _check_pixels(path, im.size)
+                    need = decode_need(im.size, im.mode, st.st_size)
+            except UnidentifiedImageError:
+                raise ImageLoadError(path, "not an image, or an image format that cannot be read") from None
+            except Image.DecompressionBombError as exc:
+                raise ImageLoadError(path, f"too large ({exc})") from None
+            except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError) as exc:
+                raise ImageLoadError(path, f"corrupt or truncated image data ({exc})") from None
+            DECODE_BUDGET.check(path, need)
+            fh.seek(0)
+            return fh.read(), need
     except FileNotFoundError:
         raise ImageLoadError(path, "file not found") from None
     except IsADirectoryError:
         raise ImageLoadError(path, "is a folder, not an image") from None
     except OSError as exc:
         raise ImageLoadError(path, f"cannot be read ({exc.strerror or exc})") from None
-    if not data:
-        raise ImageLoadError(path, "empty file (0 bytes)")
-    return data
 
 
 def _is_empty(path: Path) -> bool:

@@ -35,7 +35,15 @@ from autolabel_gui.detection.class_scoring import (
     build_chunks,
     merge_duplicates,
 )
-from autolabel_gui.detection.gdino_spec import DEFAULT_TEXT_ENCODER, PACKAGE_CONFIG, model_config_path
+from autolabel_gui.detection.gdino_spec import (
+    DEFAULT_TEXT_ENCODER,
+    PACKAGE_CONFIG,
+    ConfigRefused,
+    config_literals,
+    model_config_path,
+    read_config_text,
+    resized_size,
+)
 from autolabel_gui.detection.ids import model_id_for
 
 log = logging.getLogger(__name__)
@@ -115,7 +123,7 @@ def _text_encoder_hint(text_encoder: str) -> str:
 
 def _config_file(config: DetectorConfig) -> Path:
     config_path = model_config_path(config)
-    if config_path is None or not config_path.is_file():
+    if config_path is None or not config_path.exists():
         raise DetectorUnavailable(f"{config_path or PACKAGE_CONFIG}: Grounding DINO config not found (--config)")
     return config_path
 
@@ -124,9 +132,12 @@ def _load_config(config_path: Path, text_encoder: str | None):
     from groundingdino.util.slconfig import SLConfig
 
     try:
-        cfg = SLConfig.fromfile(str(config_path))
-    except Exception as exc:  # the config is Python code: any error means "cannot use this file"
+        text = read_config_text(config_path)
+        cfg = SLConfig(config_literals(text, config_path), cfg_text=text, filename=str(config_path))
+    except (OSError, UnicodeDecodeError) as exc:
         raise DetectorUnavailable(f"{config_path}: cannot read Grounding DINO config: {exc}") from exc
+    except (ConfigRefused, KeyError) as exc:  # KeyError: a key SLConfig reserves
+        raise DetectorUnavailable(f"cannot use Grounding DINO config: {exc}") from exc
     if text_encoder:
         cfg.text_encoder_type = text_encoder
     cfg.text_encoder_type = str(cfg.get("text_encoder_type", DEFAULT_TEXT_ENCODER))
@@ -217,7 +228,8 @@ def preprocess(image: np.ndarray, size: int, max_size: int) -> torch.Tensor:
     """
     import groundingdino.datasets.transforms as T
 
-    resized, _ = T.RandomResize([size], max_size=max_size)(Image.fromarray(image), None)
+    height, width = image.shape[:2]
+    resized, _ = T.resize(Image.fromarray(image), None, resized_size(width, height, size, max_size))
     pixels = np.asarray(resized)
     table = normalize_table()
     out = np.empty((3, *pixels.shape[:2]), np.float32)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from autolabel_gui.core.boxes import Box, BoxState
-from autolabel_gui.formats.voc import AnnotationError
+from autolabel_gui.core.safe_read import INDEX_FILE_LIMIT
+from autolabel_gui.formats.voc import AnnotationError, read_label_file
 
 FIXED_NAMES: tuple[str, ...] = ("annotations.json", "_annotations.coco.json")
 """Names used by CVAT/labelme exports and by Roboflow; ``instances*.json`` is COCO's own."""
@@ -60,8 +61,8 @@ def _normalize(name: str) -> str:
 
 def coco_files(folder: Path) -> list[Path]:
     """The COCO JSON files of one folder, in a fixed order."""
-    found = [folder / n for n in FIXED_NAMES if (folder / n).is_file()]
-    found += sorted(p for p in folder.glob("instances*.json") if p.is_file())
+    found = [folder / n for n in FIXED_NAMES if (folder / n).exists()]
+    found += sorted(p for p in folder.glob("instances*.json") if p.exists())
     return found
 
 
@@ -89,10 +90,13 @@ def load_index(path: Path) -> CocoIndex:
 
 def parse_coco(path: Path) -> CocoIndex:
     """Read a COCO detection file; anything malformed raises AnnotationError naming it."""
+    raw = read_label_file(path, INDEX_FILE_LIMIT)
     try:
-        data = json.loads(Path(path).read_bytes())
-    except (OSError, ValueError) as exc:
+        data = json.loads(raw)
+    except ValueError as exc:
         raise AnnotationError(path, f"not a readable JSON file: {exc}") from exc
+    except RecursionError:
+        raise AnnotationError(path, "not read: JSON nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise AnnotationError(path, "not a COCO file: no 'images' list")
     try:

@@ -24,7 +24,7 @@ def load_existing_labels(folder: ImageFolder, rel: str, class_names: list[str]) 
     ``class_names`` is the class list for YOLO files with no ``classes.txt``/``data.yaml``.
     """
     voc = folder.voc_path(rel)
-    if voc.is_file():
+    if voc.exists():
         return read_voc(voc)
     return load_foreign_labels(folder, rel, class_names)
 
@@ -37,7 +37,7 @@ def load_foreign_labels(folder: ImageFolder, rel: str, class_names: list[str]) -
 
 def _from_yolo(folder: ImageFolder, image: Path, class_names: list[str]) -> ImageLabels | None:
     for label_file in yolo.label_candidates(image):
-        if not label_file.is_file():
+        if not label_file.exists():
             continue
         # Look up to two levels above the opened folder: ``dataset/data.yaml`` for ``dataset/images/train``.
         class_file = yolo.find_class_file(label_file, image, folder.root.absolute().parent.parent)

@@ -9,6 +9,7 @@ writers are used and where they are not, and why: docs/decisions/0007-export.md.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -17,11 +18,12 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
+from autolabel_gui.core.atomic import new_dir_mode
 from autolabel_gui.core.boxes import ImageLabels
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import ImageLoadError, image_size, orientation_of
 from autolabel_gui.formats.registry import EXPORT_FORMATS
-from autolabel_gui.formats.voc import AnnotationError, read_voc, voc_bytes
+from autolabel_gui.formats.voc import AnnotationError, read_voc, voc_bytes, voc_corners
 
 FLAT_SEPARATOR = "__"
 """Joins sub-folder names into one file name: ``a/b/img.jpg`` -> ``a__b__img.jpg``."""
@@ -48,6 +50,10 @@ class ExportCancelled(ExportError):
     """The user stopped the export; the staging folder was removed."""
 
 
+class NothingToExport(ExportError):
+    """No image qualifies (e.g. 0 verified images): nothing was written, not even an empty dataset."""
+
+
 @dataclass(frozen=True, slots=True)
 class ExportItem:
     """One image as it will appear in the dataset."""
@@ -72,6 +78,13 @@ class ExportPlan:
     """Images left out because their annotation or image could not be read, with the reason."""
     turned: list[str] = field(default_factory=list)
     """Images whose EXIF orientation turns or flips them: see ``ORIENTATION_NOTE``."""
+    dropped: list[str] = field(default_factory=list)
+    """Images some of whose boxes cover no area inside the image: left out in every format."""
+
+    @property
+    def negatives(self) -> int:
+        """Images exported with no boxes (verified: nothing of any class is in them)."""
+        return sum(1 for item in self.items if not item.labels.boxes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +97,7 @@ class ExportResult:
     linked: int
     skipped: list[str]
     turned: list[str]
+    dropped: list[str] = field(default_factory=list)
 
 
 def read_class_list(path: Path) -> list[str]:
@@ -101,6 +115,10 @@ def read_class_list(path: Path) -> list[str]:
     return names
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+"""Line breaks and other control characters: a name with one would split ``trainval.txt``."""
+
+
 def flat_name(rel: str) -> str:
     """``a/b/img.jpg`` -> ``a__b__img.jpg``: every format here wants one flat images folder."""
     return FLAT_SEPARATOR.join(PurePosixPath(rel).parts)
@@ -115,7 +133,7 @@ def unique_names(rels: list[str], suffix_for: Callable[[str], str]) -> dict[str,
     taken: set[str] = set()
     names: dict[str, str] = {}
     for rel in rels:
-        stem = PurePosixPath(flat_name(rel)).stem
+        stem = _CONTROL.sub("_", PurePosixPath(flat_name(rel)).stem)
         suffix = suffix_for(rel)
         candidate, n = stem, 1
         while candidate.casefold() in taken:
@@ -151,7 +169,7 @@ def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = T
     """
     if not classes:
         raise ExportError("no class list: set the folder's classes (window or `label --classes`) "
-                          "or pass --classes FILE")
+                          "or pass --classes a,b or --classes FILE")
     known = set(classes)
     plan = ExportPlan(classes=list(classes))
     unknown: list[str] = []
@@ -163,7 +181,7 @@ def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = T
         if progress is not None and i % READ_REPORT_EVERY == 0:
             progress("reading", i, total)
         voc = folder.voc_path(rel)
-        if not voc.is_file():
+        if not voc.exists():
             continue
         try:
             labels = read_voc(voc)
@@ -180,6 +198,11 @@ def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = T
         if problem:
             plan.skipped.append(f"{rel}: skipped, {problem}")
             continue
+        kept = [b for b in labels.boxes if voc_corners(b, labels.width, labels.height) is not None]
+        if len(kept) != len(labels.boxes):
+            plan.dropped.append(f"{rel}: {len(labels.boxes) - len(kept)} box(es) with no area inside the "
+                                "image left out")
+            labels = replace(labels, boxes=kept)
         chosen.append((rel, labels))
         if exif_orientation(folder.image_path(rel)) != 1:
             plan.turned.append(rel)
@@ -189,6 +212,8 @@ def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = T
         more = f"\n... and {len(unknown) - 10} more files" if len(unknown) > 10 else ""
         raise ExportError("boxes with classes outside the class list "
                           f"({', '.join(classes)}):\n" + "\n".join(unknown[:10]) + more)
+    if fmt == "voc":
+        _check_labelmap_names(classes)
     names = unique_names([rel for rel, _ in chosen], lambda rel: _output_suffix(rel, fmt))
     plan.items = [ExportItem(rel, folder.image_path(rel), names[rel], labels) for rel, labels in chosen]
     return plan
@@ -234,9 +259,17 @@ def export_dataset(folder: ImageFolder, fmt: str, out: Path, classes: list[str],
     out = Path(out).absolute()
     check_output(out, folder.root)
     plan = plan_export(folder, classes, verified_only, fmt, should_stop, progress)
+    if not plan.items:
+        which = "verified" if verified_only else "labelled"
+        raise NothingToExport(f"no {which} images in {folder.root}"
+                              + (f" ({len(plan.skipped)} skipped, see above)" if plan.skipped else "")
+                              + f"; nothing was written to {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    sweep_stale_stages(out)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=STAGE_SUFFIX, dir=out.parent))
     try:
+        # mkdtemp's private 0700 would carry over the rename: the dataset gets the umask's mode
+        os.chmod(stage, new_dir_mode())
         linked = EXPORT_FORMATS[fmt].write()(stage, plan, _Ticker(len(plan.items), progress, should_stop))
         _flush_to_disk()
         _commit(stage, out)
@@ -245,7 +278,68 @@ def export_dataset(folder: ImageFolder, fmt: str, out: Path, classes: list[str],
         raise
     boxes = sum(len(item.labels.boxes) for item in plan.items)
     negatives = sum(1 for item in plan.items if not item.labels.boxes)
-    return ExportResult(out, fmt, len(plan.items), boxes, negatives, linked, plan.skipped, plan.turned)
+    return ExportResult(out, fmt, len(plan.items), boxes, negatives, linked, plan.skipped, plan.turned, plan.dropped)
+
+
+STAGE_SUFFIX = ".partial"
+"""A staging folder is ``.OUT.PID.RANDOM.partial``: the id of the process building it tells a
+later export whether it was abandoned (the process was killed)."""
+
+
+def sweep_stale_stages(out: Path) -> list[Path]:
+    """Remove the staging folders of earlier exports to ``out`` whose process is gone (killed).
+
+    Only folders named as ``export_dataset`` names them whose process no longer runs on this
+    machine; anything else beside ``out`` is left alone.
+    """
+    removed: list[Path] = []
+    prefix = f".{out.name}."
+    try:
+        entries = list(os.scandir(out.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not (entry.name.startswith(prefix) and entry.name.endswith(STAGE_SUFFIX)):
+            continue
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            pid = int(entry.name[len(prefix):].split(".", 1)[0])
+        except ValueError:
+            continue
+        if _process_alive(pid):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def voc_class_names(folder: ImageFolder) -> list[str]:
+    """The classes used in ``folder``'s VOC files, sorted: the class list of a folder labelled
+    elsewhere (labelImg, CVAT) that has no project settings. Unreadable files are passed over
+    here; the export reports them."""
+    names: set[str] = set()
+    for rel in folder.images:
+        voc = folder.voc_path(rel)
+        if not voc.exists():
+            continue
+        try:
+            names.update(b.label for b in read_voc(voc).boxes)
+        except AnnotationError:
+            continue
+    return sorted(names)
 
 
 class _Ticker:
@@ -378,6 +472,16 @@ def write_voc_dataset(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
                       "".join(f"{item.stem}\n" for item in plan.items))
     _write(stage / "labelmap.txt", _labelmap(plan.classes))
     return linked
+
+
+def _check_labelmap_names(classes: list[str]) -> None:
+    """``labelmap.txt`` is ``name:color::`` lines with ``#`` comments: a name with ``:``, a line
+    break or a leading ``#`` would be read back as another class or none. Refused, not mangled."""
+    bad = [n for n in classes if ":" in n or n.lstrip().startswith("#") or _CONTROL.search(n)]
+    if bad:
+        raise ExportError("class names that cannot be written to VOC's labelmap.txt (no ':', no line break, "
+                          f"no leading '#'): {', '.join(repr(n) for n in bad)}; rename the class or export "
+                          "as YOLO or COCO")
 
 
 def _labelmap(classes: list[str]) -> str:

@@ -28,6 +28,7 @@ from lxml import etree
 
 from autolabel_gui.core.atomic import atomic_write_bytes
 from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
+from autolabel_gui.core.safe_read import LABEL_FILE_LIMIT, UnsafeFileError, read_limited
 
 log = logging.getLogger(__name__)
 
@@ -136,12 +137,17 @@ def read_voc(path: Path | str) -> ImageLabels:
     clamped to the image when its size is known. Raises
     AnnotationError naming the file and the reason for anything else.
     """
-    path = Path(path)
+    return parse_voc(read_label_file(path), path)
+
+
+def read_label_file(path: Path | str, limit: int = LABEL_FILE_LIMIT) -> bytes:
+    """The bytes of one annotation file, read as untrusted input (``core.safe_read``)."""
     try:
-        data = path.read_bytes()
+        return read_limited(path, limit)
+    except UnsafeFileError as exc:
+        raise AnnotationError(path, exc.reason) from exc
     except OSError as exc:
         raise AnnotationError(path, f"cannot be read ({exc.strerror or exc})") from exc
-    return parse_voc(data, path)
 
 
 def parse_voc(data: bytes, path: Path | str = "<memory>") -> ImageLabels:

@@ -13,7 +13,8 @@ from pathlib import Path
 import yaml
 
 from autolabel_gui.core.boxes import Box, BoxState
-from autolabel_gui.formats.voc import AnnotationError
+from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT
+from autolabel_gui.formats.voc import AnnotationError, read_label_file
 
 CLASS_FILES: tuple[str, ...] = ("classes.txt", "obj.names", "data.yaml", "data.yml")
 """Class-list files, most specific first, as Darknet, labelImg and Ultralytics name them."""
@@ -42,7 +43,7 @@ def find_class_file(label_file: Path, image: Path, stop: Path) -> Path | None:
         while True:
             for name in CLASS_FILES:
                 candidate = folder / name
-                if candidate.is_file():
+                if candidate.exists():
                     return candidate
             if folder == stop or folder.parent == folder or stop not in folder.parents:
                 break
@@ -53,15 +54,12 @@ def find_class_file(label_file: Path, image: Path, stop: Path) -> Path | None:
 def read_class_file(path: Path) -> list[str]:
     """Class names in id order from ``classes.txt``/``obj.names`` (one a line) or ``data.yaml`` (``names``)."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_label_file(path, SMALL_FILE_LIMIT).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
         raise AnnotationError(path, f"cannot read the class list: {exc}") from exc
     if path.suffix not in (".yaml", ".yml"):
         return [line.strip() for line in text.splitlines() if line.strip()]
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise AnnotationError(path, f"not valid YAML: {exc}") from exc
+    data = safe_yaml(text, path)
     names = data.get("names") if isinstance(data, dict) else None
     if isinstance(names, list):
         return [str(n) for n in names]
@@ -77,6 +75,27 @@ def read_class_file(path: Path) -> list[str]:
     raise AnnotationError(path, "no 'names' list of classes")
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors' aliases: a few hundred bytes of nested aliases expand to
+    gigabytes (the YAML "billion laughs"), and no class list needs them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not read", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def safe_yaml(text: str, path: Path) -> object:
+    """Parse a small YAML file without aliases and without deep nesting."""
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise AnnotationError(path, f"not valid YAML: {exc}") from exc
+    except RecursionError:
+        raise AnnotationError(path, "not read: nested too deeply") from None
+
+
 def read_yolo_labels(path: Path, width: int, height: int, class_names: list[str]) -> list[Box]:
     """Parse a label file into accepted pixel boxes clipped to the image.
 
@@ -84,8 +103,8 @@ def read_yolo_labels(path: Path, width: int, height: int, class_names: list[str]
     becomes the box around its polygon, so Ultralytics segment labels load too.
     """
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_label_file(path).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
         raise AnnotationError(path, f"cannot read: {exc}") from exc
     boxes: list[Box] = []
     for number, line in enumerate(text.splitlines(), start=1):

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from autolabel_gui.app.model_progress import folder_writable
 from autolabel_gui.app.project import ProjectSettings, run_id_of
+from autolabel_gui.app.trust import remember_chosen
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.review import ReviewState
 from autolabel_gui.detection.base import create_detector
@@ -283,6 +284,8 @@ class MainWindow(QMainWindow):
             self.show_message(f"{exc}; using default settings", error=True)
             settings = ProjectSettings()
         self.open_folder(Path(chosen), settings)
+        if settings.notes:  # a folder's model setting that was ignored, and why
+            self.show_message(settings.notes[0], error=True)
 
     def _annotation_folder(self, why: str) -> None:
         """Ask where VOC files go; edits whose saves failed are written there at once."""
@@ -323,9 +326,10 @@ class MainWindow(QMainWindow):
             return
         new = dialog.settings()
         root = self.controller.folder.root
+        remember_chosen([v for v in (new.weights, new.config, new.text_encoder) if v])  # the user picked them
         try:
             new.save(root)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             self.show_message(f"{ProjectSettings.path_for(root)}: settings not saved ({exc})", error=True)
         # A new run id (classes, prompts, model, text threshold) or VOC folder is a new view of
         # the folder: reopening rebuilds everything that reads the cache or the VOC files.
