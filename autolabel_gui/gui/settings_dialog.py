@@ -156,8 +156,13 @@ class ClassTable(QWidget):
         self.changed.emit()
 
     def _add_clicked(self) -> None:
+        """A new row is named first: the edit cursor goes to its class-name cell."""
         row = self.add_class()
-        self.table.editItem(self.table.item(row, 0))
+        item = self.table.item(row, 0)
+        self.table.scrollToItem(item)
+        self.table.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.table.setCurrentCell(row, 0)
+        self.table.editItem(item)
 
 
 class PathField(QWidget):
@@ -205,11 +210,13 @@ class SettingsDialog(QDialog):
         self.batch_size.setValue(settings.batch_size)
         self.device = self._combo(DEVICES, settings.device)
         self.precision = self._combo(PRECISIONS, settings.precision)
-        self.weights = PathField(settings.weights, "Grounding DINO checkpoint", file_filter="Checkpoints (*.pth *.pt *.safetensors);;All files (*)",
+        self.weights = PathField(settings.weights, "Grounding DINO checkpoint",
+                                 file_filter="Checkpoints (*.pth *.pt *.safetensors);;All files (*)",
                                  placeholder="default lookup: AUTOLABEL_WEIGHTS, weights/, user data folder")
         self.weights_status = QLabel()
         self.weights_status.setWordWrap(True)
-        self.config = PathField(settings.config, "Grounding DINO config", file_filter="Python config (*.py);;All files (*)",
+        self.config = PathField(settings.config, "Grounding DINO config",
+                                file_filter="Python config (*.py);;All files (*)",
                                 placeholder="the package's SwinT-OGC config")
         self.text_encoder = QLineEdit(settings.text_encoder or "")
         self.text_encoder.setPlaceholderText("bert-base-uncased (or a local folder with a copy of it)")
@@ -219,6 +226,10 @@ class SettingsDialog(QDialog):
         self.error = QLabel()
         self.error.setStyleSheet(_ERROR_STYLE)
         self.error.setWordWrap(True)
+        # Room for two lines, always: a message appearing or going must not move the fields
+        # under the user's pointer (seen: the form jumped 17 px and the next click missed).
+        self.error.setFixedHeight(2 * self.error.fontMetrics().lineSpacing() + 4)
+        self.error.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self._layout()
         (self.in_folder if settings.annotations_dir else self.next_to_images).setChecked(True)
@@ -342,7 +353,6 @@ class SettingsDialog(QDialog):
     def _validate(self) -> bool:
         problem = self.problem()
         self.error.setText(problem or "")
-        self.error.setVisible(problem is not None)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(problem is None)
         return problem is None
 
