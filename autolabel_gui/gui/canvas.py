@@ -44,13 +44,20 @@ MAX_SCALE = 40.0
 # A press has to travel this far (screen pixels) before it edits anything, so a click that
 # only selects a box never nudges it by a jittery pixel.
 DRAG_THRESHOLD = 3
-# A drawn box smaller than this on screen, either way, was a click, not a drag.
-MIN_DRAWN_SIZE = 2
+# A drawn box smaller than this on screen (screen pixels, at any zoom), either way, was a click
+# or a jittery hand, not a drag: seen, a 3x2-pixel jitter made a 2x1 box nobody wanted.
+MIN_DRAWN_SIZE = 4
 # How close (screen pixels) the pointer must be to the selected box's edge to grab that edge.
 EDGE_GRAB = 4
 WHEEL_ZOOM_BASE = 1.0015  # per eighth of a degree: one 15-degree notch zooms by about 1.2x
 
 _BACKGROUND = QColor("#2b2b2b")
+
+
+def is_drawn_drag(width: float, height: float) -> bool:
+    """Whether a draw-mode drag of this many screen pixels, each way, means a box (the sizes
+    come back from image coordinates, so a hair of rounding is forgiven)."""
+    return min(width, height) >= MIN_DRAWN_SIZE - 1e-6
 
 
 @dataclass(slots=True)
@@ -434,7 +441,7 @@ class Canvas(QGraphicsView):
         rect = QRectF(self._draw_from, end).normalized()
         on_screen = self.viewportTransform().mapRect(rect)
         self._end_drawing()
-        if on_screen.width() < MIN_DRAWN_SIZE or on_screen.height() < MIN_DRAWN_SIZE:
+        if not is_drawn_drag(on_screen.width(), on_screen.height()):
             return
         self.box_drawn.emit(Box(rect.left(), rect.top(), rect.right(), rect.bottom(), label=""))
 
