@@ -125,7 +125,7 @@ def test_proposal_is_dashed_with_score_and_accepted_is_solid(canvas):
     assert accepted.pen().style() == Qt.PenStyle.SolidLine
     assert proposal.pen().isCosmetic() and accepted.pen().isCosmetic()
     assert proposal.label_item.text() == "person 0.87"
-    assert accepted.label_item.text() == "cat"
+    assert accepted.label_item.text() == "\u2713 cat 0.91"
     assert proposal.color() == RED and accepted.color() == BLUE
 
     # The dashed outline really has gaps on screen; the solid one has none.

@@ -412,3 +412,39 @@ def test_without_a_remembered_image_a_folder_opens_at_the_first_unverified_one(o
     done = open_review(["a.png", "b.png"], files=verified, root=tmp_path / "done")
     done.wait_shown()
     assert done.controller.current == "a.png", "every image verified: the first one"
+
+
+def _label_texts(h) -> list[str | None]:
+    """What each box's tag on the canvas says (None: not drawn)."""
+    canvas = h.window.canvas
+    return [None if canvas.box_item(i) is None else canvas.box_item(i).label_item.text()
+            for i in range(len(canvas.boxes()))]
+
+
+def test_box_labels_say_what_each_box_is_after_each_key(open_review):
+    h = open_review(["a.png"], PROPOSALS)
+    assert _label_texts(h)[:2] == ["person 0.90", "cat 0.60"]  # proposals: class and score
+    h.press(Key.Key_Tab)
+    h.press(Key.Key_3)  # a digit: the class changes, the box is accepted, the score stays the model's
+    assert _label_texts(h)[0] == "\u2713 cup 0.90"
+    assert h.window.canvas.box_item(0).pen().style() == Qt.PenStyle.SolidLine
+    h.press(Key.Key_Tab)
+    h.press(Key.Key_Return)  # Enter: accepted with its score
+    assert _label_texts(h)[1] == "\u2713 cat 0.60"
+    h.press(Key.Key_W)
+    h.drag((120, 100), (180, 140))
+    h.press(Key.Key_2)
+    assert _label_texts(h)[-1] == "cat"  # drawn by hand: just the class
+    h.press(Key.Key_D)
+    assert [label for label, _ in h.saved("a.png")] == ["cup", "cat", "cat"]  # no score in the file
+
+
+def test_space_and_a_drag_accept_with_the_proposed_score(open_review):
+    h = open_review(["c.png"], PROPOSALS)
+    h.drag((15, 15), (18, 20))
+    assert _label_texts(h)[0] == "\u2713 cup 0.50"
+    assert _label_texts(h)[1] == "person 0.40"
+    h.press(Key.Key_Space)  # the only image: it stays on screen, verified
+    assert h.voc("c.png").verified and h.controller.current == "c.png"
+    assert _label_texts(h) == ["\u2713 cup 0.50", "\u2713 person 0.40"]
+    assert all(h.window.canvas.box_item(i).pen().style() == Qt.PenStyle.SolidLine for i in (0, 1))

@@ -117,12 +117,24 @@ def dragged_box(start: Box, handle: Handle, dx: float, dy: float, width: float, 
     return replace(start, x0=x0, y0=y0, x1=x1, y1=y1)
 
 
+ACCEPTED_MARK = "\u2713"  # a check mark: a human said yes to this box
+
+
 def label_text(box: Box) -> str:
-    """What the label says: the class, and the model's score while it is only a proposal."""
+    """What the label says the box is.
+
+    - a proposal nobody has decided on: its class and the model's score, "cup 0.87";
+    - a proposal the human accepted (Enter, Space, a digit, a drag): the check mark, its class
+      *now* and the score it was proposed with, "\u2713 cup 0.87" (a digit changes the class, the
+      score stays the model's);
+    - a box drawn by hand or read from the annotation file: just its class, "cup".
+    """
     name = box.label or "?"
-    if box.state is BoxState.PROPOSED and box.score is not None:
+    if box.score is None:
+        return name
+    if box.state is BoxState.PROPOSED:
         return f"{name} {box.score:.2f}"
-    return name
+    return f"{ACCEPTED_MARK} {name} {box.score:.2f}"
 
 
 class LabelItem(QGraphicsItem):
