@@ -448,3 +448,14 @@ def test_space_and_a_drag_accept_with_the_proposed_score(open_review):
     assert h.voc("c.png").verified and h.controller.current == "c.png"
     assert _label_texts(h) == ["\u2713 cup 0.50", "\u2713 person 0.40"]
     assert all(h.window.canvas.box_item(i).pen().style() == Qt.PenStyle.SolidLine for i in (0, 1))
+
+
+def test_h_hides_and_shows_the_box_labels(open_review):
+    h = open_review(["a.png"], PROPOSALS)
+    canvas = h.window.canvas
+    assert canvas.box_item(0).label_item.isVisible()
+    h.press(Key.Key_H)
+    assert not any(canvas.box_item(i).label_item.isVisible() for i in (0, 1))
+    assert canvas.box_item(0).isVisible()  # the outlines stay
+    h.press(Key.Key_H)
+    assert canvas.box_item(0).label_item.isVisible() and canvas.box_item(1).label_item.isVisible()

@@ -138,7 +138,8 @@ def label_text(box: Box) -> str:
 
 
 class LabelItem(QGraphicsItem):
-    """The class tag sitting on a box's top-left corner, drawn at a fixed screen size."""
+    """The class tag at a box's top-left corner, drawn at a fixed screen size; the canvas
+    moves it by ``set_offset`` (screen pixels) to keep it on the image (see label_layout)."""
 
     PADDING = 3
 
@@ -154,9 +155,23 @@ class LabelItem(QGraphicsItem):
         self._font.setPixelSize(12)
         self._font.setBold(True)
         self._rect = QRectF()
+        self._offset: tuple[float, float] | None = None  # None: above the corner, the default
 
     def text(self) -> str:
         return self._text
+
+    def size(self) -> tuple[float, float]:
+        """(width, height) in screen pixels."""
+        return self._rect.width(), self._rect.height()
+
+    def set_offset(self, dx: float, dy: float) -> None:
+        """Put the tag's top-left (dx, dy) screen pixels from the box's top-left corner."""
+        if (dx, dy) == (self._rect.x(), self._rect.y()):
+            return
+        self.prepareGeometryChange()
+        self._offset = (dx, dy)
+        self._rect.moveTo(dx, dy)
+        self.update()
 
     def set_style(self, text: str, color: QColor) -> None:
         if text == self._text and color == self._color:
@@ -167,7 +182,8 @@ class LabelItem(QGraphicsItem):
         metrics = QFontMetrics(self._font)
         w = metrics.horizontalAdvance(text) + 2 * self.PADDING
         h = metrics.height() + 2
-        self._rect = QRectF(0, -h, w, h)
+        dx, dy = self._offset if self._offset is not None else (0.0, -h)
+        self._rect = QRectF(dx, dy, w, h)
         self.update()
 
     def boundingRect(self) -> QRectF:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QImage,
@@ -37,6 +37,7 @@ from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.gui.box_item import HANDLE_SIZE, RESIZE_HANDLES, BoxItem, Handle, dragged_box, handle_point
 from autolabel_gui.gui.colors import fallback_color
 from autolabel_gui.gui.image_item import ImageItem, rgb_from_qimage
+from autolabel_gui.gui.label_layout import Rect, label_offset, shown_labels
 
 # Screen pixels kept free around the fitted image, so labels of boxes at the top edge show.
 FIT_MARGIN = 24
@@ -98,6 +99,11 @@ class Canvas(QGraphicsView):
         self._draw_from: QPointF | None = None
         self._rubber: QGraphicsRectItem | None = None
         self._auto_fit = True
+        self._labels_visible = True
+        self._label_timer = QTimer(self)
+        self._label_timer.setSingleShot(True)
+        self._label_timer.setInterval(0)
+        self._label_timer.timeout.connect(self._layout_labels)
         self._configure_view()
 
     # ------------------------------------------------------------------ public interface
@@ -132,6 +138,7 @@ class Canvas(QGraphicsView):
                 self._add_item(index, box)
         self._selected = -1
         self.select(selected)
+        self._layout_labels()
 
     def boxes(self) -> list[Box]:
         """The boxes as the canvas knows them (including edits it has reported)."""
@@ -157,6 +164,7 @@ class Canvas(QGraphicsView):
             if box.label != item.box.label:
                 item.set_color(self._color_for(box.label))
             item.set_box(box)
+        self._schedule_label_layout()
 
     def selected(self) -> int:
         return self._selected
@@ -173,6 +181,14 @@ class Canvas(QGraphicsView):
         self._colors = {name: QColor(color) for name, color in colors.items()}
         for item in self._items.values():
             item.set_color(self._color_for(item.box.label))
+
+    def labels_visible(self) -> bool:
+        return self._labels_visible
+
+    def set_labels_visible(self, visible: bool) -> None:
+        """Show or hide every class tag (H): the outlines stay."""
+        self._labels_visible = visible
+        self._layout_labels()
 
     def box_item(self, index: int) -> BoxItem | None:
         """The drawn item of a box (None when rejected or out of range): for tests and tools."""
@@ -209,6 +225,7 @@ class Canvas(QGraphicsView):
         self._set_scroll_margin(scale)
         self.setTransform(QTransform.fromScale(scale, scale))
         self.centerOn(width / 2, height / 2)
+        self._layout_labels()
 
     def zoom_by(self, factor: float) -> None:
         """Zoom around the centre of the view."""
@@ -326,7 +343,37 @@ class Canvas(QGraphicsView):
         new = self._items.get(index)
         if new is not None:
             new.set_selected(True)
+        self._schedule_label_layout()
         return True
+
+    def _schedule_label_layout(self) -> None:
+        """One layout after a burst of changes (Space updates every box, one call each)."""
+        if not self._label_timer.isActive():
+            self._label_timer.start()
+
+    def _layout_labels(self) -> None:
+        """Place every tag on the image and hide those that would overlap (label_layout's rules).
+
+        Runs when the boxes, the selection or the zoom change: tags keep their screen size, so
+        what fits depends on the zoom."""
+        scale = self.scale_factor()
+        image = (self._image.size[0] * scale, self._image.size[1] * scale)
+        rects: list[Rect | None] = [None] * len(self._boxes)
+        for index, item in self._items.items():
+            rects[index] = self._place_label(item, scale, image)
+        self._label_timer.stop()
+        shown = shown_labels(rects, self._selected) if self._labels_visible else set()
+        for index, item in self._items.items():
+            item.label_item.setVisible(index in shown)
+
+    @staticmethod
+    def _place_label(item: BoxItem, scale: float, image: tuple[float, float]) -> Rect:
+        box = item.box
+        corner = (box.x0 * scale, box.y0 * scale, box.x1 * scale, box.y1 * scale)
+        size = item.label_item.size()
+        dx, dy = label_offset(corner, size, image)
+        item.label_item.set_offset(dx, dy)
+        return corner[0] + dx, corner[1] + dy, size[0], size[1]
 
     def _view_point(self, scene: QPointF) -> QPointF:
         """Scene to viewport coordinates without rounding (mapFromScene rounds to ints)."""
@@ -354,7 +401,7 @@ class Canvas(QGraphicsView):
         for item in self._scene.items(scene):
             if isinstance(item, BoxItem):
                 owner = item
-            elif isinstance(item.parentItem(), BoxItem):
+            elif isinstance(item.parentItem(), BoxItem) and item.isVisible():
                 owner = item.parentItem()  # the label tag belongs to its box
             else:
                 continue
@@ -410,7 +457,10 @@ class Canvas(QGraphicsView):
         new = dragged_box(drag.start, drag.handle, delta.x(), delta.y(), width, height)
         if new != drag.current:
             drag.current = new
-            self._items[drag.index].set_box(new)
+            item = self._items[drag.index]
+            item.set_box(new)
+            scale = self.scale_factor()
+            self._place_label(item, scale, (width * scale, height * scale))
 
     def _finish_drag(self) -> None:
         drag = self._drag
@@ -485,6 +535,7 @@ class Canvas(QGraphicsView):
         self.scale(new / old, new / old)
         after = self._scene_point(anchor)
         self.translate(after.x() - before.x(), after.y() - before.y())
+        self._layout_labels()
 
     def _set_scroll_margin(self, scale: float) -> None:
         """Let the view scroll a little past the image so labels at its edges stay visible."""

@@ -34,7 +34,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("open_folder", "save", "settings", "export", "quit")),
     ("&Review", ("next_image", "prev_image", "accept_all_next", "next_unverified", "rerun")),
     ("&Edit", ("accept_selected", "delete_selected", "draw", "duplicate", "undo", "redo")),
-    ("&View", ("fit", "zoom_in", "zoom_out", "threshold_down", "threshold_up")),
+    ("&View", ("fit", "zoom_in", "zoom_out", "toggle_labels", "threshold_down", "threshold_up")),
     ("&Help", ("help",)),
 )
 WEIGHTS_HINT = "run `autolabel-gui weights download`"
@@ -195,6 +195,7 @@ class MainWindow(QMainWindow):
             "fit": self.canvas.fit,
             "zoom_in": lambda: self.canvas.zoom_by(1.25),
             "zoom_out": lambda: self.canvas.zoom_by(0.8),
+            "toggle_labels": lambda: self.canvas.set_labels_visible(not self.canvas.labels_visible()),
             "help": lambda: ShortcutsDialog(self).exec(),
             "open_folder": self._choose_folder,
             "settings": self._edit_settings,
