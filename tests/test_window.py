@@ -459,3 +459,42 @@ def test_h_hides_and_shows_the_box_labels(open_review):
     assert canvas.box_item(0).isVisible()  # the outlines stay
     h.press(Key.Key_H)
     assert canvas.box_item(0).label_item.isVisible() and canvas.box_item(1).label_item.isVisible()
+
+
+TOWER = LABELIMG.replace(b"<name>person</name>", b"<name>tower</name>")
+
+
+def test_a_class_only_in_the_voc_file_is_listed_and_can_join_the_project(open_review, qtbot):
+    import json
+
+    from autolabel_gui.app.project import ProjectSettings
+
+    h = open_review(["a.png", "b.png"], files={"a.xml": TOWER})
+    panel = h.window.class_panel
+    assert h.controller.current == "b.png"  # a.png is verified; go there
+    h.press(Key.Key_A)
+    h.wait_shown("a.png")
+    texts = [panel.list.item(i).text() for i in range(panel.list.count())]
+    assert len(texts) == 5 and "tower" in texts[4] and "(1)" in texts[4] and "not in the project" in texts[4]
+    assert panel.foreign() == ["tower"] and panel.add_button.isVisible()
+    assert "tower" in panel.add_button.text()
+    panel.list.setCurrentRow(0)
+    qtbot.mouseClick(panel.list.viewport(), Qt.MouseButton.LeftButton,
+                     pos=panel.list.visualItemRect(panel.list.item(4)).center())
+    assert panel.current_class() == "person"  # not a class a drawn box can get
+
+    qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
+    saved = json.loads(ProjectSettings.path_for(h.root).read_text(encoding="utf-8"))
+    assert saved["classes"] == ["person", "cat", "cup", "vehicle", "tower"]
+    h.wait_shown("a.png")
+    panel = h.window.class_panel
+    assert panel.names()[-1] == "tower" and panel.foreign() == [] and not panel.add_button.isVisible()
+    assert panel.list.item(4).text().startswith("5  tower")
+    assert (h.root / "a.xml").read_bytes() == TOWER  # the labels are untouched
+
+
+def test_foreign_classes_are_the_used_labels_the_project_lacks():
+    from autolabel_gui.gui.panels import foreign_classes
+
+    assert foreign_classes(["person", "cat"], {"tower": 2, "person": 1, "bridge": 1, "cat": 0}) == ["bridge", "tower"]
+    assert foreign_classes(["person"], {"person": 3, "gone": 0}) == []

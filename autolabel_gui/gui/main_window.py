@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Slot
@@ -93,6 +94,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.file_panel.image_chosen.connect(self._image_chosen)
         self.class_panel.class_clicked.connect(self._class_clicked)
+        self.class_panel.add_to_project.connect(self._add_to_project)
         self.threshold_panel.threshold_changed.connect(self._threshold_changed)
         self.resize(1400, 900)
         self._restore_geometry()
@@ -258,7 +260,22 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(old, self)
         if not dialog.exec():
             return
-        new = dialog.settings()
+        self._apply_settings(old, dialog.settings())
+
+    @Slot(list)
+    def _add_to_project(self, names: list[str]) -> None:
+        """Classes found in annotation files join the project's list (and its saved settings)."""
+        if self.controller is None:
+            return
+        old = self.controller.settings
+        added = [n for n in names if n not in old.classes]
+        if added:
+            self._apply_settings(old, replace(old, classes=[*old.classes, *added]))
+            self.show_message(f"Added to the project: {', '.join(added)}.")
+
+    def _apply_settings(self, old: ProjectSettings, new: ProjectSettings) -> None:
+        """Save the folder's new settings and show the folder under them."""
+        assert self.controller is not None
         root = self.controller.folder.root
         try:
             new.save(root)
