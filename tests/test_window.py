@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from autolabel_gui.app.session import Status
 from autolabel_gui.core.boxes import BoxState
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.formats.voc import voc_corners
-from autolabel_gui.gui.keymap import KEYMAP, ShortcutsDialog, key_text
+from autolabel_gui.gui.keymap import KEYMAP, ShortcutsDialog, key_text, title
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
@@ -498,3 +500,30 @@ def test_foreign_classes_are_the_used_labels_the_project_lacks():
 
     assert foreign_classes(["person", "cat"], {"tower": 2, "person": 1, "bridge": 1, "cat": 0}) == ["bridge", "tower"]
     assert foreign_classes(["person"], {"person": 3, "gone": 0}) == []
+
+
+def test_menu_entries_are_named_like_the_windows_they_open(open_review):
+    from PySide6.QtCore import QTimer
+
+    h = open_review(["a.png"])
+    menus = {a.text().replace("&", ""): a for a in h.window.menuBar().actions()}
+    entries = {a.objectName(): a for m in menus.values() for a in m.menu().actions()}
+    assert entries["settings"].text() == "Settings…" and entries["export"].text() == "Export…"
+    assert all(entries[b.action].text() == title(b) for b in KEYMAP if b.action in entries)
+    opened = []
+
+    def close_dialog():
+        dialog = QApplication.activeModalWidget()
+        opened.append(dialog.windowTitle())
+        dialog.reject()
+
+    checked = [b for b in KEYMAP if b.dialog]
+    assert {b.action for b in checked} == {"settings", "export", "help", "open_folder"}
+    for b in checked:
+        QTimer.singleShot(0, close_dialog)
+        entries[b.action].trigger()
+        assert opened[-1] == b.dialog, b.action
+        assert entries[b.action].text() == f"{opened[-1]}…"
+    # the README's key table names the same entries
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "File ▸ Open folder…, Settings…, Export…" in readme and "File ▸ Export… (Ctrl+E)" in readme

@@ -38,6 +38,7 @@ from autolabel_gui.formats.export import (
     check_output,
     export_dataset,
 )
+from autolabel_gui.gui.keymap import EXPORT_TITLE
 
 FORMAT_LABELS: tuple[tuple[str, str], ...] = (
     ("yolo", "YOLO (Ultralytics: images/, labels/, data.yaml)"),
@@ -94,7 +95,7 @@ class ExportDialog(QDialog):
 
     def __init__(self, folder: ImageFolder, settings: ProjectSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Export dataset")
+        self.setWindowTitle(EXPORT_TITLE)
         self._folder = folder
         self._classes = list(settings.classes)
         self._stop = threading.Event()

@@ -25,7 +25,7 @@ from autolabel_gui.detection.base import create_detector
 from autolabel_gui.gui.canvas import Canvas
 from autolabel_gui.gui.colors import class_colors
 from autolabel_gui.gui.file_list import FileListPanel
-from autolabel_gui.gui.keymap import MOVE_STEPS, ShortcutsDialog, build_actions
+from autolabel_gui.gui.keymap import MOVE_STEPS, OPEN_FOLDER_TITLE, ShortcutsDialog, build_actions
 from autolabel_gui.gui.panels import ClassPanel, ThresholdPanel
 from autolabel_gui.gui.resume import remember_image, remembered_image
 from autolabel_gui.gui.review_controller import ReviewController
@@ -240,7 +240,7 @@ class MainWindow(QMainWindow):
 
     def _choose_folder(self) -> None:
         start = self.qsettings.value("last_folder", "") or str(Path.home())
-        chosen = QFileDialog.getExistingDirectory(self, "Open a folder of images", str(start))
+        chosen = QFileDialog.getExistingDirectory(self, OPEN_FOLDER_TITLE, str(start))
         if not chosen:
             return
         try:

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.detection.weights import find_weights
+from autolabel_gui.gui.keymap import SETTINGS_TITLE
 
 DEVICES: tuple[tuple[str, str], ...] = (
     ("auto", "auto (CUDA, then MPS, then CPU)"),
@@ -200,7 +201,7 @@ class SettingsDialog(QDialog):
 
     def __init__(self, settings: ProjectSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Project settings")
+        self.setWindowTitle(SETTINGS_TITLE)
         self._original = settings
         self.class_table = ClassTable(settings.classes, settings.prompts)
         self.box_threshold = self._threshold_box(settings.box_threshold)
