@@ -527,3 +527,38 @@ def test_menu_entries_are_named_like_the_windows_they_open(open_review):
     # the README's key table names the same entries
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     assert "File ▸ Open folder…, Settings…, Export…" in readme and "File ▸ Export… (Ctrl+E)" in readme
+
+
+def _highlighted(panel) -> list[str]:
+    """The relpaths the file list shows highlighted (selected rows and the current row)."""
+    rows = {panel.proxy.mapToSource(i).row() for i in panel.view.selectionModel().selectedIndexes()}
+    current = panel.view.currentIndex()
+    if current.isValid():
+        rows.add(panel.proxy.mapToSource(current).row())
+    return sorted(panel.model.relpath(r) for r in rows)
+
+
+def test_filtered_list_highlights_the_image_on_screen(open_review, qtbot):
+    h = open_review(["a.png", "b.png", "c.png", "d.png"], PROPOSALS)
+    panel = h.window.file_panel
+    qtbot.waitUntil(lambda: not h.controller.files.is_scanning())
+    panel.filter_box.setCurrentIndex(1)  # "Not verified"
+    assert _highlighted(panel) == ["a.png"]
+    h.press(Key.Key_S, Mod.ControlModifier)  # a.png verified and still shown: it leaves the list,
+    assert h.controller.current == "a.png"  # and the row that took its place is not highlighted
+    assert panel.proxy.rowCount() == 3 and _highlighted(panel) == []
+    h.press(Key.Key_Tab)
+    h.press(Key.Key_Delete)  # an edit: a.png is back in review, so back in the list
+    h.press(Key.Key_Space)  # verified again; b.png is shown
+    h.wait_shown("b.png")
+    assert panel.proxy.rowCount() == 3
+    assert _highlighted(panel) == ["b.png"]
+    h.press(Key.Key_Space)
+    h.wait_shown("c.png")
+    assert _highlighted(panel) == ["c.png"]
+    h.press(Key.Key_A)  # back to b.png, verified: not in this list, so nothing is highlighted
+    h.wait_shown("b.png")
+    assert _highlighted(panel) == []
+    h.press(Key.Key_D)
+    h.wait_shown("c.png")
+    assert _highlighted(panel) == ["c.png"]
