@@ -39,7 +39,7 @@ from autolabel_gui.gui.colors import fallback_color
 from autolabel_gui.gui.image_item import ImageItem, rgb_from_qimage
 from autolabel_gui.gui.label_layout import Rect, label_offset, shown_labels
 
-# Screen pixels kept free around the fitted image, so labels of boxes at the top edge show.
+# Screen pixels kept free around the fitted image, so the handles of a box at an edge show.
 FIT_MARGIN = 24
 MAX_SCALE = 40.0
 # A press has to travel this far (screen pixels) before it edits anything, so a click that
