@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.gui.box_item import HANDLE_SIZE, Handle, handle_point
-from autolabel_gui.gui.canvas import Canvas
+from autolabel_gui.gui.canvas import Canvas, is_drawn_drag
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QWheelEvent
 from PySide6.QtWidgets import QApplication
@@ -127,7 +127,7 @@ def test_proposal_is_dashed_with_score_and_accepted_is_solid(canvas):
     assert accepted.pen().style() == Qt.PenStyle.SolidLine
     assert proposal.pen().isCosmetic() and accepted.pen().isCosmetic()
     assert proposal.label_item.text() == "person 0.87"
-    assert accepted.label_item.text() == "cat"
+    assert accepted.label_item.text() == "\u2713 cat 0.91"
     assert proposal.color() == RED and accepted.color() == BLUE
 
     # The dashed outline really has gaps on screen; the solid one has none.
@@ -417,6 +417,32 @@ def test_drawing_past_the_border_is_clamped_and_tiny_drags_are_ignored(canvas):
     drag(canvas, start, start + QPointF(1, 30))
     assert len(drawn.calls) == 1
     assert not canvas.is_drawing()
+
+
+def test_draw_size_rule_is_in_screen_pixels():
+    assert not is_drawn_drag(3, 2) and not is_drawn_drag(3.9, 100) and not is_drawn_drag(100, 3.9)
+    assert is_drawn_drag(4, 4) and is_drawn_drag(50, 4)
+
+
+@pytest.mark.parametrize("zoom", [0.3, 1.0, 6.0])
+def test_a_few_pixels_of_jitter_draw_nothing_at_any_zoom(canvas, zoom):
+    drawn = Recorder(canvas.box_drawn)
+    if zoom != 1.0:
+        canvas.zoom_by(zoom)
+    for jitter in (QPointF(3, 2), QPointF(-3, 3), QPointF(1, 1), QPointF(30, 3)):
+        canvas.start_drawing()
+        start = view_point(canvas, 200, 150)
+        drag(canvas, start, start + jitter, steps=3)
+        assert not canvas.is_drawing()
+    assert drawn.calls == []
+
+    canvas.start_drawing()
+    start = view_point(canvas, 200, 150)
+    drag(canvas, start, start + QPointF(5, 4), steps=3)  # small, but a deliberate drag
+    [(box,)] = drawn.calls
+    scale = canvas.scale_factor()
+    assert (box.x1 - box.x0) * scale == pytest.approx(5, abs=0.01)
+    assert (box.y1 - box.y0) * scale == pytest.approx(4, abs=0.01)
 
 
 def test_escape_cancels_drawing(canvas):

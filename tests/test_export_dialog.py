@@ -9,15 +9,17 @@ from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.cli import main
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.formats.registry import EXPORT_FORMATS, ExportFormat
-from autolabel_gui.gui.export_dialog import ExportDialog, default_output
+from autolabel_gui.gui.export_dialog import ExportDialog, default_output, export_summary
 from PySide6.QtCore import Qt
 
-from tests.fixtures.datasets import LabelledFolder
+from tests.fixtures.datasets import LAYOUT, LabelledFolder, make_labelled_folder
 
 
 def _dialog(qtbot, folder: LabelledFolder) -> ExportDialog:
+    """The dialog once it has counted what an export would write."""
     dialog = ExportDialog(ImageFolder(folder.root), ProjectSettings.load(folder.root))
     qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.counted() is not None, timeout=30_000)
     return dialog
 
 
@@ -102,3 +104,37 @@ def test_a_new_format_is_one_module_and_one_registry_entry(qtbot, labelled_folde
     with qtbot.waitSignal(dialog.export_done, timeout=30_000):
         qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
     assert sorted((tmp_path / "data-names" / "names.txt").read_text().splitlines()) == sorted(lines)
+
+
+def test_dialog_says_how_many_images_and_negatives_it_will_export(qtbot, labelled_folder: LabelledFolder) -> None:
+    dialog = _dialog(qtbot, labelled_folder)
+    assert dialog.counted() == (5, 1)  # five verified images, empty.png is the negative
+    assert "5 verified images" in dialog.status.text() and "1 of them negatives" in dialog.status.text()
+    assert dialog.export_button.isEnabled()
+    dialog.include_unverified.setChecked(True)
+    qtbot.waitUntil(lambda: dialog.counted() is not None, timeout=30_000)
+    assert dialog.counted() == (6, 1) and "6 images" in dialog.status.text()
+
+
+def test_with_no_verified_image_export_is_refused_and_nothing_is_written(qtbot, tmp_path: Path) -> None:
+    unverified = tuple(im for im in LAYOUT if not im.verified)
+    folder = make_labelled_folder(tmp_path / "data", unverified)
+    dialog = _dialog(qtbot, folder)
+    assert dialog.counted() == (0, 0)
+    assert not dialog.export_button.isEnabled()
+    assert "Nothing to export" in dialog.status.text() and "verified" in dialog.status.text()
+    assert "Nothing to export" in dialog.export_button.toolTip()
+    dialog.start()  # e.g. a stray Enter: still nothing
+    assert not dialog.running()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    dialog.include_unverified.setChecked(True)  # the unverified one has a file: now there is one
+    qtbot.waitUntil(lambda: dialog.counted() is not None, timeout=30_000)
+    assert dialog.counted() == (1, 0) and dialog.export_button.isEnabled()
+
+
+def test_export_summary_words() -> None:
+    assert export_summary(0, 0, True)[0] is False
+    assert "include the images not yet verified" in export_summary(0, 0, True)[1]
+    assert export_summary(0, 0, False) == (False, "Nothing to export: no image has an annotation file yet.")
+    allowed, text = export_summary(12, 3, True)
+    assert allowed and text.startswith("12 verified images will be exported, 3 of them negatives")

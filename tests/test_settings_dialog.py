@@ -84,7 +84,54 @@ def test_duplicate_class_names_are_refused_with_a_message(qtbot, dialog):
     assert dialog.isVisible() and dialog.result() != SettingsDialog.DialogCode.Accepted
 
     dialog.class_table.set_class(2, "truck")
-    assert ok_button(dialog).isEnabled() and not dialog.error.isVisible()
+    assert ok_button(dialog).isEnabled() and dialog.error.text() == ""
+
+
+def _field_geometry(dialog: SettingsDialog) -> list[tuple[int, int, int, int]]:
+    """Where each field is in the dialog, as the pointer sees it."""
+    fields = (dialog.class_table.table, dialog.box_threshold, dialog.text_threshold, dialog.batch_size,
+              dialog.device, dialog.precision, dialog.weights.edit, dialog.config.edit,
+              dialog.text_encoder, dialog.annotations.edit, ok_button(dialog))
+    out = []
+    for widget in fields:
+        top_left = widget.mapTo(dialog, widget.rect().topLeft())
+        out.append((top_left.x(), top_left.y(), widget.width(), widget.height()))
+    return out
+
+
+def test_form_does_not_move_when_a_message_appears_or_goes(qtbot, dialog):
+    qtbot.wait(10)  # let the first layout settle
+    before = _field_geometry(dialog)
+    dialog.class_table.set_class(2, "cat")  # duplicate: a message appears
+    qtbot.wait(10)
+    assert "unique" in dialog.error.text()
+    assert _field_geometry(dialog) == before
+    dialog.in_folder.setChecked(True)  # another message, a long one
+    dialog.class_table.set_class(2, "vehicle")
+    qtbot.wait(10)
+    assert "annotation folder" in dialog.error.text()
+    assert _field_geometry(dialog) == before
+    dialog.next_to_images.setChecked(True)  # the message goes
+    qtbot.wait(10)
+    assert dialog.error.text() == ""
+    assert _field_geometry(dialog) == before
+
+
+def test_add_puts_the_edit_cursor_in_the_new_class_name(qtbot, dialog):
+    from PySide6.QtWidgets import QLineEdit
+
+    qtbot.mouseClick(dialog.class_table.add_button, Qt.MouseButton.LeftButton)
+    table = dialog.class_table.table
+    assert (table.currentRow(), table.currentColumn()) == (3, 0)
+    assert table.state() == table.State.EditingState
+    editors = [e for e in table.viewport().findChildren(QLineEdit) if e.isVisible()]
+    assert len(editors) == 1 and editors[0].geometry().intersects(table.visualItemRect(table.item(3, 0)))
+    assert not editors[0].geometry().intersects(table.visualItemRect(table.item(3, 1)))
+    qtbot.keyClicks(editors[0], "bottle")
+    assert editors[0].text() == "bottle"
+    qtbot.keyClick(editors[0], Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.class_table.rows()[3] == ("bottle", ""), timeout=2000)
+    assert ok_button(dialog).isEnabled()
 
 
 def test_empty_class_name_is_refused(dialog):

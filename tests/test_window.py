@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from autolabel_gui.app.session import Status
 from autolabel_gui.core.boxes import BoxState
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.formats.voc import voc_corners
-from autolabel_gui.gui.keymap import KEYMAP, ShortcutsDialog, key_text
+from autolabel_gui.gui.keymap import KEYMAP, ShortcutsDialog, key_text, title
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
@@ -423,3 +425,151 @@ def test_without_a_remembered_image_a_folder_opens_at_the_first_unverified_one(o
     done = open_review(["a.png", "b.png"], files=verified, root=tmp_path / "done")
     done.wait_shown()
     assert done.controller.current == "a.png", "every image verified: the first one"
+
+
+def _label_texts(h) -> list[str | None]:
+    """What each box's tag on the canvas says (None: not drawn)."""
+    canvas = h.window.canvas
+    return [None if canvas.box_item(i) is None else canvas.box_item(i).label_item.text()
+            for i in range(len(canvas.boxes()))]
+
+
+def test_box_labels_say_what_each_box_is_after_each_key(open_review):
+    h = open_review(["a.png"], PROPOSALS)
+    assert _label_texts(h)[:2] == ["person 0.90", "cat 0.60"]  # proposals: class and score
+    h.press(Key.Key_Tab)
+    h.press(Key.Key_3)  # a digit: the class changes, the box is accepted, the score stays the model's
+    assert _label_texts(h)[0] == "\u2713 cup 0.90"
+    assert h.window.canvas.box_item(0).pen().style() == Qt.PenStyle.SolidLine
+    h.press(Key.Key_Tab)
+    h.press(Key.Key_Return)  # Enter: accepted with its score
+    assert _label_texts(h)[1] == "\u2713 cat 0.60"
+    h.press(Key.Key_W)
+    h.drag((120, 100), (180, 140))
+    h.press(Key.Key_2)
+    assert _label_texts(h)[-1] == "cat"  # drawn by hand: just the class
+    h.press(Key.Key_D)
+    assert [label for label, _ in h.saved("a.png")] == ["cup", "cat", "cat"]  # no score in the file
+
+
+def test_space_and_a_drag_accept_with_the_proposed_score(open_review):
+    h = open_review(["c.png"], PROPOSALS)
+    h.drag((15, 15), (18, 20))
+    assert _label_texts(h)[0] == "\u2713 cup 0.50"
+    assert _label_texts(h)[1] == "person 0.40"
+    h.press(Key.Key_Space)  # the only image: it stays on screen, verified
+    assert h.voc("c.png").verified and h.controller.current == "c.png"
+    assert _label_texts(h) == ["\u2713 cup 0.50", "\u2713 person 0.40"]
+    assert all(h.window.canvas.box_item(i).pen().style() == Qt.PenStyle.SolidLine for i in (0, 1))
+
+
+def test_h_hides_and_shows_the_box_labels(open_review):
+    h = open_review(["a.png"], PROPOSALS)
+    canvas = h.window.canvas
+    assert canvas.box_item(0).label_item.isVisible()
+    h.press(Key.Key_H)
+    assert not any(canvas.box_item(i).label_item.isVisible() for i in (0, 1))
+    assert canvas.box_item(0).isVisible()  # the outlines stay
+    h.press(Key.Key_H)
+    assert canvas.box_item(0).label_item.isVisible() and canvas.box_item(1).label_item.isVisible()
+
+
+TOWER = LABELIMG.replace(b"<name>person</name>", b"<name>tower</name>")
+
+
+def test_a_class_only_in_the_voc_file_is_listed_and_can_join_the_project(open_review, qtbot):
+    import json
+
+    from autolabel_gui.app.project import ProjectSettings
+
+    h = open_review(["a.png", "b.png"], files={"a.xml": TOWER})
+    panel = h.window.class_panel
+    assert h.controller.current == "b.png"  # a.png is verified; go there
+    h.press(Key.Key_A)
+    h.wait_shown("a.png")
+    texts = [panel.list.item(i).text() for i in range(panel.list.count())]
+    assert len(texts) == 5 and "tower" in texts[4] and "(1)" in texts[4] and "not in the project" in texts[4]
+    assert panel.foreign() == ["tower"] and panel.add_button.isVisible()
+    assert "tower" in panel.add_button.text()
+    panel.list.setCurrentRow(0)
+    qtbot.mouseClick(panel.list.viewport(), Qt.MouseButton.LeftButton,
+                     pos=panel.list.visualItemRect(panel.list.item(4)).center())
+    assert panel.current_class() == "person"  # not a class a drawn box can get
+
+    qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
+    saved = json.loads(ProjectSettings.path_for(h.root).read_text(encoding="utf-8"))
+    assert saved["classes"] == ["person", "cat", "cup", "vehicle", "tower"]
+    h.wait_shown("a.png")
+    panel = h.window.class_panel
+    assert panel.names()[-1] == "tower" and panel.foreign() == [] and not panel.add_button.isVisible()
+    assert panel.list.item(4).text().startswith("5  tower")
+    assert (h.root / "a.xml").read_bytes() == TOWER  # the labels are untouched
+
+
+def test_foreign_classes_are_the_used_labels_the_project_lacks():
+    from autolabel_gui.gui.panels import foreign_classes
+
+    assert foreign_classes(["person", "cat"], {"tower": 2, "person": 1, "bridge": 1, "cat": 0}) == ["bridge", "tower"]
+    assert foreign_classes(["person"], {"person": 3, "gone": 0}) == []
+
+
+def test_menu_entries_are_named_like_the_windows_they_open(open_review):
+    from PySide6.QtCore import QTimer
+
+    h = open_review(["a.png"])
+    menus = {a.text().replace("&", ""): a for a in h.window.menuBar().actions()}
+    entries = {a.objectName(): a for m in menus.values() for a in m.menu().actions()}
+    assert entries["settings"].text() == "Settings…" and entries["export"].text() == "Export…"
+    assert all(entries[b.action].text() == title(b) for b in KEYMAP if b.action in entries)
+    opened = []
+
+    def close_dialog():
+        dialog = QApplication.activeModalWidget()
+        opened.append(dialog.windowTitle())
+        dialog.reject()
+
+    checked = [b for b in KEYMAP if b.dialog]
+    assert {b.action for b in checked} == {"settings", "export", "help", "open_folder"}
+    for b in checked:
+        QTimer.singleShot(0, close_dialog)
+        entries[b.action].trigger()
+        assert opened[-1] == b.dialog, b.action
+        assert entries[b.action].text() == f"{opened[-1]}…"
+    # the README's key table names the same entries
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "File ▸ Open folder…, Settings…, Export…" in readme and "File ▸ Export… (Ctrl+E)" in readme
+
+
+def _highlighted(panel) -> list[str]:
+    """The relpaths the file list shows highlighted (selected rows and the current row)."""
+    rows = {panel.proxy.mapToSource(i).row() for i in panel.view.selectionModel().selectedIndexes()}
+    current = panel.view.currentIndex()
+    if current.isValid():
+        rows.add(panel.proxy.mapToSource(current).row())
+    return sorted(panel.model.relpath(r) for r in rows)
+
+
+def test_filtered_list_highlights_the_image_on_screen(open_review, qtbot):
+    h = open_review(["a.png", "b.png", "c.png", "d.png"], PROPOSALS)
+    panel = h.window.file_panel
+    qtbot.waitUntil(lambda: not h.controller.files.is_scanning())
+    panel.filter_box.setCurrentIndex(1)  # "Not verified"
+    assert _highlighted(panel) == ["a.png"]
+    h.press(Key.Key_S, Mod.ControlModifier)  # a.png verified and still shown: it leaves the list,
+    assert h.controller.current == "a.png"  # and the row that took its place is not highlighted
+    assert panel.proxy.rowCount() == 3 and _highlighted(panel) == []
+    h.press(Key.Key_Tab)
+    h.press(Key.Key_Delete)  # an edit: a.png is back in review, so back in the list
+    h.press(Key.Key_Space)  # verified again; b.png is shown
+    h.wait_shown("b.png")
+    assert panel.proxy.rowCount() == 3
+    assert _highlighted(panel) == ["b.png"]
+    h.press(Key.Key_Space)
+    h.wait_shown("c.png")
+    assert _highlighted(panel) == ["c.png"]
+    h.press(Key.Key_A)  # back to b.png, verified: not in this list, so nothing is highlighted
+    h.wait_shown("b.png")
+    assert _highlighted(panel) == []
+    h.press(Key.Key_D)
+    h.wait_shown("c.png")
+    assert _highlighted(panel) == ["c.png"]

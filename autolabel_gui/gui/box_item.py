@@ -117,16 +117,29 @@ def dragged_box(start: Box, handle: Handle, dx: float, dy: float, width: float, 
     return replace(start, x0=x0, y0=y0, x1=x1, y1=y1)
 
 
+ACCEPTED_MARK = "\u2713"  # a check mark: a human said yes to this box
+
+
 def label_text(box: Box) -> str:
-    """What the label says: the class, and the model's score while it is only a proposal."""
+    """What the label says the box is.
+
+    - a proposal nobody has decided on: its class and the model's score, "cup 0.87";
+    - a proposal the human accepted (Enter, Space, a digit, a drag): the check mark, its class
+      *now* and the score it was proposed with, "\u2713 cup 0.87" (a digit changes the class, the
+      score stays the model's);
+    - a box drawn by hand or read from the annotation file: just its class, "cup".
+    """
     name = box.label or "?"
-    if box.state is BoxState.PROPOSED and box.score is not None:
+    if box.score is None:
+        return name
+    if box.state is BoxState.PROPOSED:
         return f"{name} {box.score:.2f}"
-    return name
+    return f"{ACCEPTED_MARK} {name} {box.score:.2f}"
 
 
 class LabelItem(QGraphicsItem):
-    """The class tag sitting on a box's top-left corner, drawn at a fixed screen size."""
+    """The class tag at a box's top-left corner, drawn at a fixed screen size; the canvas
+    moves it by ``set_offset`` (screen pixels) to keep it on the image (see label_layout)."""
 
     PADDING = 3
 
@@ -142,9 +155,23 @@ class LabelItem(QGraphicsItem):
         self._font.setPixelSize(12)
         self._font.setBold(True)
         self._rect = QRectF()
+        self._offset: tuple[float, float] | None = None  # None: above the corner, the default
 
     def text(self) -> str:
         return self._text
+
+    def size(self) -> tuple[float, float]:
+        """(width, height) in screen pixels."""
+        return self._rect.width(), self._rect.height()
+
+    def set_offset(self, dx: float, dy: float) -> None:
+        """Put the tag's top-left (dx, dy) screen pixels from the box's top-left corner."""
+        if (dx, dy) == (self._rect.x(), self._rect.y()):
+            return
+        self.prepareGeometryChange()
+        self._offset = (dx, dy)
+        self._rect.moveTo(dx, dy)
+        self.update()
 
     def set_style(self, text: str, color: QColor) -> None:
         if text == self._text and color == self._color:
@@ -155,7 +182,8 @@ class LabelItem(QGraphicsItem):
         metrics = QFontMetrics(self._font)
         w = metrics.horizontalAdvance(text) + 2 * self.PADDING
         h = metrics.height() + 2
-        self._rect = QRectF(0, -h, w, h)
+        dx, dy = self._offset if self._offset is not None else (0.0, -h)
+        self._rect = QRectF(dx, dy, w, h)
         self.update()
 
     def boundingRect(self) -> QRectF:

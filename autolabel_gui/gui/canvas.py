@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
     QImage,
@@ -37,20 +37,28 @@ from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.gui.box_item import HANDLE_SIZE, RESIZE_HANDLES, BoxItem, Handle, dragged_box, handle_point
 from autolabel_gui.gui.colors import fallback_color
 from autolabel_gui.gui.image_item import ImageItem, rgb_from_qimage
+from autolabel_gui.gui.label_layout import Rect, label_offset, shown_labels
 
-# Screen pixels kept free around the fitted image, so labels of boxes at the top edge show.
+# Screen pixels kept free around the fitted image, so the handles of a box at an edge show.
 FIT_MARGIN = 24
 MAX_SCALE = 40.0
 # A press has to travel this far (screen pixels) before it edits anything, so a click that
 # only selects a box never nudges it by a jittery pixel.
 DRAG_THRESHOLD = 3
-# A drawn box smaller than this on screen, either way, was a click, not a drag.
-MIN_DRAWN_SIZE = 2
+# A drawn box smaller than this on screen (screen pixels, at any zoom), either way, was a click
+# or a jittery hand, not a drag: seen, a 3x2-pixel jitter made a 2x1 box nobody wanted.
+MIN_DRAWN_SIZE = 4
 # How close (screen pixels) the pointer must be to the selected box's edge to grab that edge.
 EDGE_GRAB = 4
 WHEEL_ZOOM_BASE = 1.0015  # per eighth of a degree: one 15-degree notch zooms by about 1.2x
 
 _BACKGROUND = QColor("#2b2b2b")
+
+
+def is_drawn_drag(width: float, height: float) -> bool:
+    """Whether a draw-mode drag of this many screen pixels, each way, means a box (the sizes
+    come back from image coordinates, so a hair of rounding is forgiven)."""
+    return min(width, height) >= MIN_DRAWN_SIZE - 1e-6
 
 
 @dataclass(slots=True)
@@ -91,6 +99,11 @@ class Canvas(QGraphicsView):
         self._draw_from: QPointF | None = None
         self._rubber: QGraphicsRectItem | None = None
         self._auto_fit = True
+        self._labels_visible = True
+        self._label_timer = QTimer(self)
+        self._label_timer.setSingleShot(True)
+        self._label_timer.setInterval(0)
+        self._label_timer.timeout.connect(self._layout_labels)
         self._configure_view()
 
     # ------------------------------------------------------------------ public interface
@@ -125,6 +138,7 @@ class Canvas(QGraphicsView):
                 self._add_item(index, box)
         self._selected = -1
         self.select(selected)
+        self._layout_labels()
 
     def boxes(self) -> list[Box]:
         """The boxes as the canvas knows them (including edits it has reported)."""
@@ -150,6 +164,7 @@ class Canvas(QGraphicsView):
             if box.label != item.box.label:
                 item.set_color(self._color_for(box.label))
             item.set_box(box)
+        self._schedule_label_layout()
 
     def selected(self) -> int:
         return self._selected
@@ -166,6 +181,14 @@ class Canvas(QGraphicsView):
         self._colors = {name: QColor(color) for name, color in colors.items()}
         for item in self._items.values():
             item.set_color(self._color_for(item.box.label))
+
+    def labels_visible(self) -> bool:
+        return self._labels_visible
+
+    def set_labels_visible(self, visible: bool) -> None:
+        """Show or hide every class tag (H): the outlines stay."""
+        self._labels_visible = visible
+        self._layout_labels()
 
     def box_item(self, index: int) -> BoxItem | None:
         """The drawn item of a box (None when rejected or out of range): for tests and tools."""
@@ -202,6 +225,7 @@ class Canvas(QGraphicsView):
         self._set_scroll_margin(scale)
         self.setTransform(QTransform.fromScale(scale, scale))
         self.centerOn(width / 2, height / 2)
+        self._layout_labels()
 
     def zoom_by(self, factor: float) -> None:
         """Zoom around the centre of the view."""
@@ -319,7 +343,37 @@ class Canvas(QGraphicsView):
         new = self._items.get(index)
         if new is not None:
             new.set_selected(True)
+        self._schedule_label_layout()
         return True
+
+    def _schedule_label_layout(self) -> None:
+        """One layout after a burst of changes (Space updates every box, one call each)."""
+        if not self._label_timer.isActive():
+            self._label_timer.start()
+
+    def _layout_labels(self) -> None:
+        """Place every tag on the image and hide those that would overlap (label_layout's rules).
+
+        Runs when the boxes, the selection or the zoom change: tags keep their screen size, so
+        what fits depends on the zoom."""
+        scale = self.scale_factor()
+        image = (self._image.size[0] * scale, self._image.size[1] * scale)
+        rects: list[Rect | None] = [None] * len(self._boxes)
+        for index, item in self._items.items():
+            rects[index] = self._place_label(item, scale, image)
+        self._label_timer.stop()
+        shown = shown_labels(rects, self._selected) if self._labels_visible else set()
+        for index, item in self._items.items():
+            item.label_item.setVisible(index in shown)
+
+    @staticmethod
+    def _place_label(item: BoxItem, scale: float, image: tuple[float, float]) -> Rect:
+        box = item.box
+        corner = (box.x0 * scale, box.y0 * scale, box.x1 * scale, box.y1 * scale)
+        size = item.label_item.size()
+        dx, dy = label_offset(corner, size, image)
+        item.label_item.set_offset(dx, dy)
+        return corner[0] + dx, corner[1] + dy, size[0], size[1]
 
     def _view_point(self, scene: QPointF) -> QPointF:
         """Scene to viewport coordinates without rounding (mapFromScene rounds to ints)."""
@@ -348,7 +402,7 @@ class Canvas(QGraphicsView):
             parent = item.parentItem()
             if isinstance(item, BoxItem):
                 owner = item
-            elif isinstance(parent, BoxItem):
+            elif isinstance(parent, BoxItem) and item.isVisible():
                 owner = parent  # the label tag belongs to its box
             else:
                 continue
@@ -404,7 +458,10 @@ class Canvas(QGraphicsView):
         new = dragged_box(drag.start, drag.handle, delta.x(), delta.y(), width, height)
         if new != drag.current:
             drag.current = new
-            self._items[drag.index].set_box(new)
+            item = self._items[drag.index]
+            item.set_box(new)
+            scale = self.scale_factor()
+            self._place_label(item, scale, (width * scale, height * scale))
 
     def _finish_drag(self) -> None:
         drag = self._drag
@@ -435,7 +492,7 @@ class Canvas(QGraphicsView):
         rect = QRectF(self._draw_from, end).normalized()
         on_screen = self.viewportTransform().mapRect(rect)
         self._end_drawing()
-        if on_screen.width() < MIN_DRAWN_SIZE or on_screen.height() < MIN_DRAWN_SIZE:
+        if not is_drawn_drag(on_screen.width(), on_screen.height()):
             return
         self.box_drawn.emit(Box(rect.left(), rect.top(), rect.right(), rect.bottom(), label=""))
 
@@ -479,6 +536,7 @@ class Canvas(QGraphicsView):
         self.scale(new / old, new / old)
         after = self._scene_point(anchor)
         self.translate(after.x() - before.x(), after.y() - before.y())
+        self._layout_labels()
 
     def _set_scroll_margin(self, scale: float) -> None:
         """Let the view scroll a little past the image so labels at its edges stay visible."""

@@ -37,8 +37,10 @@ from autolabel_gui.formats.export import (
     ExportResult,
     check_output,
     export_dataset,
+    plan_export,
 )
 from autolabel_gui.formats.registry import EXPORT_FORMATS
+from autolabel_gui.gui.keymap import EXPORT_TITLE
 
 _ERROR_STYLE = "color: #c62828;"
 
@@ -51,6 +53,48 @@ def default_output(root: Path, fmt: str) -> Path:
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
+
+
+def export_summary(images: int, negatives: int, verified_only: bool) -> tuple[bool, str]:
+    """(whether to allow Export, what to say) for an export of ``images`` images of which
+    ``negatives`` have no boxes. Nothing to export is said, not written as an empty dataset."""
+    if images == 0:
+        if verified_only:
+            return False, ("Nothing to export: no image is verified yet. Space or Ctrl+S verifies "
+                           "the image on screen; or include the images not yet verified.")
+        return False, "Nothing to export: no image has an annotation file yet."
+    which = "verified " if verified_only else ""
+    return True, (f"{images} {which}images will be exported, {negatives} of them negatives "
+                  "(no boxes: the dataset says nothing of any class is in them).")
+
+
+class _CountWorker(QObject):
+    """Plans the export (reads every annotation file) to say what Export would write."""
+
+    counted = Signal(int, int, int)  # generation, images, negatives
+    failed = Signal(int, str)
+    done = Signal()  # always last: its thread may end
+
+    def __init__(self, generation: int, folder: ImageFolder, classes: list[str], verified_only: bool,
+                 stop: threading.Event) -> None:
+        super().__init__()
+        self._args = (generation, folder, classes, verified_only)
+        self._stop = stop
+
+    @Slot()
+    def run(self) -> None:
+        generation, folder, classes, verified_only = self._args
+        try:
+            plan = plan_export(folder, classes, verified_only, should_stop=self._stop.is_set)
+        except ExportCancelled:
+            pass
+        except (ExportError, OSError) as exc:
+            self.failed.emit(generation, str(exc))
+        else:
+            negatives = sum(1 for item in plan.items if not item.labels.boxes)
+            self.counted.emit(generation, len(plan.items), negatives)
+        finally:
+            self.done.emit()
 
 
 class _ExportWorker(QObject):
@@ -90,13 +134,19 @@ class ExportDialog(QDialog):
 
     def __init__(self, folder: ImageFolder, settings: ProjectSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Export dataset")
+        self.setWindowTitle(EXPORT_TITLE)
         self._folder = folder
         self._classes = list(settings.classes)
         self._stop = threading.Event()
         self._thread: QThread | None = None
         self._worker: _ExportWorker | None = None
         self.result_: ExportResult | None = None
+        # What Export would write for the current choices; None while it is being counted.
+        self._count: tuple[int, int] | None = None
+        self._count_generation = 0
+        self._count_stop = threading.Event()
+        self._count_thread: QThread | None = None
+        self._count_worker: _CountWorker | None = None
 
         self.format_box = QComboBox()
         for fmt in EXPORT_FORMATS.values():
@@ -130,8 +180,9 @@ class ExportDialog(QDialog):
         self.close_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
         self.export_button.clicked.connect(self.start)
         self.close_button.clicked.connect(self.reject)
-        self.export_button.setEnabled(bool(self._classes))
+        self.export_button.setEnabled(False)  # until the count says there is something to export
         self.format_box.currentIndexChanged.connect(self._format_changed)
+        self.include_unverified.toggled.connect(self._recount)
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -140,6 +191,65 @@ class ExportDialog(QDialog):
         layout.addWidget(self.details)
         layout.addWidget(self.buttons)
         self.resize(560, self.sizeHint().height())
+        self._recount()
+
+    def counted(self) -> tuple[int, int] | None:
+        """(images, negatives) the export would write with the current choices, once known."""
+        return self._count
+
+    def _recount(self) -> None:
+        """Count what Export would write, off the UI thread (a big folder has 100,000 files)."""
+        self._stop_count()
+        self._count = None
+        self.export_button.setEnabled(False)
+        if not self._classes:
+            self._show_error("No classes: set them in Settings (Ctrl+,) first.")
+            return
+        self.status.setStyleSheet("")
+        self.status.setText("Counting the images to export…")
+        self._count_generation += 1
+        self._count_stop = threading.Event()
+        self._count_thread = QThread(self)
+        self._count_worker = _CountWorker(self._count_generation, self._folder, self._classes,
+                                          not self.include_unverified.isChecked(), self._count_stop)
+        self._count_worker.moveToThread(self._count_thread)
+        self._count_thread.started.connect(self._count_worker.run)
+        self._count_worker.done.connect(self._count_thread.quit)
+        self._count_worker.counted.connect(self._on_counted)
+        self._count_worker.failed.connect(self._on_count_failed)
+        self._count_thread.start()
+
+    @Slot(int, int, int)
+    def _on_counted(self, generation: int, images: int, negatives: int) -> None:
+        if generation != self._count_generation or self.running():
+            return
+        self._stop_count()  # finished: join its thread now
+        self._count = (images, negatives)
+        allowed, text = export_summary(images, negatives, not self.include_unverified.isChecked())
+        self.status.setStyleSheet("" if allowed else _ERROR_STYLE)
+        self.status.setText(text)
+        self.export_button.setEnabled(allowed)
+        self.export_button.setToolTip("" if allowed else text)
+
+    @Slot(int, str)
+    def _on_count_failed(self, generation: int, message: str) -> None:
+        if generation == self._count_generation and not self.running():
+            self._stop_count()
+            self._show_error(message)
+
+    def _stop_count(self) -> None:
+        if self._count_thread is None:
+            return
+        self._count_stop.set()
+        self._count_thread.quit()
+        self._count_thread.wait()
+        self._count_thread = None
+        self._count_worker = None
+
+    def done(self, result: int) -> None:
+        """However the dialog closes, no counting thread outlives it."""
+        self._stop_count()
+        super().done(result)
 
     def _format_changed(self) -> None:
         """Follow the format in the suggested folder name unless the user chose their own."""
@@ -159,6 +269,8 @@ class ExportDialog(QDialog):
     def start(self) -> None:
         """Check the output folder here (a refusal needs no thread), then export on a QThread."""
         if self.running():
+            return
+        if self._count is None or self._count[0] == 0:  # an empty dataset is never written
             return
         out = Path(self.out_edit.text().strip()).expanduser()
         try:
@@ -244,7 +356,7 @@ class ExportDialog(QDialog):
         self.status.setText(message)
 
     def _unlock(self) -> None:
-        self.export_button.setEnabled(bool(self._classes))
+        self.export_button.setEnabled(bool(self._count and self._count[0]))
         for widget in (self.format_box, self.out_edit, self.browse_button, self.include_unverified):
             widget.setEnabled(True)
 

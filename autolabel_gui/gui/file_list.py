@@ -282,11 +282,13 @@ class FileListPanel(QWidget):
         layout.addWidget(self.view)
         self.proxy = StatusFilter(self)
         self.model: FileListModel | None = None
+        self._current: str | None = None
         self.filter_box.currentIndexChanged.connect(self._filter_chosen)
         self.view.clicked.connect(self._clicked)
 
     def set_model(self, model: FileListModel) -> None:
         self.model = model
+        self._current = None
         self.proxy.setSourceModel(model)
         self.view.setModel(self.proxy)
         model.counts_changed.connect(self._show_counts)
@@ -295,12 +297,20 @@ class FileListPanel(QWidget):
 
     def set_current(self, rel: str) -> None:
         """Highlight and scroll to ``rel`` without emitting ``image_chosen``."""
-        if self.model is None:
+        self._current = rel
+        self._show_current()
+
+    def _show_current(self) -> None:
+        """Highlight the image on screen, or nothing when the filter hides it: never the row
+        that took its place (seen: verifying under "Not verified" highlighted the next image)."""
+        if self.model is None or self._current is None:
             return
-        index = self.proxy.mapFromSource(self.model.index(self.model.row_of(rel)))
-        self.view.setCurrentIndex(index)
+        index = self.proxy.mapFromSource(self.model.index(self.model.row_of(self._current)))
         if index.isValid():
+            self.view.setCurrentIndex(index)
             self.view.scrollTo(index)
+        else:
+            self.view.selectionModel().clear()
 
     def _clicked(self, index: QModelIndex) -> None:
         if self.model is not None:
@@ -308,11 +318,13 @@ class FileListPanel(QWidget):
 
     def _filter_chosen(self, i: int) -> None:
         self.proxy.set_wanted(FILTERS[i][1])
+        self._show_current()
 
     def _refilter(self) -> None:
         """Statuses changed: re-filter, but not per scanning batch (100,000 Python calls each)."""
         if self.proxy.wanted() is not None and self.model is not None and not self.model.is_scanning():
             self.proxy.refilter()
+            self._show_current()
 
     def _show_counts(self) -> None:
         if self.model is None:

@@ -19,6 +19,24 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 # Levels stop halving once the image fits in this many pixels a side: a screen never needs less.
 SMALLEST_LEVEL_SIDE = 1024
+# Always filtered, whatever the zoom. Filtering used to stop at 1 screen pixel per image pixel,
+# so zooming across 100% flipped the picture from smooth to nearest-neighbour, whose uneven
+# duplicated rows and columns (a 1.2x zoom doubles every fifth one) look blocky; the 6000x4000
+# photo switched back and forth while the wheel turned. labelImg filters always too.
+SMOOTH = True
+# Level pixels painted beyond the exposed rectangle (see paint).
+EXPOSED_PAD = 2
+
+
+def level_for_scale(scale: float) -> int:
+    """The pyramid level to draw at ``scale`` screen pixels per image pixel: the coarsest one
+    that still has at least one pixel per screen pixel (level k is 2**-k the size). A pure step
+    function of the scale, never increasing as the scale grows, so zooming in never picks a
+    coarser level and no two zooms that look alike draw from different levels."""
+    if scale <= 0 or not math.isfinite(scale):
+        return 0
+    # The epsilon: an exact halving (0.5, 0.25) draws the half-size level 1:1 despite rounding.
+    return max(0, math.floor(math.log2(1.0 / scale) + 1e-9))
 
 
 def qimage_from_rgb(rgb: np.ndarray) -> QImage:
@@ -88,25 +106,23 @@ class ImageItem(QGraphicsItem):
         if not self._levels:
             return
         transform = painter.worldTransform()
-        scale = math.hypot(transform.m11(), transform.m12())
-        level = self._level_for(scale)
+        level = self._level_for(math.hypot(transform.m11(), transform.m12()))
         source_level = self._levels[level]
         level_h, level_w = source_level.shape[:2]
-        target = option.exposedRect.intersected(self.boundingRect())
+        fx, fy = level_w / self._width, level_h / self._height
+        # A little more than the exposed part: the filter then reads the same neighbours in a
+        # partial repaint (a dragged box's rectangle) as in a full one, so no seams show.
+        pad = EXPOSED_PAD / min(fx, fy)
+        target = option.exposedRect.adjusted(-pad, -pad, pad, pad).intersected(self.boundingRect())
         if target.isEmpty():
             return
-        fx, fy = level_w / self._width, level_h / self._height
         source = QRectF(target.x() * fx, target.y() * fy, target.width() * fx, target.height() * fy)
-        # Filter only while shrinking (within a level that is at most 2x too big); zoomed in,
-        # annotators want to see the real pixels as crisp squares.
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale / fx < 0.999)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, SMOOTH)
         painter.drawImage(target, self._images[level], source)
 
     def _level_for(self, scale: float) -> int:
-        """The coarsest level that still has at least one pixel per screen pixel."""
-        wanted = 0
-        if scale > 0:
-            wanted = max(0, int(math.floor(math.log2(1.0 / scale))))
+        """The level ``level_for_scale`` asks for, built on demand, or the smallest there is."""
+        wanted = level_for_scale(scale)
         while len(self._levels) <= wanted and not self._smallest_reached():
             self._add_level()
         return min(wanted, len(self._levels) - 1)

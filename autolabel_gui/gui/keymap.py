@@ -32,6 +32,15 @@ class KeyBinding:
     keys: tuple[str, ...]  # QKeySequence strings (PortableText); empty: menu only
     description: str
     group: str
+    dialog: str = ""  # the title of the window this action opens: its menu entry is that + "…"
+
+
+# The windows that menu entries open: each one's title is its entry's text, so "File ▸ Settings…"
+# opens "Settings" (seen: "File ▸ Classes" opened "Project settings").
+OPEN_FOLDER_TITLE = "Open folder"
+SETTINGS_TITLE = "Settings"
+EXPORT_TITLE = "Export"
+SHORTCUTS_TITLE = "Keyboard shortcuts"
 
 
 def _classes() -> tuple[KeyBinding, ...]:
@@ -72,14 +81,17 @@ KEYMAP: tuple[KeyBinding, ...] = (
     KeyBinding("fit", ("Ctrl+F",), "fit the image in the window", "View"),
     KeyBinding("zoom_in", ("+", "="), "zoom in (also Ctrl+wheel)", "View"),
     KeyBinding("zoom_out", ("-",), "zoom out (also Ctrl+wheel)", "View"),
-    KeyBinding("help", ("F1", "?"), "show this table", "Help"),
-    KeyBinding("open_folder", ("Ctrl+O",), "open a folder of images", "File"),
-    KeyBinding("settings", ("Ctrl+,",), "classes, prompts, thresholds, model (kept per folder)", "File"),
+    KeyBinding("toggle_labels", ("H",), "hide or show the class labels of the boxes", "View"),
+    KeyBinding("help", ("F1", "?"), "show this table", "Help", SHORTCUTS_TITLE),
+    KeyBinding("open_folder", ("Ctrl+O",), "open a folder of images", "File", OPEN_FOLDER_TITLE),
+    KeyBinding("settings", ("Ctrl+,",), "settings: classes, prompts, thresholds, model (kept per folder)",
+               "File", SETTINGS_TITLE),
     KeyBinding("annotation_folder", (), "choose the folder VOC files are saved in (for a read-only image folder)",
                "File"),
     KeyBinding("manual_review", (), "review without the model: Space verifies your own boxes, waits for nothing",
                "Review"),
-    KeyBinding("export", ("Ctrl+E",), "export the labels as YOLO, COCO or VOC", "File"),
+    KeyBinding("export", ("Ctrl+E",), "export the verified labels as a YOLO, COCO or VOC dataset", "File",
+               EXPORT_TITLE),
     KeyBinding("quit", ("Ctrl+Q",), "quit (saves first)", "File"),
 )
 
@@ -91,7 +103,10 @@ MOVE_STEPS: dict[str, tuple[int, int]] = {
 
 
 def title(b: KeyBinding) -> str:
-    """A menu entry's text: the description up to its first clause."""
+    """A menu entry's text: the title of the window it opens and "…", else the description up
+    to its first clause."""
+    if b.dialog:
+        return f"{b.dialog}…"
     text = re.split(r"[,;(]", b.description)[0].strip()
     return text[:1].upper() + text[1:]
 
@@ -129,7 +144,7 @@ class ShortcutsDialog(QDialog):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Keyboard shortcuts")
+        self.setWindowTitle(SHORTCUTS_TITLE)
         self.table = QTableWidget(len(KEYMAP), 3, self)
         self.table.setHorizontalHeaderLabels(["Key", "Action", "Group"])
         for row, b in enumerate(KEYMAP):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Slot
@@ -27,7 +28,7 @@ from autolabel_gui.detection.base import create_detector
 from autolabel_gui.gui.canvas import Canvas
 from autolabel_gui.gui.colors import class_colors
 from autolabel_gui.gui.file_list import FileListPanel
-from autolabel_gui.gui.keymap import MOVE_STEPS, ShortcutsDialog, build_actions
+from autolabel_gui.gui.keymap import MOVE_STEPS, OPEN_FOLDER_TITLE, ShortcutsDialog, build_actions
 from autolabel_gui.gui.panels import ClassPanel, ThresholdPanel
 from autolabel_gui.gui.resume import (
     remember_annotations,
@@ -42,7 +43,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("open_folder", "save", "settings", "annotation_folder", "export", "quit")),
     ("&Review", ("next_image", "prev_image", "accept_all_next", "next_unverified", "rerun", "manual_review")),
     ("&Edit", ("accept_selected", "delete_selected", "draw", "duplicate", "undo", "redo")),
-    ("&View", ("fit", "zoom_in", "zoom_out", "threshold_down", "threshold_up")),
+    ("&View", ("fit", "zoom_in", "zoom_out", "toggle_labels", "threshold_down", "threshold_up")),
     ("&Help", ("help",)),
 )
 WEIGHTS_HINT = "run `autolabel-gui weights download`"
@@ -114,6 +115,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.file_panel.image_chosen.connect(self._image_chosen)
         self.class_panel.class_clicked.connect(self._class_clicked)
+        self.class_panel.add_to_project.connect(self._add_to_project)
         self.threshold_panel.threshold_changed.connect(self._threshold_changed)
         self.resize(1400, 900)
         self._restore_geometry()
@@ -233,6 +235,7 @@ class MainWindow(QMainWindow):
             "fit": self.canvas.fit,
             "zoom_in": lambda: self.canvas.zoom_by(1.25),
             "zoom_out": lambda: self.canvas.zoom_by(0.8),
+            "toggle_labels": lambda: self.canvas.set_labels_visible(not self.canvas.labels_visible()),
             "help": lambda: ShortcutsDialog(self).exec(),
             "open_folder": self._choose_folder,
             "settings": self._edit_settings,
@@ -275,7 +278,7 @@ class MainWindow(QMainWindow):
 
     def _choose_folder(self) -> None:
         start = self.qsettings.value("last_folder", "") or str(Path.home())
-        chosen = QFileDialog.getExistingDirectory(self, "Open a folder of images", str(start))
+        chosen = QFileDialog.getExistingDirectory(self, OPEN_FOLDER_TITLE, str(start))
         if not chosen:
             return
         try:
@@ -324,7 +327,22 @@ class MainWindow(QMainWindow):
         dialog = SettingsDialog(old, self)
         if not dialog.exec():
             return
-        new = dialog.settings()
+        self._apply_settings(old, dialog.settings())
+
+    @Slot(list)
+    def _add_to_project(self, names: list[str]) -> None:
+        """Classes found in annotation files join the project's list (and its saved settings)."""
+        if self.controller is None:
+            return
+        old = self.controller.settings
+        added = [n for n in names if n not in old.classes]
+        if added:
+            self._apply_settings(old, replace(old, classes=[*old.classes, *added]))
+            self.show_message(f"Added to the project: {', '.join(added)}.")
+
+    def _apply_settings(self, old: ProjectSettings, new: ProjectSettings) -> None:
+        """Save the folder's new settings and show the folder under them."""
+        assert self.controller is not None
         root = self.controller.folder.root
         remember_chosen([v for v in (new.weights, new.config, new.text_encoder) if v])  # the user picked them
         try:

@@ -7,12 +7,33 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from autolabel_gui.gui.colors import fallback_color
 
 THRESHOLD_STEP = 0.05
 """How far [ and ] move the threshold."""
 
 _SLIDER_SCALE = 100  # the slider works in hundredths
+
+
+NOT_IN_PROJECT = "not in the project"
+
+
+def foreign_classes(names: list[str], counts: dict[str, int]) -> list[str]:
+    """Classes this image's boxes use that the project does not list (e.g. from a VOC file
+    labelled elsewhere), sorted: they are drawn, so they must be listed too."""
+    known = set(names)
+    return sorted(label for label, count in counts.items() if count and label and label not in known)
 
 
 def _swatch(color: QColor) -> QIcon:
@@ -25,10 +46,13 @@ class ClassPanel(QWidget):
     """One row per class: colour, digit key and how many boxes of it this image shows.
 
     The highlighted row is the class a newly drawn box gets; clicking a row gives the selected
-    box that class (``class_clicked``), like its digit key.
+    box that class (``class_clicked``), like its digit key. Classes the image uses but the project
+    does not list follow, greyed and marked "not in the project"; the button under the list asks
+    to add them (``add_to_project``; the window saves the settings).
     """
 
     class_clicked = Signal(int)
+    add_to_project = Signal(list)  # class names
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -36,16 +60,25 @@ class ClassPanel(QWidget):
         self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.hint = QLabel(self)
         self.hint.setWordWrap(True)
+        self.add_button = QPushButton(self)
+        self.add_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.add_button.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.list)
+        layout.addWidget(self.add_button)
         layout.addWidget(self.hint)
         self._names: list[str] = []
+        self._foreign: list[str] = []
+        self._colors: dict[str, QColor] = {}
         self._counts: dict[str, int] = {}
-        self.list.itemClicked.connect(lambda item: self.class_clicked.emit(self.list.row(item)))
+        self.list.itemClicked.connect(self._clicked)
+        self.add_button.clicked.connect(lambda: self.add_to_project.emit(list(self._foreign)))
 
     def set_classes(self, names: list[str], colors: dict[str, QColor]) -> None:
         self._names = list(names)
+        self._colors = dict(colors)
+        self._foreign = []
         self.list.clear()
         for name in names:
             self.list.addItem(QListWidgetItem(_swatch(colors[name]), name))
@@ -72,10 +105,38 @@ class ClassPanel(QWidget):
     def names(self) -> list[str]:
         return list(self._names)
 
+    def foreign(self) -> list[str]:
+        """The listed classes that are not in the project."""
+        return list(self._foreign)
+
+    def _clicked(self, item: QListWidgetItem) -> None:
+        row = self.list.row(item)
+        if row < len(self._names):  # a class not in the project has no digit to give
+            self.class_clicked.emit(row)
+
     def _refresh(self) -> None:
         for row, name in enumerate(self._names):
             key = f"{row + 1}  " if row < 9 else "   "
             self.list.item(row).setText(f"{key}{name}  ({self._counts.get(name, 0)})")
+        foreign = foreign_classes(self._names, self._counts)
+        if foreign != self._foreign:
+            while self.list.count() > len(self._names):
+                self.list.takeItem(len(self._names))
+            for name in foreign:
+                item = QListWidgetItem(_swatch(fallback_color(name)), "")
+                item.setFlags(Qt.ItemFlag.NoItemFlags)  # listed, never the class a drawn box gets
+                font = item.font()
+                font.setItalic(True)
+                item.setFont(font)
+                item.setToolTip(f'"{name}" is in this image\'s annotation file but {NOT_IN_PROJECT}.')
+                self.list.addItem(item)
+            self._foreign = foreign
+        for offset, name in enumerate(self._foreign):
+            self.list.item(len(self._names) + offset).setText(
+                f"   {name}  ({self._counts.get(name, 0)})  {NOT_IN_PROJECT}")
+        if self._foreign:
+            self.add_button.setText(f"Add {', '.join(self._foreign)} to the project")
+        self.add_button.setVisible(bool(self._foreign))
 
 
 class ThresholdPanel(QWidget):

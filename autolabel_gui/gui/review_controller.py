@@ -211,6 +211,7 @@ class ReviewController(QObject):
         if not self.save_current(verify=True):
             self._sync()
             return
+        self._sync()  # the last unverified image stays on screen: show its boxes accepted
         self.message.emit(f"{self.current}: {count} proposal(s) accepted, verified.", False)
         self.next_unverified()
 

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.detection.weights import find_weights
+from autolabel_gui.gui.keymap import SETTINGS_TITLE
 
 DEVICES: tuple[tuple[str, str], ...] = (
     ("auto", "auto (CUDA, then MPS, then CPU)"),
@@ -163,8 +164,13 @@ class ClassTable(QWidget):
         self.changed.emit()
 
     def _add_clicked(self) -> None:
+        """A new row is named first: the edit cursor goes to its class-name cell."""
         row = self.add_class()
-        self.table.editItem(self._cell(row, 0))
+        item = self._cell(row, 0)
+        self.table.scrollToItem(item)
+        self.table.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.table.setCurrentCell(row, 0)
+        self.table.editItem(item)
 
 
 class PathField(QWidget):
@@ -202,7 +208,7 @@ class SettingsDialog(QDialog):
 
     def __init__(self, settings: ProjectSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Project settings")
+        self.setWindowTitle(SETTINGS_TITLE)
         self._original = settings
         self.class_table = ClassTable(settings.classes, settings.prompts)
         self.box_threshold = self._threshold_box(settings.box_threshold)
@@ -228,6 +234,10 @@ class SettingsDialog(QDialog):
         self.error = QLabel()
         self.error.setStyleSheet(_ERROR_STYLE)
         self.error.setWordWrap(True)
+        # Room for two lines, always: a message appearing or going must not move the fields
+        # under the user's pointer (seen: the form jumped 17 px and the next click missed).
+        self.error.setFixedHeight(2 * self.error.fontMetrics().lineSpacing() + 4)
+        self.error.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self._layout()
         (self.in_folder if settings.annotations_dir else self.next_to_images).setChecked(True)
@@ -351,7 +361,6 @@ class SettingsDialog(QDialog):
     def _validate(self) -> bool:
         problem = self.problem()
         self.error.setText(problem or "")
-        self.error.setVisible(problem is not None)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(problem is None)
         return problem is None
 
