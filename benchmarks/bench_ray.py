@@ -8,8 +8,9 @@ into a fresh cache (``--cache``), with the tiny random checkpoint of the tests o
    beforehand, whose start (``ray.init``) and stop are timed apart: the fixed cost of the cluster.
 
 Each figure is images / wall seconds of the whole ``label`` call, model loading included (the
-local run loads one model, each actor its own), so ratios against the local baseline measured in
-the same run are comparable; on a machine shared with other work they are noisy. Usage:
+local run loads one model, each actor its own; torch is imported before any timing), so ratios
+against the local baseline measured in the same run are comparable; on a machine shared with
+other work they are noisy. Usage:
 
     .venv/bin/python benchmarks/bench_ray.py [--images N] [--batch-size B] [--model-dir DIR]
 """
@@ -78,6 +79,9 @@ def main() -> None:
         folder = _folder(work / "photos", args.images)
         print(f"{args.images} images (the samples, copied), tiny random Grounding DINO on the CPU, "
               f"batch {args.batch_size}, {os.cpu_count()} CPUs")
+
+        import autolabel_gui.detection.grounding_dino  # noqa: F401  (torch and the model package, imported
+        # before timing: the actors' processes have them loaded by the time they count, so must the local run)
 
         local = _label(folder, work / "local.sqlite", model_args, [])
         start = time.perf_counter()
