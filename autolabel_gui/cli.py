@@ -65,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="proposal cache file (default FOLDER/.autolabel/cache.sqlite)")
     label.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_model_options(label)
+    cluster = label.add_argument_group("cluster (pip install 'autolabel-gui[cluster]')")
+    cluster.add_argument("--ray", metavar="ADDRESS", default=None,
+                         help="run the model on a Ray cluster: auto (join the running one), local (start one "
+                              "here) or its address; the images must be on a file system every worker sees at "
+                              "the same path")
+    cluster.add_argument("--workers", type=int, default=None, metavar="N",
+                         help="model actors (default: one per GPU of the cluster, or one)")
+    cluster.add_argument("--gpus-per-worker", type=float, default=None, metavar="G",
+                         help="GPUs each worker reserves (default 1 when the cluster has GPUs, else 0)")
 
     weights = sub.add_parser("weights", help="show or download the model weights")
     wsub = weights.add_subparsers(dest="weights_command", metavar="{download,status}")

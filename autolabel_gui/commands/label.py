@@ -2,8 +2,10 @@
 
 Runs the same DetectionPipeline as the window, so proposals land in the same cache: the window
 opens on a labelled folder instantly, and a rerun after Ctrl+C (or a crash) only does what is
-left. Exit status: 0 all done, 1 some images or VOC files had problems, 2 usage or no model,
-130 interrupted.
+left. With ``--ray`` the model runs on a Ray cluster (``app.cluster``) and its results come back
+here as the same DetectionResults, so one loop turns either into cache rows, VOC files and counts.
+Exit status: 0 all done, 1 some images or VOC files had problems, 2 usage, no model or no
+cluster, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Generator
 from pathlib import Path
 
+from autolabel_gui.app.cluster import ClusterError, ClusterOptions, label_on_ray, require_ray
 from autolabel_gui.app.prelabel import VocWriter
 from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.core.cache import ProposalCache
@@ -51,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         _err(f"--prompt given for unknown class(es) {', '.join(unknown)}; "
              f"the classes are {', '.join(settings.classes)}")
+        return 2
+    cluster_problem = _check_cluster_args(args)
+    if cluster_problem:
+        _err(cluster_problem)
         return 2
     config = settings.detector_config()
     try:
@@ -93,20 +101,23 @@ def _label(args, images: ImageFolder, cache: ProposalCache, settings, config, on
     def note(message: str) -> None:
         bar.write(message, file=sys.stderr)
 
-    pipeline = DetectionPipeline(images, cache, config, ontology, on_event=on_event)
-    writer = None
-    if args.voc_dir is not None:
-        writer = VocWriter(images, cache, settings.box_threshold, note, settings.classes)
+    writer = (VocWriter(images, cache, settings.box_threshold, note, settings.classes)
+              if args.voc_dir is not None else None)
     counts: Counter[str] = Counter()
     cancel = threading.Event()
     start = time.perf_counter()
-    results = pipeline.run(images.images, cancel)
+    results: Generator[DetectionResult, None, None]
+    if args.ray is not None:
+        options = ClusterOptions(args.ray, args.workers, args.gpus_per_worker)
+        results = label_on_ray(images, images.images, cache, config, ontology, options, on_event)
+    else:
+        results = DetectionPipeline(images, cache, config, ontology, on_event=on_event).run(images.images, cancel)
     try:
         for result in results:
             _account(result, counts, images, writer, note, settings.box_threshold)
             bar.update(1)
             bar.set_postfix(cached=counts["cached"], failed=counts["failed"], refresh=False)
-    except DetectorUnavailable as exc:
+    except (DetectorUnavailable, ClusterError) as exc:
         bar.close()
         _err(str(exc))
         return 2
@@ -127,6 +138,23 @@ def _label(args, images: ImageFolder, cache: ProposalCache, settings, config, on
     detect_seconds = end - ready_at[0] if ready_at else 0.0
     _summary(cache, counts, end - start, detect_seconds, args.voc_dir, settings.box_threshold)
     return 1 if counts["failed"] or counts["voc_unreadable"] or counts["voc_failed"] else 0
+
+
+def _check_cluster_args(args: argparse.Namespace) -> str | None:
+    """Why the cluster options cannot work (Ray missing, a pool that makes no sense), or None."""
+    if args.ray is None:
+        given = [flag for flag, value in (("--workers", args.workers), ("--gpus-per-worker", args.gpus_per_worker))
+                 if value is not None]
+        return f"{' and '.join(given)} need(s) --ray ADDRESS" if given else None
+    if args.workers is not None and args.workers < 1:
+        return "--workers must be at least 1"
+    if args.gpus_per_worker is not None and args.gpus_per_worker < 0:
+        return "--gpus-per-worker cannot be negative"
+    try:
+        require_ray()
+    except ClusterError as exc:
+        return str(exc)
+    return None
 
 
 def _account(result: DetectionResult, counts: Counter, images: ImageFolder, writer: VocWriter | None, note,

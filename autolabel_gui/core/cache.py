@@ -67,11 +67,12 @@ CREATE TABLE IF NOT EXISTS outputs (
 T = TypeVar("T")
 
 
-def _proposals_to_json(boxes: list[Box]) -> str:
+def proposals_to_json(boxes: list[Box]) -> str:
+    """The cache's text for proposals; also how ``label --ray`` workers send them to the driver."""
     return json.dumps([[b.x0, b.y0, b.x1, b.y1, b.label, b.score] for b in boxes], ensure_ascii=False)
 
 
-def _proposals_from_json(text: str) -> list[Box]:
+def proposals_from_json(text: str) -> list[Box]:
     return [Box(x0, y0, x1, y1, label, score, BoxState.PROPOSED) for x0, y0, x1, y1, label, score in json.loads(text)]
 
 
@@ -248,11 +249,11 @@ class ProposalCache:
             (key.relpath, run_id)).fetchone())
         if row is None or (row[0], row[1]) != (key.size, key.mtime_ns):
             return None
-        return _proposals_from_json(row[2])
+        return proposals_from_json(row[2])
 
     def put(self, key: ImageKey, run_id: str, boxes: list[Box]) -> None:
         """Store (committed at once) the proposals of one image, replacing a stale entry."""
-        data = _proposals_to_json(boxes)
+        data = proposals_to_json(boxes)
         self._run(lambda c: c.execute(
             "INSERT OR REPLACE INTO proposals(relpath, run_id, size, mtime_ns, boxes, created_ns) "
             "VALUES (?, ?, ?, ?, ?, ?)", (key.relpath, run_id, key.size, key.mtime_ns, data, time.time_ns())))

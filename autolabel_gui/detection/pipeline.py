@@ -1,5 +1,8 @@
 """One code path from image paths to cached proposals, for the window's worker and ``label``.
 
+The model itself (building it once, decoding, batching, OOM fallback) is ``detection.batch``,
+which the actors of ``label --ray`` run too; this module adds the cache and the prefetching.
+
 Images are decoded, and made into model input when the detector can do that ahead of time
 (``PreparingDetector.prepare``), by a small thread pool while the model runs on the previous
 batch; but never more than ``batch_size + prefetch`` images, raw or prepared, exist at once,
@@ -11,37 +14,24 @@ interrupted run resumes where it stopped and a cached image never meets the mode
 
 from __future__ import annotations
 
-import logging
-import sys
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-
-import numpy as np
 
 from autolabel_gui.core.boxes import Box
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.images import load_image
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.core.records import ImageKey
-from autolabel_gui.detection.base import (
-    Detector,
-    DetectorConfig,
-    DetectorFactory,
-    DetectorUnavailable,
-    Prepared,
-    create_detector,
-)
-from autolabel_gui.detection.ids import SCORE_FLOOR, run_id_for
+from autolabel_gui.detection.base import Detector, DetectorConfig, create_detector
+from autolabel_gui.detection.batch import BatchDetector, Decoded, DetectorFactory, Loader, is_out_of_memory
+from autolabel_gui.detection.ids import run_id_for
 
-log = logging.getLogger(__name__)
-
-Loader = Callable[[Path], np.ndarray]
+__all__ = ["DetectionPipeline", "DetectionResult", "FolderLike", "is_out_of_memory"]
 
 
 class FolderLike(Protocol):
@@ -73,18 +63,6 @@ class _Pending:
     image: Future | None
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """torch.OutOfMemoryError, or the RuntimeError older torch and other backends raise."""
-    return type(exc).__name__ == "OutOfMemoryError" or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
-
-
-def _free_accelerator_memory() -> None:
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 class DetectionPipeline:
     """Cache lookups, prefetching, batching, OOM fallback and cancellation around a Detector.
 
@@ -110,32 +88,35 @@ class DetectionPipeline:
     ) -> None:
         self.folder = folder
         self.cache = cache
-        self.config = config
         self.ontology = ontology
         self.run_id = run_id_for(config, ontology)
-        self.batch_size = max(1, batch_size or config.batch_size)
+        self.model = BatchDetector(config, ontology, factory=factory, batch_size=batch_size, loader=loader,
+                                   on_event=on_event)
         self.prefetch = self.batch_size if prefetch is None else max(0, prefetch)
-        self._factory = factory
-        self._loader = loader
         self._decode_threads = max(1, decode_threads)
-        self._on_event = on_event or (lambda kind, msg: log.info("%s", msg))
-        self.detector: Detector | None = None
 
     # -- model -------------------------------------------------------------------------------
 
+    @property
+    def config(self) -> DetectorConfig:
+        return self.model.config
+
+    @property
+    def batch_size(self) -> int:
+        return self.model.batch_size
+
+    @property
+    def detector(self) -> Detector | None:
+        return self.model.detector
+
+    @detector.setter
+    def detector(self, detector: Detector | None) -> None:
+        """The window hands a loaded model on to the pipeline of new settings that share it."""
+        self.model.detector = detector
+
     def ensure_detector(self) -> Detector:
         """Build the detector once; any failure becomes DetectorUnavailable with the reason."""
-        if self.detector is None:
-            self._on_event("loading", f"loading the model (device {self.config.device})")
-            start = time.perf_counter()
-            try:
-                self.detector = self._factory(self.config)
-            except DetectorUnavailable:
-                raise
-            except Exception as exc:
-                raise DetectorUnavailable(f"cannot load the model: {type(exc).__name__}: {exc}") from exc
-            self._on_event("ready", f"model ready on {self.detector.device} in {time.perf_counter() - start:.1f} s")
-        return self.detector
+        return self.model.ensure_detector()
 
     # -- cache only --------------------------------------------------------------------------
 
@@ -178,7 +159,7 @@ class DetectionPipeline:
                     if boxes is not None:
                         yield DetectionResult(rel, boxes, from_cache=True)
                         continue
-                    pending.append(_Pending(rel, key, pool.submit(self._decode, rel)))
+                    pending.append(_Pending(rel, key, pool.submit(self.model.decode, self.folder.image_path(rel))))
                 if not pending or cancel.is_set():
                     break
                 batch = [pending.popleft() for _ in range(min(self.batch_size, len(pending)))]
@@ -190,83 +171,20 @@ class DetectionPipeline:
             pending.clear()
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _decode(self, rel: str) -> np.ndarray | Prepared | str:
-        """The image (prepared for the model once it is loaded), or why it cannot be read.
-
-        Images decoded while the model is still loading stay raw; ``detect`` takes both.
-        """
-        path = self.folder.image_path(rel)
-        try:
-            image = self._loader(path)
-            prepare = getattr(self.detector, "prepare", None)
-            return image if prepare is None else prepare(image)
-        except Exception as exc:  # a bad file must never stop the run: its reason is reported
-            text = str(exc)
-            return text if str(path) in text else f"{path}: {text or type(exc).__name__}"
-
     def _process(self, batch: list[_Pending]) -> Iterator[DetectionResult]:
         """Detect one batch, commit it to the cache, then hand the results out in batch order."""
-        decoded: list[np.ndarray | Prepared | str] = []
+        decoded: list[Decoded] = []
         for p in batch:
             assert p.image is not None, "run() queues each image once; only this call collects it"
             decoded.append(p.image.result())
             p.image = None  # only ``decoded`` holds the images, and only until this call ends
-        images = [d for d in decoded if not isinstance(d, str)]
-        outputs = iter(self._detect(images) if images else [])
-        del images
+        outputs = self.model.detect_decoded(decoded)
+        del decoded
         results: list[DetectionResult] = []
-        for p, d in zip(batch, decoded):
-            out = d if isinstance(d, str) else next(outputs)
+        for p, out in zip(batch, outputs):
             if isinstance(out, str):
                 results.append(DetectionResult(p.rel, error=out))
             else:
                 self.cache.put(p.key, self.run_id, out)
                 results.append(DetectionResult(p.rel, out))
-        del decoded
         yield from results
-
-    def _detect(self, images: list[np.ndarray | Prepared]) -> list[list[Box] | str]:
-        """Per image: proposals, or an error text; one bad image never fails its batch-mates."""
-        detector = self.ensure_detector()
-        try:
-            return list(self._forward(images))
-        except Exception as exc:
-            if len(images) > 1:
-                return [self._detect([image])[0] for image in images]
-            log.warning("detector failed", exc_info=True)
-            name = getattr(detector, "model_id", type(detector).__name__)
-            return [f"detector {name} failed: {type(exc).__name__}: {exc}"]
-
-    def _forward(self, images: Sequence[np.ndarray | Prepared]) -> list[list[Box]]:
-        """Run the model in chunks; on out-of-memory halve the batch, then fall back to the CPU."""
-        out: list[list[Box]] = []
-        i = 0
-        while i < len(images):
-            chunk = images[i:i + self.batch_size]
-            try:
-                boxes = self.ensure_detector().detect(chunk, self.ontology, SCORE_FLOOR)
-            except Exception as exc:
-                if not is_out_of_memory(exc):
-                    raise
-                _free_accelerator_memory()
-                if len(chunk) > 1:
-                    self.batch_size = max(1, len(chunk) // 2)
-                    self._on_event("warning", f"out of memory: batch size lowered to {self.batch_size}")
-                    continue
-                if self.detector is not None and not str(self.detector.device).startswith("cpu"):
-                    self._switch_to_cpu(self.detector.device)
-                    continue
-                raise
-            if len(boxes) != len(chunk):
-                raise RuntimeError(f"detector returned {len(boxes)} results for {len(chunk)} images")
-            out.extend(boxes)
-            i += len(chunk)
-        return out
-
-    def _switch_to_cpu(self, device: str) -> None:
-        """Slower but alive; the run id stays: same weights and prompts, same proposals."""
-        self._on_event("warning", f"out of memory on {device} even with one image: running on the CPU")
-        self.detector = None
-        _free_accelerator_memory()
-        self.config = replace(self.config, device="cpu", precision="fp32")
-        self.ensure_detector()

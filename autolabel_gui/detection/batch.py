@@ -1,0 +1,158 @@
+"""The model half of pre-labelling: decode images and turn batches of them into proposals.
+
+Shared by ``DetectionPipeline`` (the window and ``label`` on one machine, which adds the cache,
+prefetching and cancellation around it) and the actors of ``label --ray`` (which have no cache:
+the driver commits), so both build the detector, decode, batch, survive a bad image and fall back
+after running out of memory in one way, and a folder labelled on a cluster holds what a laptop
+would have written.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from autolabel_gui.core.boxes import Box
+from autolabel_gui.core.images import load_image
+from autolabel_gui.core.ontology import Ontology
+from autolabel_gui.detection.base import (
+    Detector,
+    DetectorConfig,
+    DetectorFactory,
+    DetectorUnavailable,
+    Prepared,
+    create_detector,
+)
+from autolabel_gui.detection.ids import SCORE_FLOOR
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[Path], np.ndarray]
+Decoded = np.ndarray | Prepared | str
+"""A decoded image, the same prepared for the model, or why the file cannot be read."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch.OutOfMemoryError, or the RuntimeError older torch and other backends raise."""
+    return type(exc).__name__ == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def _free_accelerator_memory() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class BatchDetector:
+    """A detector built once on first use, with the rules for decoding and detecting around it.
+
+    ``on_event(kind, message)`` tells the user about the model: kind ``loading``, ``ready``, or
+    ``warning`` (a batch size lowered after running out of memory, a switch to the CPU).
+    """
+
+    def __init__(
+        self,
+        config: DetectorConfig,
+        ontology: Ontology,
+        *,
+        factory: DetectorFactory = create_detector,
+        batch_size: int | None = None,
+        loader: Loader = load_image,
+        on_event: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.ontology = ontology
+        self.batch_size = max(1, batch_size or config.batch_size)
+        self.detector: Detector | None = None
+        self._factory = factory
+        self._loader = loader
+        self._on_event = on_event or (lambda kind, msg: log.info("%s", msg))
+
+    def ensure_detector(self) -> Detector:
+        """Build the detector once; any failure becomes DetectorUnavailable with the reason."""
+        if self.detector is None:
+            self._on_event("loading", f"loading the model (device {self.config.device})")
+            start = time.perf_counter()
+            try:
+                self.detector = self._factory(self.config)
+            except DetectorUnavailable:
+                raise
+            except Exception as exc:
+                raise DetectorUnavailable(f"cannot load the model: {type(exc).__name__}: {exc}") from exc
+            self._on_event("ready", f"model ready on {self.detector.device} in {time.perf_counter() - start:.1f} s")
+        return self.detector
+
+    def decode(self, path: Path) -> Decoded:
+        """The image (prepared for the model once it is loaded), or why it cannot be read.
+
+        Images decoded while the model is still loading stay raw; ``detect`` takes both.
+        Thread-safe: the pipeline calls it from its decode threads.
+        """
+        try:
+            image = self._loader(path)
+            prepare = getattr(self.detector, "prepare", None)
+            return image if prepare is None else prepare(image)
+        except Exception as exc:  # a bad file must never stop the run: its reason is reported
+            text = str(exc)
+            return text if str(path) in text else f"{path}: {text or type(exc).__name__}"
+
+    def detect_decoded(self, decoded: Sequence[Decoded]) -> list[list[Box] | str]:
+        """Per item: proposals, or an error text (the decode error, or why the model failed on it)."""
+        images = [d for d in decoded if not isinstance(d, str)]
+        outputs = iter(self.detect(images) if images else [])
+        del images
+        return [d if isinstance(d, str) else next(outputs) for d in decoded]
+
+    def detect(self, images: list[np.ndarray | Prepared]) -> list[list[Box] | str]:
+        """Per image: proposals, or an error text; one bad image never fails its batch-mates."""
+        detector = self.ensure_detector()
+        try:
+            return list(self._forward(images))
+        except Exception as exc:
+            if len(images) > 1:
+                return [self.detect([image])[0] for image in images]
+            log.warning("detector failed", exc_info=True)
+            name = getattr(detector, "model_id", type(detector).__name__)
+            return [f"detector {name} failed: {type(exc).__name__}: {exc}"]
+
+    def _forward(self, images: Sequence[np.ndarray | Prepared]) -> list[list[Box]]:
+        """Run the model in chunks; on out-of-memory halve the batch, then fall back to the CPU."""
+        out: list[list[Box]] = []
+        i = 0
+        while i < len(images):
+            chunk = images[i:i + self.batch_size]
+            try:
+                boxes = self.ensure_detector().detect(chunk, self.ontology, SCORE_FLOOR)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                _free_accelerator_memory()
+                if len(chunk) > 1:
+                    self.batch_size = max(1, len(chunk) // 2)
+                    self._on_event("warning", f"out of memory: batch size lowered to {self.batch_size}")
+                    continue
+                if self.detector is not None and not str(self.detector.device).startswith("cpu"):
+                    self._switch_to_cpu()
+                    continue
+                raise
+            if len(boxes) != len(chunk):
+                raise RuntimeError(f"detector returned {len(boxes)} results for {len(chunk)} images")
+            out.extend(boxes)
+            i += len(chunk)
+        return out
+
+    def _switch_to_cpu(self) -> None:
+        """Slower but alive; the run id stays: same weights and prompts, same proposals."""
+        assert self.detector is not None
+        self._on_event("warning", f"out of memory on {self.detector.device} even with one image: running on the CPU")
+        self.detector = None
+        _free_accelerator_memory()
+        self.config = replace(self.config, device="cpu", precision="fp32")
+        self.ensure_detector()
