@@ -13,9 +13,10 @@ import warnings
 from pathlib import Path
 
 from autolabel_gui.commands import options
+from autolabel_gui.commands.models import backend_help, backend_names, model_names
 from autolabel_gui.formats.registry import EXPORT_FORMATS
 
-SUBCOMMANDS = ("label", "weights", "export", "stats")
+SUBCOMMANDS = ("label", "weights", "models", "export", "stats")
 
 
 CLASSES_HELP = "class names: a comma-separated list (person,dog) or a file with one name a line"
@@ -33,7 +34,10 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", type=options.device, default=None, help="auto, cpu, cuda, cuda:N or mps (default auto)")
     g.add_argument("--precision", default=None, choices=["auto", "fp32", "fp16", "bf16"],
                    help="auto = fp16 on CUDA, fp32 elsewhere; bf16 is opt-in on CPUs (unverified accuracy)")
-    g.add_argument("--weights", help="Grounding DINO checkpoint (.pth)")
+    g.add_argument("--model", default=None, choices=model_names(), metavar="NAME",
+                   help="a model from `autolabel-gui models` (sets backend, weights and thresholds)")
+    g.add_argument("--backend", default=None, choices=backend_names(), help=backend_help())
+    g.add_argument("--weights", help="grounding_dino: the checkpoint (.pth); transformers: a model folder or hub id")
     g.add_argument("--config", help="Grounding DINO config (.py); default: the package's SwinT-OGC config")
     g.add_argument("--text-encoder", help="bert-base-uncased or a local folder holding it")
 
@@ -76,13 +80,23 @@ def build_parser() -> argparse.ArgumentParser:
                          help="GPUs each worker reserves (default 1 when the cluster has GPUs, else 0)")
 
     weights = sub.add_parser("weights", help="show or download the model weights")
-    wsub = weights.add_subparsers(dest="weights_command", metavar="{download,status}")
-    wdl = wsub.add_parser("download", help="download the SwinT-OGC checkpoint into weights/")
+    wsub = weights.add_subparsers(dest="weights_command", metavar="{download,status,convert}")
+    wdl = wsub.add_parser("download", help="download the SwinT-OGC checkpoint into weights/, or --model NAME")
+    wdl.add_argument("--model", default=None, choices=model_names(), metavar="NAME",
+                     help="a model from `autolabel-gui models`, fetched into the Hugging Face cache (resumable)")
     wdl.add_argument("--dest", type=Path, default=None, help="target folder (default: weights/)")
     wdl.add_argument("--url", default=None, help="override the manifest's URL (a mirror)")
     wdl.add_argument("--skip-text-encoder", action="store_true",
                      help="do not pre-fetch bert-base-uncased into the Hugging Face cache")
     wsub.add_parser("status", help="say where weights are looked for and what was found")
+    wconv = wsub.add_parser("convert", help="turn an original Grounding DINO .pth into a transformers model folder")
+    wconv.add_argument("checkpoint", type=Path, help="original checkpoint, e.g. groundingdino_swint_ogc.pth")
+    wconv.add_argument("--config", required=True, type=Path, help="its original config (.py; read, never run)")
+    wconv.add_argument("--text-encoder", required=True, type=Path,
+                       help="local bert-base-uncased folder (config and tokenizer)")
+    wconv.add_argument("--out", required=True, type=Path, help="the transformers model folder to write")
+
+    sub.add_parser("models", help="list the models you can pick with --model")
 
     export = sub.add_parser("export", help="export reviewed labels as " + ", ".join(EXPORT_FORMATS).upper())
     export.add_argument("folder", type=Path)

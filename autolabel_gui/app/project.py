@@ -20,9 +20,11 @@ from autolabel_gui.core.atomic import atomic_write_text
 from autolabel_gui.core.folder import STATE_DIR, ImageFolder
 from autolabel_gui.core.ontology import Ontology, parse_prompt_args, split_class_names
 from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_limited
-from autolabel_gui.detection.base import DetectorConfig
+from autolabel_gui.detection.base import DEFAULT_BACKEND, DetectorConfig
+from autolabel_gui.detection.catalogue import BACKENDS
 from autolabel_gui.detection.gdino_spec import DEFAULT_TEXT_ENCODER
 from autolabel_gui.detection.ids import run_id_for
+from autolabel_gui.detection.models import model_named
 from autolabel_gui.formats.export import voc_class_names
 
 SETTINGS_FILE = "project.json"
@@ -37,6 +39,7 @@ class ProjectSettings:
     batch_size: int = 1
     device: str = "auto"
     precision: str = "auto"
+    backend: str = DEFAULT_BACKEND
     weights: str | None = None
     config: str | None = None
     text_encoder: str | None = None
@@ -58,6 +61,7 @@ class ProjectSettings:
 
     def detector_config(self) -> DetectorConfig:
         return DetectorConfig(
+            backend=self.backend,
             weights=self.weights,
             config=self.config,
             text_encoder=self.text_encoder,
@@ -135,13 +139,18 @@ class ProjectSettings:
         so the folder's settings may name them next time. Invalid values raise ValueError.
         """
         changes: dict[str, Any] = {}
+        if getattr(args, "model", None):
+            # a catalogue model sets backend, weights and thresholds; explicit options below still win
+            picked = model_named(args.model).apply(self.detector_config())
+            changes.update(backend=picked.backend, weights=picked.weights, extra=dict(picked.extra),
+                           box_threshold=picked.box_threshold, text_threshold=picked.text_threshold)
         classes = getattr(args, "classes", None)
         if classes:
             changes["classes"] = classes_from_arg(classes)
         if getattr(args, "prompt", None):
             changes["prompts"] = {**self.prompts, **parse_prompt_args(args.prompt)}
         for name in ("box_threshold", "text_threshold", "batch_size", "device", "precision",
-                     "weights", "config", "text_encoder"):
+                     "backend", "weights", "config", "text_encoder"):
             value = getattr(args, name, None)
             if value is not None:
                 changes[name] = str(value) if isinstance(value, Path) else value
@@ -238,6 +247,9 @@ def _field_problem(name: str, value: object) -> str | None:
         return batch_size_problem(value)
     if name == "device":
         return device_problem(value)
+    if name == "backend":
+        known = ", ".join(BACKENDS)
+        return None if isinstance(value, str) and value in BACKENDS else f"{value!r} is not one of {known}"
     if name == "precision":
         return None if value in PRECISIONS else f"{value!r} is not one of {', '.join(PRECISIONS)}"
     if name == "classes":

@@ -1,20 +1,50 @@
-"""``autolabel-gui weights {download,status}``: fetch the checkpoint, or say where it is looked for."""
+"""``autolabel-gui weights {download,status,convert}``: fetch the checkpoint, say where it is looked for,
+or turn an original checkpoint into a transformers model folder."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from autolabel_gui.detection import weights as w
+from autolabel_gui.detection.models import model_named
 
 
 def run(args: argparse.Namespace) -> int:
     if args.weights_command == "download":
         return _download(args)
+    if args.weights_command == "convert":
+        return _convert(args)
     return _status()
 
 
+def _convert(args: argparse.Namespace) -> int:
+    """Exit 0 with the folder written, 1 when the inputs cannot be converted (the reason on stderr)."""
+    from autolabel_gui.detection.convert_gdino import convert
+
+    for label, path in (("checkpoint", args.checkpoint), ("--config", args.config),
+                        ("--text-encoder", args.text_encoder)):
+        if not Path(path).exists():
+            print(f"error: {label} {path}: not found", file=sys.stderr)
+            return 1
+    try:
+        report = convert(Path(args.checkpoint), Path(args.config), Path(args.text_encoder), Path(args.out))
+    except (ValueError, OSError, SyntaxError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if report.unexpected:
+        print(f"note: {len(report.unexpected)} checkpoint weights have no place in the transformers model "
+              f"(e.g. {', '.join(report.unexpected[:3])})", file=sys.stderr)
+    print(f"converted: {report.out}  (use: --backend transformers --weights {report.out})")
+    return 0
+
+
 def _download(args: argparse.Namespace) -> int:
+    if args.model:
+        entry = model_named(args.model)
+        if entry.hub_id:
+            return _download_hub(entry.name, entry.hub_id, entry.revision)
     spec = w.load_manifest()
     print(f"downloading {spec.name} from {args.url or spec.url}", file=sys.stderr)
     try:
@@ -26,6 +56,24 @@ def _download(args: argparse.Namespace) -> int:
     if args.skip_text_encoder:
         return 0
     return _fetch_text_encoder(spec.text_encoder)
+
+
+def _download_hub(name: str, hub_id: str, revision: str | None) -> int:
+    """Fetch a hub model into the Hugging Face cache; huggingface_hub shows progress and resumes
+    an interrupted download from its partial files."""
+    print(f"downloading {name} ({hub_id}@{revision or 'main'}) into the Hugging Face cache", file=sys.stderr)
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(hub_id, revision=revision)
+    except Exception as exc:  # offline, no such repo, network or disk errors: all "not downloaded"
+        print(f"error: could not download {hub_id}: {type(exc).__name__}: {exc}\n"
+              f"Check the network (and that HF_HUB_OFFLINE is not set), then run this again: it resumes. "
+              f"Or download the folder elsewhere (huggingface-cli download {hub_id}) and pass --weights DIR.",
+              file=sys.stderr)
+        return 1
+    print(f"model ready: {path}  (use: --model {name})")
+    return 0
 
 
 def _fetch_text_encoder(name: str) -> int:

@@ -15,12 +15,15 @@ import numpy as np
 from autolabel_gui.core.boxes import Box
 from autolabel_gui.core.ontology import Ontology
 
+DEFAULT_BACKEND = "grounding_dino"
+"""The seed's original Grounding DINO code path stays the default until a user picks another model."""
+
 
 @dataclass(frozen=True, slots=True)
 class DetectorConfig:
     """Everything needed to build a detector; also the user's model settings."""
 
-    backend: str = "grounding_dino"
+    backend: str = DEFAULT_BACKEND
     weights: str | None = None
     config: str | None = None
     text_encoder: str | None = None

@@ -6,10 +6,10 @@ what identifies its model or which options it takes never imports a model packag
 
 from __future__ import annotations
 
-from autolabel_gui.detection import gdino_spec
+from autolabel_gui.detection import gdino_spec, hf_spec
 from autolabel_gui.detection.base import BackendSpec, DetectorUnavailable
 
-BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (gdino_spec.SPEC,)}
+BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (gdino_spec.SPEC, hf_spec.SPEC)}
 
 
 def spec_for(name: str) -> BackendSpec:

@@ -14,27 +14,19 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from autolabel_gui.core.boxes import Box, BoxState
+from autolabel_gui.core.boxes import Box
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.detection import gdino_forward
 from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, Prepared, register_backend
-from autolabel_gui.detection.class_scoring import (
-    NMS_IOU,
-    PromptChunk,
-    assign_classes,
-    build_chunks,
-    merge_duplicates,
-)
+from autolabel_gui.detection.class_scoring import PromptChunk, assign_classes, build_chunks
 from autolabel_gui.detection.gdino_spec import (
     DEFAULT_TEXT_ENCODER,
     PACKAGE_CONFIG,
@@ -45,46 +37,13 @@ from autolabel_gui.detection.gdino_spec import (
     resized_size,
 )
 from autolabel_gui.detection.ids import model_id_for
-
-log = logging.getLogger(__name__)
+from autolabel_gui.detection.image_input import check_image
+from autolabel_gui.detection.runtime import Candidates, autocast, resolve_device, resolve_precision, to_boxes
 
 DEFAULT_IMAGE_SIZE = 800
 DEFAULT_MAX_SIZE = 1333
 _MEAN = [0.485, 0.456, 0.406]
 _STD = [0.229, 0.224, 0.225]
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` = cuda, then mps, then cpu; anything else must be usable here."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise DetectorUnavailable(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DetectorUnavailable(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise DetectorUnavailable(f"device {device!r} asked for, but MPS is not available here; use --device cpu")
-    return device
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """``auto`` = fp16 on CUDA, fp32 elsewhere. bf16 on CPU is opt-in and experimental."""
-    kind = torch.device(device).type
-    if precision == "auto":
-        return "fp16" if kind == "cuda" else "fp32"
-    if precision not in ("fp32", "fp16", "bf16"):
-        raise DetectorUnavailable(f"unknown precision {precision!r}: use auto, fp32, fp16 or bf16")
-    if precision == "fp16" and kind == "cpu":
-        raise DetectorUnavailable("fp16 needs a GPU; on the CPU use --precision fp32 (or bf16, experimental)")
-    if precision == "bf16" and kind == "cpu":
-        log.warning("bf16 on the CPU is experimental: scores can differ slightly from fp32")
-    return precision
 
 
 def _resize_options(extra: dict[str, str], cfg) -> tuple[int, int]:
@@ -223,8 +182,8 @@ def normalize_table() -> np.ndarray:
 def preprocess(image: np.ndarray, size: int, max_size: int) -> torch.Tensor:
     """RGB uint8 (H, W, 3) -> the normalized tensor the package's own transforms produce.
 
-    Resized by the package's own ``RandomResize`` (PIL), normalised through ``normalize_table``:
-    the same numbers, without torch ops, so it can run beside the model on another thread.
+    Resized by the package's own ``resize`` (PIL) to ``gdino_spec.resized_size``, normalised by
+    ``normalize_table``: the same numbers, without torch ops, so it can run beside the model on another thread.
     """
     import groundingdino.datasets.transforms as T
 
@@ -236,24 +195,6 @@ def preprocess(image: np.ndarray, size: int, max_size: int) -> torch.Tensor:
     for channel in range(3):
         np.take(table[channel], pixels[..., channel], out=out[channel])
     return torch.from_numpy(out)
-
-
-def _check_image(name: str, image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        shape = getattr(image, "shape", None)
-        dtype = getattr(image, "dtype", type(image).__name__)
-        raise ValueError(f"{name}: expected an RGB uint8 array (H, W, 3), got shape {shape}, {dtype}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"{name}: empty image {image.shape}")
-
-
-@dataclass(frozen=True, slots=True)
-class _Candidates:
-    """Per-image class-scored boxes from all chunks, before duplicate merging."""
-
-    boxes: list[torch.Tensor]
-    scores: list[torch.Tensor]
-    class_ids: list[torch.Tensor]
 
 
 @register_backend("grounding_dino")
@@ -304,7 +245,7 @@ class GroundingDinoDetector:
 
     def prepare(self, image: np.ndarray) -> Prepared:
         """The normalised, resized tensor of one image (thread-safe: PIL and torch ops only)."""
-        _check_image("image", image)
+        check_image("image", image)
         height, width = image.shape[:2]
         return Prepared(preprocess(image, *self._resize), width, height, ("grounding_dino", self._resize))
 
@@ -325,28 +266,20 @@ class GroundingDinoDetector:
         for i, p in enumerate(inputs):
             groups[tuple(p.data.shape)].append(i)
         results: list[list[Box]] = [[] for _ in images]
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), autocast(self._device, self._precision):
             texts = self._encoded_chunks(ontology)
             for indices in groups.values():
                 candidates = self._detect_group([inputs[i].data for i in indices], texts, floor)
                 for pos, i in enumerate(indices):
-                    results[i] = self._boxes(candidates, pos, (inputs[i].height, inputs[i].width), ontology)
+                    results[i] = to_boxes(candidates[pos], inputs[i].height, inputs[i].width, ontology)
         return results
 
     def _check_input(self, index: int, image: np.ndarray | Prepared) -> None:
         if not isinstance(image, Prepared):
-            _check_image(f"image #{index}", image)
+            check_image(f"image #{index}", image)
         elif image.spec != ("grounding_dino", self._resize):
             raise ValueError(f"image #{index}: prepared as {image.spec}, but this detector takes "
                              f"grounding_dino input of size {self._resize}")
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        kind = torch.device(self._device).type
-        if self._precision == "fp16":
-            return torch.autocast(device_type=kind, dtype=torch.float16)
-        if self._precision == "bf16":
-            return torch.autocast(device_type=kind, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
 
     def _encoded_chunks(self, ontology: Ontology) -> list[tuple[PromptChunk, dict[str, torch.Tensor]]]:
         """Captions and their text features, kept while the prompts stay the same."""
@@ -361,41 +294,17 @@ class GroundingDinoDetector:
 
     def _detect_group(
         self, tensors: list[torch.Tensor], texts: list[tuple[PromptChunk, dict[str, torch.Tensor]]], floor: float
-    ) -> _Candidates:
+    ) -> list[Candidates]:
         """One backbone pass for images of one shape, then the text half once per chunk."""
         memory = gdino_forward.encode_images(self._model, [t.to(self._device) for t in tensors])
-        out = _Candidates([[] for _ in tensors], [[] for _ in tensors], [[] for _ in tensors])
+        out = [Candidates() for _ in tensors]
         for chunk, text in texts:
             logits, boxes = gdino_forward.decode(self._model, memory, text)
             probs = logits.float().sigmoid().cpu()
             boxes = boxes.float().cpu()
             for b in range(len(tensors)):
                 picked = assign_classes(probs[b], chunk.spans, chunk.class_ids, floor, floor)
-                out.boxes[b].append(boxes[b, picked.queries])
-                out.scores[b].append(picked.scores)
-                out.class_ids[b].append(picked.class_ids)
-        return _Candidates(
-            [torch.cat(x) for x in out.boxes], [torch.cat(x) for x in out.scores], [torch.cat(x) for x in out.class_ids]
-        )
-
-    @staticmethod
-    def _boxes(candidates: _Candidates, pos: int, shape: tuple[int, ...], ontology: Ontology) -> list[Box]:
-        """Normalized cxcywh -> pixel boxes of the original image, duplicates merged per class."""
-        height, width = shape[:2]
-        cxcywh = candidates.boxes[pos]
-        scores = candidates.scores[pos]
-        class_ids = candidates.class_ids[pos]
-        scale = torch.tensor([width, height, width, height], dtype=torch.float32)
-        xyxy = torch.cat([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, :2] + cxcywh[:, 2:] / 2], dim=1) * scale
-        xyxy[:, 0::2] = xyxy[:, 0::2].clamp(0, width)
-        xyxy[:, 1::2] = xyxy[:, 1::2].clamp(0, height)
-        usable = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-        xyxy, scores, class_ids = xyxy[usable], scores[usable], class_ids[usable]
-        keep = merge_duplicates(xyxy, scores, class_ids, NMS_IOU)
-        names = ontology.names
-        boxes = []
-        for k in keep.tolist():
-            x0, y0, x1, y1 = (float(v) for v in xyxy[k].tolist())
-            boxes.append(Box(x0, y0, x1, y1, label=names[int(class_ids[k])], score=float(scores[k]),
-                             state=BoxState.PROPOSED))
-        return boxes
+                out[b].boxes.append(boxes[b, picked.queries])
+                out[b].scores.append(picked.scores)
+                out[b].class_ids.append(picked.class_ids)
+        return out

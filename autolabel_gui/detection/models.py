@@ -1,0 +1,65 @@
+"""The model catalogue (``models.json``): named models a user can pick, as data, never code per model.
+
+Each entry names its backend, where its weights come from (a hub id and revision, or none for
+the original backend's manifest checkpoint), licence, download size, the published zero-shot AP
+with its source, and default thresholds. Picking a model fills ``DetectorConfig`` fields; what
+those mean stays the backend's business.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from autolabel_gui.detection.base import DetectorConfig
+
+CATALOGUE = Path(__file__).with_name("models.json")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    name: str
+    title: str
+    backend: str
+    hub_id: str | None
+    revision: str | None
+    licence: str
+    download_mb: int
+    ap_source: str
+    box_threshold: float
+    text_threshold: float
+    ap: dict[str, float] = field(default_factory=dict)
+
+    def apply(self, config: DetectorConfig) -> DetectorConfig:
+        """``config`` set up for this model: backend, weights, revision and default thresholds."""
+        extra = {k: v for k, v in config.extra.items() if k != "revision"}
+        if self.revision:
+            extra["revision"] = self.revision
+        return replace(config, backend=self.backend, weights=self.hub_id, extra=extra,
+                       box_threshold=self.box_threshold, text_threshold=self.text_threshold)
+
+
+@functools.cache
+def _load() -> tuple[str, tuple[ModelEntry, ...]]:
+    data: dict[str, Any] = json.loads(CATALOGUE.read_text(encoding="utf-8"))
+    return data["default"], tuple(ModelEntry(**entry) for entry in data["models"])
+
+
+def all_models() -> tuple[ModelEntry, ...]:
+    return _load()[1]
+
+
+def default_model() -> ModelEntry:
+    """The seed's Grounding DINO SwinT-OGC: the default until a user picks another."""
+    return model_named(_load()[0])
+
+
+def model_named(name: str) -> ModelEntry:
+    """The entry called ``name``; ValueError naming the known ones otherwise."""
+    for entry in all_models():
+        if entry.name == name:
+            return entry
+    raise ValueError(f"unknown model {name!r}; known: {', '.join(m.name for m in all_models())}")
