@@ -142,7 +142,6 @@ def test_killed_driver_loses_only_what_was_in_flight(tmp_path, tiny_gdino, clust
     assert f"{len(photos) - len(before)} detected" in out and f"{len(before)} from cache" in out
 
 
-@pytest.mark.long
 def test_hostile_folder_is_reported_as_the_local_run_reports_it(tmp_path, tiny_gdino, cluster, capsys,
                                                                 one_torch_thread):
     local = build_hostile_corpus(tmp_path / "local" / "images", tmp_path / "local" / "voc", huge=False)
