@@ -23,7 +23,7 @@ Rules:
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from autolabel_gui.core.boxes import Box, BoxState
@@ -237,18 +237,8 @@ class ReviewState:
     def reject_visible_pending(self) -> int:
         """Verifying with pending proposals in view (Ctrl+S): the annotator saw them and did not
         accept them, so they are recorded as rejected (one undo step); returns how many."""
-        if self.read_only:
-            return 0
-        targets = [i for i in self.visible_indices() if self.items[i].pending]
-        if not targets:
-            return 0
-        items = list(self.items)
-        for i in targets:
-            proposal = items[i].proposal
-            assert proposal is not None
-            items[i] = replace(items[i], box=proposal.with_state(BoxState.REJECTED))
-        self._commit(tuple(items), -1)
-        return len(targets)
+        return self._settle_visible_pending(
+            lambda item: item.proposal.with_state(BoxState.REJECTED) if item.proposal else item.box, -1)
 
     def set_threshold(self, threshold: float) -> None:
         """Not an undo step: the threshold is a view of the proposals, not a decision."""
@@ -299,6 +289,10 @@ class ReviewState:
 
     def accept_all_visible(self) -> int:
         """Space: accept every proposal shown at the current threshold; returns how many."""
+        return self._settle_visible_pending(lambda item: item.box.with_state(BoxState.ACCEPTED), self.selected)
+
+    def _settle_visible_pending(self, settle: Callable[[Item], Box], selected: int) -> int:
+        """Replace every pending proposal in view by ``settle(item)``, as one undo step."""
         if self.read_only:
             return 0
         targets = [i for i in self.visible_indices() if self.items[i].pending]
@@ -306,8 +300,8 @@ class ReviewState:
             return 0
         items = list(self.items)
         for i in targets:
-            items[i] = replace(items[i], box=items[i].box.with_state(BoxState.ACCEPTED))
-        self._commit(tuple(items), self.selected)
+            items[i] = replace(items[i], box=settle(items[i]))
+        self._commit(tuple(items), selected)
         return len(targets)
 
     def delete_selected(self) -> bool:
