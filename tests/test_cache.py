@@ -91,7 +91,7 @@ def test_run_id_changes_with_prompts_weights_and_text_threshold_only(tmp_path):
 
 
 def test_run_id_follows_the_detector_model_id_without_importing_torch(tmp_path, monkeypatch):
-    from autolabel_gui.detection import gdino_spec, ids
+    from autolabel_gui.detection import fingerprint, gdino_spec, ids
 
     weights, cfg, bert = tmp_path / "w.pth", tmp_path / "cfg.py", tmp_path / "bert"
     weights.write_bytes(b"0" * 10)
@@ -109,7 +109,7 @@ def test_run_id_follows_the_detector_model_id_without_importing_torch(tmp_path, 
     changes = [
         lambda: (bert / "vocab.txt").write_text("a\nb\n"),
         lambda: cfg.write_text(cfg.read_text() + "image_size = 640\n"),
-        lambda: monkeypatch.setattr(gdino_spec, "SCORING_VERSION", "another scoring"),
+        lambda: monkeypatch.setattr(fingerprint, "SCORING_VERSION", "another scoring"),
     ]
     for change in changes:
         change()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
+from typing import Any
+
+from autolabel_gui.detection.base import DetectorConfig
 
 SCORING_VERSION = "class-span-max/nms0.5/v1"
 """How raw model outputs become proposals (ADR 0004); changing it invalidates every cache."""
@@ -21,3 +26,20 @@ def file_identity(path: str | Path | None) -> list | None:
     except OSError:
         return [str(path), "missing"]
     return [p.name, st.st_size, st.st_mtime_ns]
+
+
+def model_digest(config: DetectorConfig, files: dict[str, Any]) -> str:
+    """``backend:digest`` of a backend's model ``files`` (its own identity of them) and of what
+    changes every backend's proposals: precision as asked, text threshold, backend options and
+    ``SCORING_VERSION``. Device, batch size and box threshold are left out on purpose: they do
+    not change what the model proposes (beyond float noise), so a CPU fallback shares the cache."""
+    payload = {
+        "backend": config.backend,
+        **files,
+        "precision": config.precision,
+        "text_threshold": round(float(config.text_threshold), 6),
+        "extra": sorted(config.extra.items()),
+        "scoring": SCORING_VERSION,
+    }
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+    return f"{config.backend}:{digest[:20]}"

@@ -9,12 +9,11 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.util
-import json
 from pathlib import Path
 
 from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_limited
 from autolabel_gui.detection.base import BackendSpec, DetectorConfig
-from autolabel_gui.detection.fingerprint import SCORING_VERSION, file_identity
+from autolabel_gui.detection.fingerprint import file_identity, model_digest
 from autolabel_gui.detection.weights import find_weights, missing_weights_message
 
 DEFAULT_TEXT_ENCODER = "bert-base-uncased"
@@ -133,19 +132,12 @@ def model_id(config: DetectorConfig) -> str:
     except (OSError, UnicodeDecodeError):
         config_text = None
     text_encoder = config.text_encoder or (config_text and config_text_encoder(config_text)) or DEFAULT_TEXT_ENCODER
-    payload = {
-        "backend": config.backend,
+    return model_digest(config, {
         "weights": file_identity(weights),
         "config": hashlib.sha256(config_text.encode("utf-8")).hexdigest()[:16] if config_text is not None
         else [str(config_path), "missing"],
         "text_encoder": _text_encoder_identity(text_encoder),
-        "precision": config.precision,
-        "text_threshold": round(float(config.text_threshold), 6),
-        "extra": sorted(config.extra.items()),
-        "scoring": SCORING_VERSION,
-    }
-    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
-    return f"{config.backend}:{digest[:20]}"
+    })
 
 
 def missing(config: DetectorConfig) -> str | None:

@@ -8,12 +8,11 @@ pins a hub revision. The model architectures it can run are data (``MODEL_CLASSE
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from autolabel_gui.detection.base import BackendSpec, DetectorConfig
-from autolabel_gui.detection.fingerprint import SCORING_VERSION, file_identity
+from autolabel_gui.detection.fingerprint import file_identity, model_digest
 
 MODEL_CLASSES = {
     "grounding-dino": "GroundingDinoForObjectDetection",
@@ -75,16 +74,7 @@ def model_id(config: DetectorConfig) -> str:
     Not in it: device, batch size and box threshold (see ``gdino_spec.model_id``).
     """
     folder = model_folder(config)
-    payload = {
-        "backend": config.backend,
-        "weights": file_identity(folder) if folder else [config.weights, "missing"],
-        "precision": config.precision,
-        "text_threshold": round(float(config.text_threshold), 6),
-        "extra": sorted(config.extra.items()),
-        "scoring": SCORING_VERSION,
-    }
-    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
-    return f"{config.backend}:{digest[:20]}"
+    return model_digest(config, {"weights": file_identity(folder) if folder else [config.weights, "missing"]})
 
 
 def missing(config: DetectorConfig) -> str | None:
