@@ -23,34 +23,37 @@ def _folder_key(root: Path) -> tuple[str, str]:
     return f"{GROUP}/{digest}", path
 
 
-def remember_image(qsettings: QSettings, root: Path, rel: str) -> None:
-    """``rel`` is the image open in ``root`` now."""
+def _remember(qsettings: QSettings, root: Path, name: str, value: str) -> None:
     key, path = _folder_key(root)
     qsettings.setValue(f"{key}/folder", path)
-    qsettings.setValue(f"{key}/image", rel)
+    qsettings.setValue(f"{key}/{name}", value)
+
+
+def _remembered(qsettings: QSettings, root: Path, name: str) -> str | None:
+    """The value kept for ``root`` under ``name``; None unless it was kept for this very path."""
+    key, path = _folder_key(root)
+    if qsettings.value(f"{key}/folder") != path:
+        return None
+    value = qsettings.value(f"{key}/{name}")
+    return str(value) if value else None
+
+
+def remember_image(qsettings: QSettings, root: Path, rel: str) -> None:
+    """``rel`` is the image open in ``root`` now."""
+    _remember(qsettings, root, "image", rel)
 
 
 def remembered_image(qsettings: QSettings, root: Path) -> str | None:
     """The image that was open when ``root`` was last reviewed, if any."""
-    key, path = _folder_key(root)
-    if qsettings.value(f"{key}/folder") != path:
-        return None
-    rel = qsettings.value(f"{key}/image")
-    return str(rel) if rel else None
+    return _remembered(qsettings, root, "image")
 
 
 def remember_annotations(qsettings: QSettings, root: Path, folder: Path) -> None:
     """VOC files of ``root`` go to ``folder`` (chosen because ``root`` is read-only, so the
     choice cannot be kept in the folder's own settings)."""
-    key, path = _folder_key(root)
-    qsettings.setValue(f"{key}/folder", path)
-    qsettings.setValue(f"{key}/annotations", str(folder))
+    _remember(qsettings, root, "annotations", str(folder))
 
 
 def remembered_annotations(qsettings: QSettings, root: Path) -> str | None:
     """The annotation folder chosen for ``root`` in this user's settings, if any."""
-    key, path = _folder_key(root)
-    if qsettings.value(f"{key}/folder") != path:
-        return None
-    folder = qsettings.value(f"{key}/annotations")
-    return str(folder) if folder else None
+    return _remembered(qsettings, root, "annotations")
