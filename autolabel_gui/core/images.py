@@ -25,6 +25,7 @@ import stat
 import struct
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -101,6 +102,24 @@ def decode_need(size: tuple[int, int], mode: str, file_bytes: int) -> int:
     return file_bytes + width * height * (_MODE_BYTES.get(mode, 4) + 3 + 3)
 
 
+@contextlib.contextmanager
+def _pillow_errors(path: Path) -> Iterator[None]:
+    """Pillow's many ways of saying "this is not a readable image", as one ImageLoadError each,
+    for the header check and for the decode alike."""
+    try:
+        yield
+    except ImageLoadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageLoadError(path, "not an image, or an image format that cannot be read") from None
+    except MemoryError:
+        raise ImageLoadError(path, "not enough memory to decode it") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(path, f"too large ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError) as exc:
+        raise ImageLoadError(path, f"corrupt or truncated image data ({exc})") from None
+
+
 def load_image(path: Path | str) -> np.ndarray:
     """Decode ``path`` to a C-contiguous (H, W, 3) uint8 RGB array in display orientation."""
     path = Path(path)
@@ -110,7 +129,7 @@ def load_image(path: Path | str) -> np.ndarray:
 
 
 def _decode(path: Path, data: bytes) -> np.ndarray:
-    try:
+    with _pillow_errors(path):
         with Image.open(io.BytesIO(data)) as im:
             _check_pixels(path, im.size)
             if _is_plain_jpeg(im, data):
@@ -122,16 +141,6 @@ def _decode(path: Path, data: bytes) -> np.ndarray:
                 im.load()
                 orientation = orientation_of(im)
                 rgb = _to_rgb(im)
-    except ImageLoadError:
-        raise
-    except UnidentifiedImageError:
-        raise ImageLoadError(path, "not an image, or an image format that cannot be read") from None
-    except MemoryError:
-        raise ImageLoadError(path, "not enough memory to decode it") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageLoadError(path, f"too large ({exc})") from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError) as exc:
-        raise ImageLoadError(path, f"corrupt or truncated image data ({exc})") from None
     out = np.ascontiguousarray(_apply_orientation(rgb, orientation))
     # Pillow hands out read-only views of its buffer; callers may draw on the array.
     return out if out.flags.writeable else out.copy()
@@ -192,16 +201,9 @@ def _read_checked(path: Path) -> tuple[bytes, int]:
             if st.st_size == 0:
                 raise ImageLoadError(path, "empty file (0 bytes)")
             fh = io.BufferedReader(raw)
-            try:
-                with Image.open(fh) as im:
-                    _check_pixels(path, im.size)
-                    need = decode_need(im.size, im.mode, st.st_size)
-            except UnidentifiedImageError:
-                raise ImageLoadError(path, "not an image, or an image format that cannot be read") from None
-            except Image.DecompressionBombError as exc:
-                raise ImageLoadError(path, f"too large ({exc})") from None
-            except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError) as exc:
-                raise ImageLoadError(path, f"corrupt or truncated image data ({exc})") from None
+            with _pillow_errors(path), Image.open(fh) as im:
+                _check_pixels(path, im.size)
+                need = decode_need(im.size, im.mode, st.st_size)
             DECODE_BUDGET.check(path, need)
             fh.seek(0)
             return fh.read(), need
