@@ -45,7 +45,7 @@ def test_z_fits_the_selected_box_in_the_view(open_review, index):
     assert view.contains(rect)
     # the box fills most of the view one way, with room left around it
     assert max(rect.width() / view.width(), rect.height() / view.height()) > 0.5
-    assert zoom_text(h) == f"{round(canvas.scale_factor() * 100)}%"
+    assert zoom_text(h) == f"Zoom {round(canvas.scale_factor() * 100)}%"
     assert QApplication.focusWidget() is canvas
 
 
@@ -61,19 +61,19 @@ def test_the_status_bar_shows_the_zoom_after_every_change(open_review):
     h = open_review(["a.png"], BOXES)
     canvas = h.window.canvas
     fitted = canvas.scale_factor()
-    assert zoom_text(h) == f"{round(fitted * 100)}%"
+    assert zoom_text(h) == f"Zoom {round(fitted * 100)}%"
     h.press(Key.Key_Plus)
-    assert zoom_text(h) == f"{round(fitted * 125)}%"
+    assert zoom_text(h) == f"Zoom {round(fitted * 125)}%"
     h.press(Key.Key_Minus)
-    assert zoom_text(h) == f"{round(fitted * 100)}%"
+    assert zoom_text(h) == f"Zoom {round(fitted * 100)}%"
     center = QPointF(canvas.viewport().rect().center())
     wheel = QWheelEvent(center, canvas.viewport().mapToGlobal(center), QPoint(), QPoint(0, 120),
                         Qt.MouseButton.NoButton, Mod.ControlModifier, Qt.ScrollPhase.NoScrollPhase, False)
     QApplication.sendEvent(canvas.viewport(), wheel)
     assert canvas.scale_factor() > fitted * 1.1
-    assert zoom_text(h) == f"{round(canvas.scale_factor() * 100)}%"
+    assert zoom_text(h) == f"Zoom {round(canvas.scale_factor() * 100)}%"
     h.press(Key.Key_F, Mod.ControlModifier)
-    assert zoom_text(h) == f"{round(fitted * 100)}%"
+    assert zoom_text(h) == f"Zoom {round(fitted * 100)}%"
 
 
 NAMES = ["cat_01.png", "dog_02.png", "Cat_03.png", "bird_04.png"]

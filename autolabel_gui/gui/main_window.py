@@ -444,7 +444,7 @@ class MainWindow(QMainWindow):
 
     @Slot(float)
     def _zoom_changed(self, scale: float) -> None:
-        self.zoom_label.setText(f"{scale:.0%}")
+        self.zoom_label.setText(f"Zoom {scale:.0%}")
 
     def _zoom_to_box(self) -> None:
         if not self.canvas.zoom_to_selected():
