@@ -111,9 +111,21 @@ def test_enter_in_the_search_opens_the_first_match(open_review):
     assert QApplication.focusWidget() is h.window.canvas
     assert h.window.file_panel.view.currentIndex().data() == "dog_02.png"
     h.press(Key.Key_K, Mod.ControlModifier)
-    h.type_text("o")  # still matches the image on screen: Enter stays there
+    h.type_text("_0")  # every name; the image on screen is one of them, so Enter stays there
     h.press(Key.Key_Return)
     assert h.controller.current == "dog_02.png"
+
+
+@pytest.mark.parametrize("key", [Key.Key_Return, Key.Key_Escape])
+def test_enter_and_esc_in_the_search_leave_the_selected_box_alone(open_review, key):
+    h = open_review(["a.png"], BOXES)
+    h.press(Key.Key_Tab)
+    h.press(Key.Key_K, Mod.ControlModifier)
+    h.type_text("a")
+    h.press(key)  # not "accept the selected proposal", not "clear the selection"
+    assert h.state.selected == 0
+    assert [it.box.state.value for it in h.state.items] == ["proposed", "proposed"]
+    assert QApplication.focusWidget() is h.window.canvas
 
 
 def test_the_search_combines_with_the_status_filter(open_review, qtbot):
