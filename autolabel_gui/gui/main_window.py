@@ -48,9 +48,10 @@ log = logging.getLogger(__name__)
 
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("open_folder", "save", "settings", "annotation_folder", "export", "quit")),
-    ("&Review", ("next_image", "prev_image", "accept_all_next", "next_unverified", "rerun", "manual_review")),
+    ("&Review", ("next_image", "prev_image", "accept_all_next", "next_unverified", "search", "rerun",
+                 "manual_review")),
     ("&Edit", ("accept_selected", "delete_selected", "draw", "duplicate", "undo", "redo")),
-    ("&View", ("fit", "zoom_in", "zoom_out", "toggle_labels", "threshold_down", "threshold_up")),
+    ("&View", ("fit", "zoom_in", "zoom_out", "zoom_to_box", "toggle_labels", "threshold_down", "threshold_up")),
     ("&Help", ("help",)),
 )
 WEIGHTS_HINT = "run `autolabel-gui weights download`"
