@@ -1,7 +1,7 @@
 """The user's own keys: ``keys.json`` in the user config folder overrides rows of ``KEYMAP``.
 
-The file maps action names (the first column of F1's table is their keys; the names are the
-``action`` of each ``KeyBinding``) to key lists, as labelme's config does::
+The file maps action names (F1's Name column, the README key table's last column) to key
+lists, as labelme's config does::
 
     {"zoom_to_box": ["Z", "Ctrl+0"], "draw": "E", "rerun": []}
 
