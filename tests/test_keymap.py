@@ -177,3 +177,20 @@ def test_focus_stays_on_the_canvas_after_a_users_key(open_review, monkeypatch, t
     h.press(Key.Key_Up, Mod.ControlModifier)
     assert h.window.canvas.scale_factor() == pytest.approx(before * 1.25)
     assert QApplication.focusWidget() is h.window.canvas
+
+
+def test_the_merge_needs_no_qt_key_parser():
+    """The merge's rules hold with any spelling rule (here: upper case), so they are testable
+    apart from Qt's parser."""
+    def upper(key: str) -> str:
+        if not key.isalnum():
+            raise ValueError(f"{key!r} is not a key")
+        return key.upper()
+
+    small = (replace(KEYMAP[0], keys=("D",)), replace(KEYMAP[1], keys=("A",)))
+    keymap, problems = merge_keymap(small, {"next_image": ["n"], "prev_image": ["n"]}, upper)
+    assert keymap == small
+    assert problems == ["'N' would belong to next_image and prev_image; next_image and prev_image keep(s) "
+                        "the default keys"]
+    keymap, problems = merge_keymap(small, {"next_image": ["?"]}, upper)
+    assert keymap == small and problems == ["'next_image': '?' is not a key"]
