@@ -15,13 +15,14 @@ import functools
 from collections.abc import Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, QSettings, Signal, Slot
+from PySide6.QtCore import QObject, QSettings, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QStackedWidget, QWidget
 
 from autolabel_gui.app.status import Status
 from autolabel_gui.app.triage import DEFAULT_COLUMNS, GRID_SIZES, PageResult, Triage
 from autolabel_gui.core.images import load_thumbnail
+from autolabel_gui.core.review import ReviewState
 from autolabel_gui.gui.colors import class_colors
 from autolabel_gui.gui.grid_view import GridView, TileContent
 from autolabel_gui.gui.image_cache import ImageCache
@@ -56,6 +57,7 @@ class GridTriage(QObject):
         self._thumbs: ImageCache | None = None
         self.triage: Triage | None = None
         self._size_actions: dict[int, QAction] = {}
+        self._upcoming: list[str] = []
         self.view.tile_clicked.connect(self.mark)
 
     @property
@@ -207,6 +209,17 @@ class GridTriage(QObject):
             group.addAction(action)
             self._size_actions[n] = action
 
+    def upcoming(self) -> list[str]:
+        """The images of the next page if Space is pressed now (prefetched while this one shows)."""
+        triage = self.triage
+        if triage is None or not triage.tiles:
+            return []
+        return triage.select(triage.page[-1], self._eligible, after=True, skip=set(triage.page))
+
+    def decoded(self, rels: list[str]) -> bool:
+        """Every one of ``rels`` has its thumbnail decoded and cached."""
+        return self._thumbs is not None and all(self._thumbs.get(rel) is not None for rel in rels)
+
     # ------------------------------------------------------------------ internals
 
     def _show_single(self) -> None:
@@ -222,7 +235,7 @@ class GridTriage(QObject):
             return False
         if self._status(rel) in (Status.VERIFIED, Status.UNREADABLE):
             return False
-        state = c.session.open(rel).state
+        state = _state(c, rel)
         return not state.verified and state.verify_blocker(c.model_runs) is None
 
     def _status(self, rel: str) -> Status | None:
@@ -235,7 +248,7 @@ class GridTriage(QObject):
         triage.open(rels, marked or ())
         tiles = []
         for tile in triage.tiles:
-            state = c.session.open(tile.rel).state
+            state = _state(c, tile.rel)
             picture = thumbs.get(tile.rel)
             tiles.append(TileContent(tile.rel, state.width, state.height, _boxes_in_view(c, tile.rel),
                                      tile.marked, picture))
@@ -244,9 +257,25 @@ class GridTriage(QObject):
         self.view.set_tiles(tiles)
         for rel in triage.loading():
             thumbs.request(rel)
-        upcoming = triage.select(rels[-1], self._eligible, after=True, skip=set(rels))
-        thumbs.prefetch(rels[0], [*rels[1:], *upcoming])
         self._say_page(note)
+        QTimer.singleShot(0, self._prefetch_upcoming)  # after this page is painted
+
+    @Slot()
+    def _prefetch_upcoming(self) -> None:
+        """Decode (and scale) the next page's pictures while the annotator looks at this one."""
+        c, triage, thumbs = self._controller, self.triage, self._thumbs
+        if c is None or triage is None or thumbs is None or not triage.tiles:
+            return
+        self._upcoming = self.upcoming()
+        thumbs.prefetch(triage.page[0], [*triage.page[1:], *self._upcoming])
+        for rel in self._upcoming:
+            picture = thumbs.get(rel)
+            if picture is not None:
+                self._prepare(c, rel, picture)
+
+    def _prepare(self, c: ReviewController, rel: str, picture: np.ndarray) -> None:
+        state = _state(c, rel)
+        self.view.prepare(rel, picture, state.width, state.height)
 
     def _say_page(self, note: str = "") -> None:
         triage = self.triage
@@ -275,6 +304,8 @@ class GridTriage(QObject):
         index = triage.picture_shown(rel)
         if index >= 0:
             self.view.set_picture(index, picture)
+        elif rel in self._upcoming and self.active and self._controller is not None:
+            self._prepare(self._controller, rel, picture)
 
     @Slot(str, str)
     def _thumb_failed(self, rel: str, reason: str) -> None:
@@ -289,9 +320,16 @@ class GridTriage(QObject):
             self._say_page()
 
 
+def _state(c: ReviewController, rel: str) -> ReviewState:
+    """The review state of ``rel``, opened once: later proposals reach an opened state through
+    the controller, so reopening (a cache read per image) on every page is not needed."""
+    state = c.session.get(rel)
+    return state if state is not None else c.session.open(rel).state
+
+
 def _boxes_in_view(c: ReviewController, rel: str):
     """The boxes Space would keep: accepted ones and the proposals at the threshold."""
-    state = c.session.open(rel).state
+    state = _state(c, rel)
     return [state.items[i].box for i in state.visible_indices()]
 
 

@@ -8,11 +8,13 @@ Pictures come as small RGB arrays (thumbnails) and are scaled to the tile once p
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
 from PySide6.QtWidgets import QWidget
 
 from autolabel_gui.core.boxes import Box, BoxState
@@ -25,6 +27,8 @@ GAP = 6
 MARK_COLOR = QColor("#e53935")
 MARK_WIDTH = 5
 BOX_WIDTH = 1.5
+SCALED_KEPT = 32
+"""Scaled pictures kept: two pages of the largest grid."""
 _BACKGROUND = QColor("#2b2b2b")
 _TILE = QColor("#1e1e1e")
 _CAPTION = QColor(0, 0, 0, 170)
@@ -56,7 +60,8 @@ class GridView(QWidget):
         self._columns = 3
         self._tiles: list[TileContent] = []
         self._colors: dict[str, QColor] = {}
-        self._scaled: dict[int, QPixmap] = {}  # tile -> picture scaled to its current rectangle
+        self._scaled: OrderedDict[str, QPixmap] = OrderedDict()
+        """Pictures scaled to their tile, by image: kept across pages, so G, Esc, G scales nothing."""
 
     # ------------------------------------------------------------------ content
 
@@ -74,7 +79,6 @@ class GridView(QWidget):
 
     def set_tiles(self, tiles: list[TileContent]) -> None:
         self._tiles = list(tiles)
-        self._scaled.clear()
         self.update()
 
     def tiles(self) -> list[TileContent]:
@@ -83,7 +87,7 @@ class GridView(QWidget):
     def set_picture(self, index: int, picture: np.ndarray) -> None:
         if 0 <= index < len(self._tiles):
             self._tiles[index].picture = picture
-            self._scaled.pop(index, None)
+            self._scaled.pop(self._tiles[index].rel, None)
             self.update(self.tile_rect(index))
 
     def set_failed(self, index: int, reason: str) -> None:
@@ -121,12 +125,12 @@ class GridView(QWidget):
     def picture_rect(self, index: int) -> QRectF:
         """Where the picture of tile ``index`` is drawn: fitted to the tile, aspect kept."""
         tile = self._tiles[index]
-        rect = QRectF(self.tile_rect(index)).adjusted(MARK_WIDTH, MARK_WIDTH, -MARK_WIDTH, -MARK_WIDTH)
-        if tile.width <= 0 or tile.height <= 0:
-            return rect
-        scale = min(rect.width() / tile.width, rect.height() / tile.height)
-        w, h = tile.width * scale, tile.height * scale
-        return QRectF(rect.x() + (rect.width() - w) / 2, rect.y() + (rect.height() - h) / 2, w, h)
+        return _fit(self.tile_rect(index), tile.width, tile.height)
+
+    def prepare(self, rel: str, picture: np.ndarray, width: int, height: int) -> None:
+        """Scale the picture of an image of the next page (``width`` x ``height``) now, while
+        the annotator looks at this page, so turning the page only draws."""
+        self._scaled_picture(rel, picture, _fit(self.tile_rect(0), width, height))
 
     # ------------------------------------------------------------------ Qt events
 
@@ -177,15 +181,21 @@ class GridView(QWidget):
             painter.drawRect(QRectF(rect).adjusted(half, half, -half, -half))
 
     def _pixmap(self, index: int, target: QRectF) -> QPixmap:
-        size = (round(target.width()), round(target.height()))
-        cached = self._scaled.get(index)
+        tile = self._tiles[index]
+        assert tile.picture is not None
+        return self._scaled_picture(tile.rel, tile.picture, target)
+
+    def _scaled_picture(self, rel: str, picture: np.ndarray, target: QRectF) -> QPixmap:
+        """``picture`` at ``target``'s size: scaled once (area filter) until the size changes."""
+        size = (max(round(target.width()), 1), max(round(target.height()), 1))
+        cached = self._scaled.get(rel)
         if cached is None or (cached.width(), cached.height()) != size:
-            picture = self._tiles[index].picture
-            assert picture is not None
-            image = qimage_from_rgb(picture).scaled(size[0], size[1], Qt.AspectRatioMode.IgnoreAspectRatio,
-                                                    Qt.TransformationMode.SmoothTransformation)
-            cached = QPixmap.fromImage(image.convertToFormat(QImage.Format.Format_RGB32))
-            self._scaled[index] = cached
+            scaled = np.ascontiguousarray(cv2.resize(picture, size, interpolation=cv2.INTER_AREA))
+            cached = QPixmap.fromImage(qimage_from_rgb(scaled))
+            self._scaled[rel] = cached
+            while len(self._scaled) > SCALED_KEPT:
+                self._scaled.popitem(last=False)
+        self._scaled.move_to_end(rel)
         return cached
 
     def _paint_boxes(self, painter: QPainter, tile: TileContent, target: QRectF) -> None:
@@ -223,3 +233,13 @@ class GridView(QWidget):
         elided = painter.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, caption.width() - 8)
         painter.drawText(caption.adjusted(4, 0, -4, 0), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
                          elided)
+
+
+def _fit(tile: QRect, width: int, height: int) -> QRectF:
+    """A ``width`` x ``height`` picture fitted in ``tile`` inside the mark's border, centred."""
+    rect = QRectF(tile).adjusted(MARK_WIDTH, MARK_WIDTH, -MARK_WIDTH, -MARK_WIDTH)
+    if width <= 0 or height <= 0:
+        return rect
+    scale = min(rect.width() / width, rect.height() / height)
+    w, h = width * scale, height * scale
+    return QRectF(rect.x() + (rect.width() - w) / 2, rect.y() + (rect.height() - h) / 2, w, h)
