@@ -159,3 +159,10 @@ def test_the_threshold_changes_what_a_tile_shows_and_what_space_accepts(open_rev
     assert [b.label for b in grid.view.tiles()[0].boxes] == ["person", "cat"]
     h.press(Key.Key_Space)
     assert [label for label, _ in h.saved("img00.png")] == ["person", "cat"]
+
+
+def test_an_image_chosen_in_the_file_list_closes_the_grid(open_review):
+    h, grid = open_grid(open_review)
+    h.window.file_panel.image_chosen.emit("img05.png")
+    assert not grid.active
+    h.wait_shown("img05.png")

@@ -76,6 +76,7 @@ class GridTriage(QObject):
                                   functools.partial(load_thumbnail, max_side=THUMB_SIDE), parent=self)
         self._thumbs.loaded.connect(self._thumb_loaded)
         self._thumbs.failed.connect(self._thumb_failed)
+        controller.current_changed.connect(self._image_opened)
         self.view.set_class_colors(class_colors(controller.settings.classes))
 
     def detach(self) -> None:
@@ -295,6 +296,14 @@ class GridTriage(QObject):
         if waiting and c.model_runs:
             return f"{prefix}: {waiting} image(s) still waiting for the model's proposals."
         return f"{prefix}: no unverified image has proposals ready."
+
+    @Slot(str, int, int)
+    def _image_opened(self, rel: str, row: int, total: int) -> None:
+        """An image was opened in the single view while the grid showed (a click in the file
+        list): the annotator wants that image, so the grid gives way, its marks dropped."""
+        if self.active and self.triage is not None:
+            self.triage.close()
+            self._show_single()
 
     @Slot(str, object)
     def _thumb_loaded(self, rel: str, picture: np.ndarray) -> None:
