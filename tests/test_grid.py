@@ -166,3 +166,24 @@ def test_an_image_chosen_in_the_file_list_closes_the_grid(open_review):
     h.window.file_panel.image_chosen.emit("img05.png")
     assert not grid.active
     h.wait_shown("img05.png")
+
+
+def test_an_image_whose_save_fails_stays_unverified_and_is_said(open_review, monkeypatch):
+    import autolabel_gui.app.session as session_module
+
+    real_write = session_module.write_voc
+
+    def write_voc(path, labels):
+        if path.name == "img03.xml":
+            raise OSError(28, "No space left on device")
+        real_write(path, labels)
+
+    monkeypatch.setattr(session_module, "write_voc", write_voc)
+    h, grid = open_grid(open_review)
+    h.press(Key.Key_Space)
+    assert not h.voc_path("img03.png").exists()
+    assert sum(h.voc(rel).verified for rel in READY if rel != "img03.png") == 8
+    assert h.controller.files.status(h.controller.files.row_of("img03.png")) is not Status.VERIFIED
+    assert "1 image(s) not verified: img03.png" in h.window.message_label.text()
+    assert not grid.active
+    h.wait_shown("img03.png")  # the single view goes on at the image still to verify

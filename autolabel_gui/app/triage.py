@@ -12,7 +12,7 @@ Qt-free, so the rules are tested without a window (``gui/grid_triage.py`` is the
 - Space verifies every unmarked image exactly as Space does on one image (``accept_and_verify``:
   the same verify gate, every visible proposal accepted, the same save), and sets the marked
   ones aside. It is refused while a tile's picture has not been drawn: nobody verifies what
-  they have not seen.
+  they have not seen. An image whose save fails is set aside too, so no page repeats.
 """
 
 from __future__ import annotations
@@ -151,7 +151,8 @@ class Triage:
         return None
 
     def verify_page(self, session: ReviewSession, model_runs: bool) -> PageResult:
-        """Space: verify the unmarked images (each as Space on one image), set the marked aside.
+        """Space: verify the unmarked images (each as Space on one image); set aside the marked
+        ones and those that could not be verified (a failed save: the single view says why).
 
         The caller checks ``blocker`` first. The page stays open so the caller can show the next
         one (``select(..., after=True)`` from ``page[-1]``).
@@ -164,7 +165,7 @@ class Triage:
                 result.accepted += count
             else:
                 result.errors[rel] = error
-        result.set_aside = [rel for rel in self.marked() if rel not in self.set_aside]
+        result.set_aside = [rel for rel in (*self.marked(), *result.errors) if rel not in self.set_aside]
         self.set_aside += result.set_aside
         return result
 

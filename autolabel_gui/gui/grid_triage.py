@@ -82,6 +82,8 @@ class GridTriage(QObject):
     def detach(self) -> None:
         """The folder closes: back to the single view, the decode threads stopped."""
         self._show_single()
+        if self._controller is not None:
+            self._controller.current_changed.disconnect(self._image_opened)
         if self._thumbs is not None:
             self._thumbs.close()
             self._thumbs.deleteLater()
@@ -153,14 +155,14 @@ class GridTriage(QObject):
                 c.files.set_status(rel, status)
         c.boxes_changed.emit()
         said = _result_text(result)
-        if result.errors:
-            rel, why = next(iter(result.errors.items()))
-            self.message.emit(f"{said}; {rel}: {why}", True)
         rels = triage.select(last, self._eligible, after=True)
         if rels:
-            self._show_page(rels, note=said if not result.errors else "")
+            self._show_page(rels, note=said)
         else:
-            self.leave(self._nothing_ready(said + ". No more images for the grid") if not result.errors else "")
+            self.leave(self._nothing_ready(said + ". No more images for the grid"))
+        if result.errors:  # said last, so that nothing covers it
+            rel, why = next(iter(result.errors.items()))
+            self.message.emit(f"{len(result.errors)} image(s) not verified: {rel}: {why}", True)
 
     def ignored(self) -> None:
         """A key for the single image pressed while the grid is shown."""
@@ -183,7 +185,10 @@ class GridTriage(QObject):
         if self.active and triage.tiles:
             first, marked = triage.page[0], triage.marked()
             rels = triage.select(first, self._eligible)
-            self._show_page(rels, marked=marked)
+            if rels:
+                self._show_page(rels, marked=marked)
+            else:
+                self.leave()
 
     def refresh(self) -> None:
         """The threshold changed: every tile shows the boxes now in view."""
@@ -284,8 +289,8 @@ class GridTriage(QObject):
             return
         marked = len(triage.marked())
         rest = len(triage.tiles) - marked
-        text = (f"Grid {triage.columns}×{triage.columns}: {len(triage.tiles)} images, {marked} marked as needing "
-                f"work (digits or a click) · Space verifies the other {rest} · G or Esc: single image")
+        text = (f"Grid: {marked} of {len(triage.tiles)} marked as needing work · Space verifies the other {rest} · "
+                f"G or Esc: single image")
         self.message.emit(f"{note}. {text}" if note else text, False)
 
     def _nothing_ready(self, prefix: str) -> str:
