@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from autolabel_gui.app.session import Status
 from autolabel_gui.core.boxes import BoxState
@@ -9,6 +11,7 @@ from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.gui.grid_view import MARK_COLOR
 from PySide6.QtCore import QEvent, QPointF, Qt
 
+from tests.fixtures.pipeline import FakeDetector
 from tests.fixtures.window import proposal, send_mouse
 
 Key = Qt.Key
@@ -187,3 +190,27 @@ def test_an_image_whose_save_fails_stays_unverified_and_is_said(open_review, mon
     assert "1 image(s) not verified: img03.png" in h.window.message_label.text()
     assert not grid.active
     h.wait_shown("img03.png")  # the single view goes on at the image still to verify
+
+
+class _SlowDetector(FakeDetector):
+    """A model a little slower than the test: some images are finished while others wait."""
+
+    def detect(self, images, ontology, score_floor):
+        time.sleep(0.3 * len(images))
+        return super().detect(images, ontology, score_floor)
+
+
+def test_with_the_model_running_a_page_holds_only_the_images_it_has_finished(open_review, qtbot):
+    images = [f"m{i}.png" for i in range(8)]
+    h = open_review(images, detector_factory=lambda config: _SlowDetector(config.device))
+    c, grid = h.controller, h.window.grid
+    qtbot.waitUntil(lambda: len(c.progress.done) >= 2, timeout=60_000)
+    done = set(c.progress.done)  # proposals arrive only while events are processed: not during the key
+    h.press(Key.Key_G)
+    assert grid.active
+    assert set(grid.triage.page) == done
+    qtbot.waitUntil(lambda: not grid.triage.loading(), timeout=10_000)
+    h.press(Key.Key_Space)
+    for rel in images:
+        assert h.voc_path(rel).exists() == (rel in done)
+    assert all(h.voc(rel).verified for rel in done)
