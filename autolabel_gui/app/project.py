@@ -22,8 +22,8 @@ from autolabel_gui.core.ontology import Ontology, parse_prompt_args, split_class
 from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_limited
 from autolabel_gui.detection.base import DEFAULT_BACKEND, DetectorConfig
 from autolabel_gui.detection.catalogue import BACKENDS
-from autolabel_gui.detection.gdino_spec import DEFAULT_TEXT_ENCODER
 from autolabel_gui.detection.compute_path import PRECISIONS
+from autolabel_gui.detection.gdino_spec import DEFAULT_TEXT_ENCODER
 from autolabel_gui.detection.ids import run_id_for
 from autolabel_gui.detection.models import model_named
 from autolabel_gui.formats.export import voc_class_names

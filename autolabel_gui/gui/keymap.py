@@ -84,6 +84,12 @@ KEYMAP: tuple[KeyBinding, ...] = (
     KeyBinding("toggle_labels", ("H",), "hide or show the class labels of the boxes", "View"),
     KeyBinding("zoom_to_box", ("Z",), "zoom to the selected box", "View"),
     KeyBinding("search", ("Ctrl+K",), "search images by name (Enter or Esc: back to the image)", "Images"),
+    KeyBinding("grid", ("G",), "grid triage: a page of the next images with proposals ready; digits 1-9 or a "
+               "click mark those that need work, Space verifies the others and turns the page; G or Esc goes back",
+               "Review"),
+    KeyBinding("grid_2", (), "grid of 2×2 images a page", "View"),
+    KeyBinding("grid_3", (), "grid of 3×3 images a page", "View"),
+    KeyBinding("grid_4", (), "grid of 4×4 images a page (digits mark the first nine, a click any)", "View"),
     KeyBinding("help", ("F1", "?"), "show this table", "Help", SHORTCUTS_TITLE),
     KeyBinding("open_folder", ("Ctrl+O",), "open a folder of images", "File", OPEN_FOLDER_TITLE),
     KeyBinding("settings", ("Ctrl+,",), "settings: classes, prompts, thresholds, model (kept per folder)",

@@ -30,6 +30,7 @@ from autolabel_gui.detection.base import create_detector
 from autolabel_gui.gui.canvas import Canvas
 from autolabel_gui.gui.colors import class_colors
 from autolabel_gui.gui.file_list import FileListPanel
+from autolabel_gui.gui.grid_triage import GridTriage, route_by_mode
 from autolabel_gui.gui.keymap import MOVE_STEPS, OPEN_FOLDER_TITLE, ShortcutsDialog, build_actions
 from autolabel_gui.gui.panels import ClassPanel, ThresholdPanel
 from autolabel_gui.gui.recent import RecentMenu, remember_folder
@@ -49,9 +50,10 @@ log = logging.getLogger(__name__)
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("open_folder", "save", "settings", "annotation_folder", "export", "quit")),
     ("&Review", ("next_image", "prev_image", "accept_all_next", "next_unverified", "search", "rerun",
-                 "manual_review")),
+                 "manual_review", "grid")),
     ("&Edit", ("accept_selected", "delete_selected", "draw", "duplicate", "undo", "redo")),
-    ("&View", ("fit", "zoom_in", "zoom_out", "zoom_to_box", "toggle_labels", "threshold_down", "threshold_up")),
+    ("&View", ("fit", "zoom_in", "zoom_out", "zoom_to_box", "toggle_labels", "threshold_down", "threshold_up",
+               "grid_2", "grid_3", "grid_4")),
     ("&Help", ("help",)),
 )
 WEIGHTS_HINT = "run `autolabel-gui weights download`"
@@ -112,14 +114,17 @@ class MainWindow(QMainWindow):
         self._asking = False
         self.setWindowTitle("autolabel-gui")
         self.canvas = Canvas(self)
-        self.setCentralWidget(self.canvas)
+        self.grid = GridTriage(self.canvas, self.qsettings, self)
+        self.setCentralWidget(self.grid.stack)
         self.file_panel = FileListPanel(self)
         self.class_panel = ClassPanel(self)
         self.threshold_panel = ThresholdPanel(ProjectSettings().box_threshold, self)
         self._build_docks()
         self._build_status_bar()
         self.user_keys = load_user_keymap()
-        self.actions_by_id = build_actions(self, self._handlers(), self.user_keys.keymap)
+        self.actions_by_id = build_actions(self, route_by_mode(self._handlers(), self.grid), self.user_keys.keymap)
+        self.grid.bind_size_actions(self.actions_by_id)
+        self.grid.message.connect(self.show_message)
         self.actions_by_id["manual_review"].setCheckable(True)
         self._build_menus()
         self._install_workbench()
@@ -127,6 +132,7 @@ class MainWindow(QMainWindow):
         self.class_panel.class_clicked.connect(self._class_clicked)
         self.class_panel.add_to_project.connect(self._add_to_project)
         self.threshold_panel.threshold_changed.connect(self._threshold_changed)
+        self.threshold_panel.threshold_changed.connect(self.grid.refresh)
         self.resize(1400, 900)
         self._restore_geometry()
         self.canvas.setFocus()
@@ -167,6 +173,7 @@ class MainWindow(QMainWindow):
         remember_folder(self.qsettings, root)
         self.actions_by_id["manual_review"].setChecked(False)
         controller.start(first or remembered_image(self.qsettings, root))
+        self.grid.attach(controller)
         self.progress_label.setText(controller.progress.text(controller.model_runs))
         self.canvas.setFocus()
         self._offer_annotation_folder_if_read_only()
@@ -460,6 +467,7 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
 
     def _close_controller(self) -> None:
+        self.grid.detach()
         if self.controller is not None:
             if not self.controller.shutdown(self.close_wait_ms):
                 self.worker_left_running = True

@@ -240,6 +240,10 @@ class ReviewController(QObject):
         self.message.emit(text, True)
         return True
 
+    def refresh(self) -> None:
+        """The open image's state changed off the canvas (the grid verified it): show it."""
+        self._sync(full=True)
+
     def save_current(self, verify: bool = False) -> bool:
         """Ctrl+S (``verify``) or leaving/closing: write what changed; False when it failed."""
         rel = self.current
