@@ -145,3 +145,16 @@ def test_the_accelerator_guess_reads_the_device_as_asked(monkeypatch) -> None:
     assert compute_path.accelerator_expected("auto") is False  # a CUDA build without a driver: the CPU
     monkeypatch.setattr(compute_path, "_nvidia_driver", lambda: True)
     assert compute_path.accelerator_expected("auto") is True
+
+
+def test_the_ready_message_names_the_path() -> None:
+    from autolabel_gui.detection.batch import BatchDetector
+
+    class Loaded:
+        device, precision, model_id = "cpu", "fast", "x"
+
+    events: list[tuple[str, str]] = []
+    model = BatchDetector(DetectorConfig(device="cpu"), ONTOLOGY, factory=lambda config: Loaded(),
+                          on_event=lambda kind, message: events.append((kind, message)))
+    model.ensure_detector()
+    assert events[-1][0] == "ready" and events[-1][1].startswith("model ready on cpu (fast path) in ")

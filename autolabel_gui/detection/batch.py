@@ -29,6 +29,7 @@ from autolabel_gui.detection.base import (
     Prepared,
     create_detector,
 )
+from autolabel_gui.detection.compute_path import describe
 from autolabel_gui.detection.ids import SCORE_FLOOR
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,9 @@ class BatchDetector:
                 raise
             except Exception as exc:
                 raise DetectorUnavailable(f"cannot load the model: {type(exc).__name__}: {exc}") from exc
-            self._on_event("ready", f"model ready on {self.detector.device} in {time.perf_counter() - start:.1f} s")
+            path = describe(getattr(self.detector, "precision", ""))
+            self._on_event("ready", f"model ready on {self.detector.device}{path} "
+                                    f"in {time.perf_counter() - start:.1f} s")
         return self.detector
 
     def decode(self, path: Path) -> Decoded:

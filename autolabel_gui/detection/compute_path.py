@@ -72,3 +72,12 @@ def id_part(precision: str, device: str) -> str:
     """What the run id says about the arithmetic: the planned path, versioned when it is ``fast``."""
     path = planned(precision, device)
     return FAST_PATH_VERSION if path == FAST else path
+
+
+_TITLES = {FAST: "fast path", "fp32": "fp32 reference path", "fp16": "fp16", "bf16": "bf16"}
+
+
+def describe(precision: str) -> str:
+    """`` (fast path)`` and the like, for "model ready on cpu (fast path)"; empty when unknown."""
+    title = _TITLES.get(precision)
+    return f" ({title})" if title else ""
