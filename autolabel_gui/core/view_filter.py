@@ -44,6 +44,14 @@ class ViewFilter:
         """Something is hidden by this filter."""
         return bool(self.hidden) or self.show is not Show.ALL
 
+    @property
+    def text(self) -> str:
+        """The filter in words: "only pending proposals; cat, dog switched off"."""
+        parts = [] if self.show is Show.ALL else [self.show.text]
+        if self.hidden:
+            parts.append(f"{', '.join(sorted(self.hidden))} switched off")
+        return "; ".join(parts) or "all boxes"
+
     def shows(self, box: Box) -> bool:
         if box.label in self.hidden:
             return False

@@ -38,12 +38,15 @@ from autolabel_gui.gui.resume import (
 )
 from autolabel_gui.gui.review_controller import ReviewController
 from autolabel_gui.gui.unsaved_dialog import UnsavedChoice, ask_unsaved, images_text
+from autolabel_gui.gui.workbench import Workbench
 
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("open_folder", "save", "settings", "annotation_folder", "export", "quit")),
     ("&Review", ("next_image", "prev_image", "accept_all_next", "next_unverified", "rerun", "manual_review")),
-    ("&Edit", ("accept_selected", "delete_selected", "draw", "duplicate", "undo", "redo")),
-    ("&View", ("fit", "zoom_in", "zoom_out", "toggle_labels", "threshold_down", "threshold_up")),
+    ("&Edit", ("accept_selected", "delete_selected", "draw", "duplicate", "undo", "redo",
+               "pick_class", "toggle_difficult", "toggle_truncated")),
+    ("&View", ("fit", "zoom_in", "zoom_out", "toggle_labels", "threshold_down", "threshold_up",
+               "show_filter", "show_everything", "boxes_panel")),
     ("&Help", ("help",)),
 )
 WEIGHTS_HINT = "run `autolabel-gui weights download`"
@@ -75,6 +78,8 @@ def boxes_text(state: ReviewState | None) -> str:
         parts.append("verified")
     if state.read_only:
         parts.append("read-only")
+    if hidden := len(state.hidden_indices()):
+        parts.append(f"{hidden} box{'es' if hidden != 1 else ''} hidden")
     return " · ".join(parts)
 
 
@@ -109,6 +114,7 @@ class MainWindow(QMainWindow):
         self.class_panel = ClassPanel(self)
         self.threshold_panel = ThresholdPanel(ProjectSettings().box_threshold, self)
         self._build_docks()
+        self.workbench = Workbench(self)
         self._build_status_bar()
         self.actions_by_id = build_actions(self, self._handlers())
         self.actions_by_id["manual_review"].setCheckable(True)
@@ -141,6 +147,7 @@ class MainWindow(QMainWindow):
         controller = ReviewController(self.canvas, folder, settings, self.class_panel.current_class,
                                       detector_factory=self._detector_factory, parent=self)
         self.controller = controller
+        self.workbench.attach(controller)
         controller.message.connect(self.show_message)
         controller.current_changed.connect(self._current_changed)
         controller.boxes_changed.connect(self._boxes_changed)
@@ -207,6 +214,7 @@ class MainWindow(QMainWindow):
         self.boxes_label.setText(boxes_text(state))
         self.actions_by_id["undo"].setEnabled(state is not None and state.can_undo)
         self.actions_by_id["redo"].setEnabled(state is not None and state.can_redo)
+        self.workbench.refresh()
 
     # ------------------------------------------------------------------ actions
 
@@ -246,6 +254,7 @@ class MainWindow(QMainWindow):
             handlers[f"class_{n}"] = c(functools.partial(self._give_class, index=n - 1))
         for name, (dx, dy) in MOVE_STEPS.items():
             handlers[name] = c(_move_by(dx, dy))
+        handlers.update(self.workbench.handlers())
         return handlers
 
     def _on_controller(self, fn: Callable[[ReviewController], object]) -> Callable[[], None]:
