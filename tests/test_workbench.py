@@ -26,9 +26,10 @@ TWELVE = ["person", "bicycle", "car", "motorcycle", "bus", "train", "truck", "bo
           "traffic light", "dog"]
 
 
-def panel_rows(h) -> list[tuple[str, str, str, str]]:
-    table = h.window.workbench.boxes_panel.table
-    return [tuple(table.item(r, c).text() for c in range(table.columnCount())) for r in range(table.rowCount())]
+def panel_rows(h) -> list[tuple[str, ...]]:
+    """What the boxes panel's view shows, cell by cell."""
+    model = h.window.workbench.boxes_panel.table.model()
+    return [tuple(model.index(r, c).data() for c in range(model.columnCount())) for r in range(model.rowCount())]
 
 
 def selected_row(h) -> int:
@@ -39,7 +40,7 @@ def selected_row(h) -> int:
 def click_row(h, qtbot, row: int) -> None:
     table = h.window.workbench.boxes_panel.table
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton,
-                     pos=table.visualItemRect(table.item(row, 0)).center())
+                     pos=table.visualRect(table.model().index(row, 1)).center())
 
 
 def click_on_image(h, x: float, y: float, double: bool = False) -> None:
@@ -92,8 +93,12 @@ def test_boxes_panel_can_be_closed_and_brought_back_from_the_view_menu(open_revi
     action = h.window.actions_by_id["boxes_panel"]
     action.trigger()
     assert not h.window.workbench.dock.isVisible()
+    h.press(Key.Key_Tab)
+    h.press(Key.Key_Return)  # while it is closed
     action.trigger()
     assert h.window.workbench.dock.isVisible()
+    assert panel_rows(h) == [("person", "0.90", "accepted", ""), ("cat", "0.60", "proposed", "")]
+    assert selected_row(h) == 1
 
 
 # ------------------------------------------------------------------ visibility

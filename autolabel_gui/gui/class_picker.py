@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from autolabel_gui.app.class_filter import matching_classes, new_class_name
+from autolabel_gui.gui.keymap import PICKER_TITLE
 
-PICKER_TITLE = "Class"
 _NAME = Qt.ItemDataRole.UserRole
 _NEW = Qt.ItemDataRole.UserRole + 1
 _LIST_KEYS = {Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown}

@@ -41,6 +41,7 @@ OPEN_FOLDER_TITLE = "Open folder"
 SETTINGS_TITLE = "Settings"
 EXPORT_TITLE = "Export"
 SHORTCUTS_TITLE = "Keyboard shortcuts"
+PICKER_TITLE = "Class picker"
 
 
 def _classes() -> tuple[KeyBinding, ...]:
@@ -83,16 +84,16 @@ KEYMAP: tuple[KeyBinding, ...] = (
     KeyBinding("zoom_out", ("-",), "zoom out (also Ctrl+wheel)", "View"),
     KeyBinding("toggle_labels", ("H",), "hide or show the class labels of the boxes", "View"),
     # The reviewer's workbench: any class from the keyboard, VOC flags, what is shown.
-    KeyBinding("pick_class", ("L",), "class picker: type to filter, Enter gives the selected box that class "
-               "or adds a new one to the project (also a double-click on a box)", "Boxes"),
+    KeyBinding("pick_class", ("L",), "class picker (type to filter; Enter gives the selected box that class, "
+               "or a new one added to the project; also a double-click on a box)", "Boxes", PICKER_TITLE),
     KeyBinding("toggle_difficult", ("I",), "toggle difficult on the selected box (VOC <difficult>, tag [diff])",
                "Boxes"),
     KeyBinding("toggle_truncated", ("T",), "toggle truncated on the selected box (VOC <truncated>, tag [trunc])",
                "Boxes"),
-    KeyBinding("show_filter", ("V",), "show all boxes, only pending proposals or only accepted boxes (in turn); "
-               "hidden proposals wait, Space does not verify past them", "View"),
-    KeyBinding("show_everything", ("Shift+V",), "show everything: every class, every box", "View"),
-    KeyBinding("boxes_panel", (), "boxes panel: show or hide the list of this image's boxes", "View"),
+    KeyBinding("show_filter", ("V",), "cycle the box filter (all, only pending proposals, only accepted boxes; "
+               "Space never verifies past a hidden proposal)", "View"),
+    KeyBinding("show_everything", ("Shift+V",), "show everything again (every class, every box)", "View"),
+    KeyBinding("boxes_panel", (), "boxes panel (show or hide the list of this image's boxes)", "View"),
     KeyBinding("help", ("F1", "?"), "show this table", "Help", SHORTCUTS_TITLE),
     KeyBinding("open_folder", ("Ctrl+O",), "open a folder of images", "File", OPEN_FOLDER_TITLE),
     KeyBinding("settings", ("Ctrl+,",), "settings: classes, prompts, thresholds, model (kept per folder)",

@@ -47,6 +47,7 @@ class Workbench(QObject):
         self.ask_class: Callable[[list[str], str], PickedClass | None] = self._ask_with_dialog
         """The class picker: (the project's classes, the box's class) -> the choice, or None."""
         self.boxes_panel.box_clicked.connect(self._row_clicked)
+        self.dock.visibilityChanged.connect(lambda shown: self.refresh() if shown else None)
         window.class_panel.visibility_changed.connect(self._class_visibility)
         window.canvas.box_double_clicked.connect(lambda _index: self.pick_class())
 
@@ -66,7 +67,9 @@ class Workbench(QObject):
         controller.set_view(self.view)
 
     def refresh(self) -> None:
-        """The image's boxes or selection changed: the panel follows."""
+        """The image's boxes or selection changed: the panel follows (when it is shown)."""
+        if not self.dock.isVisible():
+            return
         state = self._window.state()
         self.boxes_panel.show_rows(box_rows(state), state.selected if state is not None else -1)
 
