@@ -125,10 +125,10 @@ def test_box_rows_follow_the_shown_boxes(state):
     state.toggle_difficult()
     state.add_box(Box(0, 60, 20, 90, "cup"))
     assert box_rows(state) == [
-        BoxRow(0, "person", "", "file", ""),
-        BoxRow(1, "dog", "0.90", "accepted", "difficult"),
-        BoxRow(2, "cat", "0.50", "proposed", ""),
-        BoxRow(4, "cup", "", "drawn", ""),
+        BoxRow(0, "person", "", "file", ()),
+        BoxRow(1, "dog", "0.90", "accepted", ("difficult",)),
+        BoxRow(2, "cat", "0.50", "proposed", ()),
+        BoxRow(4, "cup", "", "drawn", ()),
     ]
     state.set_view(ViewFilter(frozenset({"cat"})))
     assert [r.index for r in box_rows(state)] == [0, 1, 4]

@@ -15,7 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QStyleOptionGraphicsItem, QWidget
 
-from autolabel_gui.app.box_rows import flag_names
+from autolabel_gui.app.box_rows import flag_names, flag_tags
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.gui.colors import text_color_on
 
@@ -119,8 +119,6 @@ def dragged_box(start: Box, handle: Handle, dx: float, dy: float, width: float, 
 
 
 ACCEPTED_MARK = "\u2713"  # a check mark: a human said yes to this box
-FLAG_TAGS = {"difficult": "diff", "truncated": "trunc"}
-"""How a box's tag names its VOC flags."""
 
 
 def label_text(box: Box) -> str:
@@ -135,7 +133,7 @@ def label_text(box: Box) -> str:
     VOC flags follow in brackets, shortened so the tag stays small: "cup [diff trunc]".
     """
     name = box.label or "?"
-    flags = " ".join(FLAG_TAGS[f] for f in flag_names(box))
+    flags = flag_tags(flag_names(box))
     suffix = f" [{flags}]" if flags else ""
     if box.score is None:
         return name + suffix

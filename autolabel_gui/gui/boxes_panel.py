@@ -15,18 +15,19 @@ from PySide6.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex
 from PySide6.QtGui import QColor, QIcon
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QVBoxLayout, QWidget
 
-from autolabel_gui.app.box_rows import BoxRow
+from autolabel_gui.app.box_rows import BoxRow, flag_tags
 from autolabel_gui.gui.colors import fallback_color
 from autolabel_gui.gui.panels import swatch
 
 COLUMNS = ("Class", "Score", "State", "Flags")
-_WIDTHS = (0, 44, 68, 110)  # the class column takes what is left
+_WIDTHS = (0, 42, 64, 68)  # the class column takes what is left
+_FLAGS = 3
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
 
 def _cells(row: BoxRow) -> tuple[str, ...]:
-    return row.label, row.score, row.state, row.flags
+    return row.label, row.score, row.state, flag_tags(row.flags)
 
 
 class BoxRowsModel(QAbstractTableModel):
@@ -72,6 +73,8 @@ class BoxRowsModel(QAbstractTableModel):
             return _cells(row)[index.column()]
         if role == Qt.ItemDataRole.DecorationRole and index.column() == 0:
             return self._icon(row.label)
+        if role == Qt.ItemDataRole.ToolTipRole and index.column() == _FLAGS and row.flags:
+            return ", ".join(row.flags)
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> object:
@@ -101,7 +104,9 @@ class BoxesPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().hide()
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for col, width in enumerate(_WIDTHS[1:], start=1):

@@ -87,13 +87,12 @@ class ClassPicker(QDialog):
         self.list.clear()
         for name in matching_classes(self._names, typed):
             position = self._names.index(name) + 1
-            key = f"{position}" if position <= 9 else ""
-            item = QListWidgetItem(f"{key:>2}  {name}")
+            item = QListWidgetItem(f"{name}  [{position}]" if position <= 9 else name)  # [digit key]
             item.setData(_NAME, name)
             self.list.addItem(item)
         new = new_class_name(self._names, typed)
         if new is not None:
-            item = QListWidgetItem(f'+  Add "{new}" to the project')
+            item = QListWidgetItem(f'+ Add "{new}" to the project')
             item.setData(_NAME, new)
             item.setData(_NEW, True)
             self.list.addItem(item)

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from autolabel_gui.gui.main_window import MainWindow
 
 SELECT_FIRST = "Select a box first (Tab, or a click on it)."
+DOCK_WIDTH = 280
+"""The right-hand docks' width: enough for the boxes panel's four columns."""
 
 
 class Workbench(QObject):
@@ -44,6 +46,7 @@ class Workbench(QObject):
         self.dock.setWidget(self.boxes_panel)
         self.dock.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)  # under the classes
+        window.resizeDocks([self.dock], [DOCK_WIDTH], Qt.Orientation.Horizontal)
         self.ask_class: Callable[[list[str], str], PickedClass | None] = self._ask_with_dialog
         """The class picker: (the project's classes, the box's class) -> the choice, or None."""
         self.boxes_panel.box_clicked.connect(self._row_clicked)
