@@ -120,9 +120,6 @@ class BoxesPanel(QWidget):
     def set_class_colors(self, colors: dict[str, QColor]) -> None:
         self.model.set_colors(colors)
 
-    def rows(self) -> list[BoxRow]:
-        return self.model.rows()
-
     def show_rows(self, rows: list[BoxRow], selected: int) -> None:
         """Show ``rows`` and mark the one of box ``selected``."""
         self.model.set_rows(rows)

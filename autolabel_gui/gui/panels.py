@@ -100,7 +100,8 @@ class ClassPanel(QWidget):
         self.list.blockSignals(False)
         if names:
             self.list.setCurrentRow(0)
-            self.hint.setText("Digits 1-9 give the selected box a class; W draws a box of the highlighted class.")
+            self.hint.setText("Digits 1-9 (L: any class) give the selected box a class; W draws a box of the "
+                              "highlighted class; untick a class to hide its boxes.")
         else:
             self.hint.setText("No classes yet: add them in Settings (Ctrl+,).")
         self._refresh()
