@@ -1,4 +1,4 @@
-"""The reviewer's workbench without Qt: the view filter in ReviewState, VOC flags as edits, the
+"""Box tools without Qt: the view filter in ReviewState, VOC flags as edits, the
 boxes panel's rows and the class picker's list."""
 
 from __future__ import annotations

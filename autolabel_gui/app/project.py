@@ -22,6 +22,7 @@ from autolabel_gui.core.ontology import Ontology, parse_prompt_args, split_class
 from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_limited
 from autolabel_gui.detection.base import DEFAULT_BACKEND, DetectorConfig
 from autolabel_gui.detection.catalogue import BACKENDS
+from autolabel_gui.detection.compute_path import PRECISIONS
 from autolabel_gui.detection.gdino_spec import DEFAULT_TEXT_ENCODER
 from autolabel_gui.detection.ids import run_id_for
 from autolabel_gui.detection.models import model_named
@@ -209,7 +210,6 @@ def class_list_for(arg: str | None, settings: ProjectSettings, folder: ImageFold
 
 
 _DEVICE = re.compile(r"\A(auto|cpu|mps|cuda(:\d{1,3})?)\Z")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _MAX_TEXT = 1000
 _MAX_PATH = 4096
 _MAX_CLASSES = 1000

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import argparse
 
+from autolabel_gui.detection.compute_path import PRECISION_HELP, PRECISIONS
+
+__all__ = ["PRECISIONS", "PRECISION_HELP", "batch_size", "device", "threshold"]
+
 
 def _checked(problem_of: str, convert):
     """An argparse type that converts, then asks ``app.project`` (the one rule for saved settings)."""

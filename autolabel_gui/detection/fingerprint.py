@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from autolabel_gui.detection.base import DetectorConfig
+from autolabel_gui.detection.compute_path import id_part
 
 SCORING_VERSION = "class-span-max/nms0.5/v1"
 """How raw model outputs become proposals (ADR 0004); changing it invalidates every cache."""
@@ -30,13 +31,14 @@ def file_identity(path: str | Path | None) -> list | None:
 
 def model_digest(config: DetectorConfig, files: dict[str, Any]) -> str:
     """``backend:digest`` of a backend's model ``files`` (its own identity of them) and of what
-    changes every backend's proposals: precision as asked, text threshold, backend options and
+    changes every backend's proposals: the planned arithmetic (``compute_path.id_part``: the fast
+    path and the reference path never share an id), text threshold, backend options and
     ``SCORING_VERSION``. Device, batch size and box threshold are left out on purpose: they do
     not change what the model proposes (beyond float noise), so a CPU fallback shares the cache."""
     payload = {
         "backend": config.backend,
         **files,
-        "precision": config.precision,
+        "precision": id_part(config.precision, config.device),
         "text_threshold": round(float(config.text_threshold), 6),
         "extra": sorted(config.extra.items()),
         "scoring": SCORING_VERSION,

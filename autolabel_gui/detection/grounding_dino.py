@@ -24,7 +24,7 @@ from PIL import Image
 
 from autolabel_gui.core.boxes import Box
 from autolabel_gui.core.ontology import Ontology
-from autolabel_gui.detection import gdino_forward
+from autolabel_gui.detection import fast_sampling, gdino_forward
 from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, Prepared, register_backend
 from autolabel_gui.detection.class_scoring import PromptChunk, assign_classes, build_chunks
 from autolabel_gui.detection.gdino_spec import (
@@ -204,13 +204,14 @@ class GroundingDinoDetector:
     def __init__(self, config: DetectorConfig) -> None:
         self._config = config
         self._device = resolve_device(config.device)
-        self._precision = resolve_precision(config.precision, self._device)
+        self._precision = resolve_precision(config.precision, config.device, self._device)
         weights = _find_weights(config.weights)
         config_path = _config_file(config)
         cfg = _load_config(config_path, config.text_encoder)
         self._resize = _resize_options(config.extra, cfg)
         normalize_table()  # built here, with torch, so that ``prepare`` on other threads never is
         self._model = load_model(cfg, weights, config_path, self._device)
+        fast_sampling.install_for_groundingdino()
         self._model_id = model_id_for(config)
         self._max_tokens = int(self._model.max_text_len)
         self._text_cache: tuple[tuple[str, ...], list[tuple[PromptChunk, dict[str, torch.Tensor]]]] | None = None
@@ -266,7 +267,8 @@ class GroundingDinoDetector:
         for i, p in enumerate(inputs):
             groups[tuple(p.data.shape)].append(i)
         results: list[list[Box]] = [[] for _ in images]
-        with torch.inference_mode(), autocast(self._device, self._precision):
+        with torch.inference_mode(), autocast(self._device, self._precision), \
+                fast_sampling.enabled(self._precision == "fast"):
             texts = self._encoded_chunks(ontology)
             for indices in groups.values():
                 candidates = self._detect_group([inputs[i].data for i in indices], texts, floor)

@@ -25,6 +25,7 @@ import torch
 
 from autolabel_gui.core.boxes import Box
 from autolabel_gui.core.ontology import Ontology
+from autolabel_gui.detection import fast_sampling
 from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, Prepared, register_backend
 from autolabel_gui.detection.class_scoring import PromptChunk, assign_classes, build_chunks
 from autolabel_gui.detection.hf_spec import MODEL_CLASSES, input_size, missing, model_folder, read_model_config
@@ -75,7 +76,7 @@ class HfGroundingDinoDetector:
     def __init__(self, config: DetectorConfig) -> None:
         self._config = config
         self._device = resolve_device(config.device)
-        self._precision = resolve_precision(config.precision, self._device)
+        self._precision = resolve_precision(config.precision, config.device, self._device)
         problem = missing(config)
         folder = model_folder(config)
         if problem is not None or folder is None:
@@ -85,6 +86,8 @@ class HfGroundingDinoDetector:
         except ValueError as exc:
             raise DetectorUnavailable(str(exc)) from exc
         self._model, self._tokenizer = load_model(folder, self._device)
+        if self._precision == "fast":
+            fast_sampling.install_for_transformers(self._model)
         self._model_id = model_id_for(config)
         self._max_tokens = int(self._model.config.max_text_len)
         self._special_ids = self._tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS))

@@ -16,6 +16,7 @@ from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.detection.base import DetectorUnavailable
 from autolabel_gui.detection.class_scoring import NMS_IOU, merge_duplicates
+from autolabel_gui.detection.compute_path import PRECISIONS, planned
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +40,15 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def resolve_precision(precision: str, device: str) -> str:
-    """``auto`` = fp16 on CUDA, fp32 elsewhere. bf16 on CPU is opt-in and experimental."""
+def resolve_precision(precision: str, planned_device: str, device: str) -> str:
+    """The path a detector runs: ``compute_path.planned`` (what the run id names, from the device
+    as asked), then the legacy ``auto`` = fp16 on CUDA, fp32 elsewhere. bf16 on CPU is opt-in."""
     kind = torch.device(device).type
+    precision = planned(precision, planned_device)
     if precision == "auto":
         return "fp16" if kind == "cuda" else "fp32"
-    if precision not in ("fp32", "fp16", "bf16"):
-        raise DetectorUnavailable(f"unknown precision {precision!r}: use auto, fp32, fp16 or bf16")
+    if precision not in PRECISIONS:
+        raise DetectorUnavailable(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
     if precision == "fp16" and kind == "cpu":
         raise DetectorUnavailable("fp16 needs a GPU; on the CPU use --precision fp32 (or bf16, experimental)")
     if precision == "bf16" and kind == "cpu":
@@ -54,7 +57,7 @@ def resolve_precision(precision: str, device: str) -> str:
 
 
 def autocast(device: str, precision: str) -> contextlib.AbstractContextManager:
-    """The autocast context of ``precision`` on ``device`` (none for fp32)."""
+    """The autocast context of ``precision`` on ``device`` (none for fp32 and the fp32 fast path)."""
     dtypes = {"fp16": torch.float16, "bf16": torch.bfloat16}
     if precision in dtypes:
         return torch.autocast(device_type=torch.device(device).type, dtype=dtypes[precision])

@@ -52,6 +52,8 @@ MIN_DRAWN_SIZE = 4
 # How close (screen pixels) the pointer must be to the selected box's edge to grab that edge.
 EDGE_GRAB = 4
 WHEEL_ZOOM_BASE = 1.0015  # per eighth of a degree: one 15-degree notch zooms by about 1.2x
+# Z leaves this fraction of the box's larger side free around it, so its edges and handles show.
+BOX_ZOOM_PADDING = 0.15
 
 _BACKGROUND = QColor("#2b2b2b")
 
@@ -82,6 +84,7 @@ class Canvas(QGraphicsView):
     box_edited = Signal(int, object)  # index, new Box; once, when a move/resize drag ends
     box_drawn = Signal(object)  # Box with label "" after a drawing drag
     drawing_changed = Signal(bool)  # draw mode entered (True) or left (False)
+    zoom_changed = Signal(float)  # screen pixels per image pixel, after every fit or zoom
     box_double_clicked = Signal(int)  # index of the box double-clicked (after selecting it)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -228,10 +231,33 @@ class Canvas(QGraphicsView):
         self.setTransform(QTransform.fromScale(scale, scale))
         self.centerOn(width / 2, height / 2)
         self._layout_labels()
+        self.zoom_changed.emit(scale)
 
     def zoom_by(self, factor: float) -> None:
         """Zoom around the centre of the view."""
         self._zoom_at(factor, QPointF(self.viewport().rect().center()))
+
+    def zoom_to_selected(self) -> bool:
+        """Fit the selected box, with some room around it, in the view (Z); False when no box
+        is selected. Like any zoom, it ends the re-fit on resize."""
+        item = self._items.get(self._selected)
+        if item is None:
+            return False
+        box = item.box
+        pad = BOX_ZOOM_PADDING * max(box.width, box.height, 1.0)
+        view = self.viewport().size()
+        scale = min(
+            max(view.width() - 2 * FIT_MARGIN, 1) / (box.width + 2 * pad),
+            max(view.height() - 2 * FIT_MARGIN, 1) / (box.height + 2 * pad),
+        )
+        scale = min(max(scale, self._min_scale()), MAX_SCALE)
+        self._auto_fit = False
+        self._set_scroll_margin(scale)
+        self.setTransform(QTransform.fromScale(scale, scale))
+        self.centerOn((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2)
+        self._layout_labels()
+        self.zoom_changed.emit(scale)
+        return True
 
     def scale_factor(self) -> float:
         """Screen pixels per image pixel."""
@@ -544,6 +570,7 @@ class Canvas(QGraphicsView):
         after = self._scene_point(anchor)
         self.translate(after.x() - before.x(), after.y() - before.y())
         self._layout_labels()
+        self.zoom_changed.emit(new)
 
     def _set_scroll_margin(self, scale: float) -> None:
         """Let the view scroll a little past the image so labels at its edges stay visible."""

@@ -7,7 +7,8 @@ scanned is scanned on the spot.
 
 Besides its review status (the icon), each row says where the model is with it: the name is
 grey and italic while the image waits for the model, red when the model failed on it; the
-tooltip says which, and why.
+tooltip says which, and why. A search line above the list keeps only the names that contain
+its text (Ctrl+K focuses it; Enter or Esc hands the keys back to the image).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import (
     QAbstractListModel,
+    QEvent,
     QModelIndex,
     QPersistentModelIndex,
     QSortFilterProxyModel,
@@ -23,8 +25,17 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QComboBox, QLabel, QListView, QVBoxLayout, QWidget
+from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QKeyEvent, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDockWidget,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from autolabel_gui.app.status import Status, annotation_status
 from autolabel_gui.core.folder import ImageFolder
@@ -227,12 +238,23 @@ class FileListModel(QAbstractListModel):
         self.counts_changed.emit()
 
 
+def name_matches(rel: str, text: str) -> bool:
+    """Whether the search ``text`` is in the image's relative path, ignoring case."""
+    return text.casefold() in rel.casefold()
+
+
 class StatusFilter(QSortFilterProxyModel):
-    """Shows the rows whose status is in the chosen set (None: all rows)."""
+    """Shows the rows whose status is in the chosen set (None: all rows) and whose name
+    contains the search text."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._wanted: frozenset[Status] | None = None
+        self._text = ""
+
+    def set_text(self, text: str) -> None:
+        self._text = text.strip()
+        self.refilter()
 
     def set_wanted(self, wanted: frozenset[Status] | None) -> None:
         self._wanted = wanted
@@ -250,19 +272,49 @@ class StatusFilter(QSortFilterProxyModel):
         return self._wanted
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
-        if self._wanted is None:
-            return True
         model = self.sourceModel()
-        return isinstance(model, FileListModel) and model.status(source_row) in self._wanted
+        if not isinstance(model, FileListModel):
+            return True
+        if self._text and not name_matches(model.relpath(source_row), self._text):
+            return False
+        return self._wanted is None or model.status(source_row) in self._wanted
+
+
+_DONE_KEYS = frozenset({Qt.Key.Key_Escape, Qt.Key.Key_Return, Qt.Key.Key_Enter})
+
+
+class SearchLine(QLineEdit):
+    """The name search. Enter and Esc end the search (``finished``) instead of reaching the
+    window's shortcuts for them (accept the selected box, clear the selection)."""
+
+    finished = Signal(bool)  # True: Enter (go to a match), False: Esc
+
+    def event(self, e: QEvent) -> bool:
+        if e.type() == QEvent.Type.ShortcutOverride and isinstance(e, QKeyEvent) and e.key() in _DONE_KEYS:
+            e.accept()  # a shortcut override: the key press comes to this widget
+            return True
+        return super().event(e)
+
+    def keyPressEvent(self, e: QKeyEvent) -> None:
+        if e.key() in _DONE_KEYS:
+            self.finished.emit(e.key() != Qt.Key.Key_Escape)
+            e.accept()
+        else:
+            super().keyPressEvent(e)
 
 
 class FileListPanel(QWidget):
     """Filter, counts and the list; a click asks the window to open that image."""
 
     image_chosen = Signal(str)
+    search_done = Signal()  # Enter or Esc in the search line: the keys go back to the image
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.search = SearchLine(self)
+        self.search.setPlaceholderText("Search by name…")
+        self.search.setClearButtonEnabled(True)
+        self.search.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # a click or Ctrl+K; Tab never lands here
         self.filter_box = QComboBox(self)
         for name, _ in FILTERS:
             self.filter_box.addItem(name)
@@ -278,6 +330,7 @@ class FileListPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.filter_box)
+        layout.addWidget(self.search)
         layout.addWidget(self.counts_label)
         layout.addWidget(self.view)
         self.proxy = StatusFilter(self)
@@ -285,6 +338,8 @@ class FileListPanel(QWidget):
         self._current: str | None = None
         self.filter_box.currentIndexChanged.connect(self._filter_chosen)
         self.view.clicked.connect(self._clicked)
+        self.search.textChanged.connect(self._search_changed)
+        self.search.finished.connect(self._search_finished)
 
     def set_model(self, model: FileListModel) -> None:
         self.model = model
@@ -311,6 +366,27 @@ class FileListPanel(QWidget):
             self.view.scrollTo(index)
         else:
             self.view.selectionModel().clear()
+
+    def focus_search(self) -> None:
+        """Ctrl+K: type to filter the names (the dock is shown if it was closed)."""
+        dock = self.parentWidget()
+        if isinstance(dock, QDockWidget):
+            dock.show()
+            dock.raise_()
+        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search.selectAll()
+
+    def _search_changed(self, text: str) -> None:
+        self.proxy.set_text(text)
+        self._show_current()
+
+    def _search_finished(self, go: bool) -> None:
+        """Enter goes to the first match unless the image on screen is one; Esc just returns."""
+        if go and self.model is not None and self.proxy.rowCount() > 0:
+            current = self.model.row_of(self._current) if self._current is not None else -1
+            if not self.proxy.mapFromSource(self.model.index(current)).isValid():
+                self._clicked(self.proxy.index(0, 0))
+        self.search_done.emit()
 
     def _clicked(self, index: QModelIndex) -> None:
         if self.model is not None:

@@ -83,13 +83,21 @@ KEYMAP: tuple[KeyBinding, ...] = (
     KeyBinding("zoom_in", ("+", "="), "zoom in (also Ctrl+wheel)", "View"),
     KeyBinding("zoom_out", ("-",), "zoom out (also Ctrl+wheel)", "View"),
     KeyBinding("toggle_labels", ("H",), "hide or show the class labels of the boxes", "View"),
-    # The reviewer's workbench: any class from the keyboard, VOC flags, what is shown.
+    KeyBinding("zoom_to_box", ("Z",), "zoom to the selected box", "View"),
+    KeyBinding("search", ("Ctrl+K",), "search images by name (Enter or Esc: back to the image)", "Images"),
+    KeyBinding("grid", ("G",), "grid triage: a page of the next images with proposals ready; digits 1-9 or a "
+               "click mark those that need work, Space verifies the others and turns the page; G or Esc goes back",
+               "Review"),
+    KeyBinding("grid_2", (), "grid of 2×2 images a page", "View"),
+    KeyBinding("grid_3", (), "grid of 3×3 images a page", "View"),
+    KeyBinding("grid_4", (), "grid of 4×4 images a page (digits mark the first nine, a click any)", "View"),
+    # Box tools (gui/box_tools.py): any class from the keyboard, VOC flags, which boxes are shown.
     KeyBinding("pick_class", ("L",), "class picker (type to filter; Enter gives the selected box that class, "
                "or a new one added to the project; also a double-click on a box)", "Boxes", PICKER_TITLE),
-    KeyBinding("toggle_difficult", ("I",), "toggle difficult on the selected box (VOC <difficult>, tag [diff])",
-               "Boxes"),
-    KeyBinding("toggle_truncated", ("T",), "toggle truncated on the selected box (VOC <truncated>, tag [trunc])",
-               "Boxes"),
+    KeyBinding("toggle_difficult", ("I",),
+               "toggle difficult on the selected box (kept in the VOC file; the tag shows [diff])", "Boxes"),
+    KeyBinding("toggle_truncated", ("T",),
+               "toggle truncated on the selected box (kept in the VOC file; the tag shows [trunc])", "Boxes"),
     KeyBinding("show_filter", ("V",), "cycle the box filter (all, only pending proposals, only accepted boxes; "
                "Space never verifies past a hidden proposal)", "View"),
     KeyBinding("show_everything", ("Shift+V",), "show everything again (every class, every box)", "View"),
@@ -130,16 +138,18 @@ def key_text(b: KeyBinding) -> str:
     return ", ".join(shown) or "menu"
 
 
-def build_actions(parent: QWidget, handlers: dict[str, Callable[[], object]]) -> dict[str, QAction]:
+def build_actions(parent: QWidget, handlers: dict[str, Callable[[], object]],
+                  keymap: tuple[KeyBinding, ...] = KEYMAP) -> dict[str, QAction]:
     """One QAction per table row, added to ``parent`` so its keys work anywhere in the window.
 
+    ``keymap``: the keys in force (``KEYMAP`` with the user's overrides, ``gui.user_keys``).
     Every row needs a handler and every handler a row: a missing one is a bug, not a dead key.
     """
-    missing = {b.action for b in KEYMAP} ^ set(handlers)
+    missing = {b.action for b in keymap} ^ set(handlers)
     if missing:
         raise KeyError(f"keymap and handlers differ: {sorted(missing)}")
     actions: dict[str, QAction] = {}
-    for b in KEYMAP:
+    for b in keymap:
         action = QAction(title(b), parent)
         action.setObjectName(b.action)
         action.setShortcuts([QKeySequence(k) for k in b.keys])
@@ -152,15 +162,16 @@ def build_actions(parent: QWidget, handlers: dict[str, Callable[[], object]]) ->
 
 
 class ShortcutsDialog(QDialog):
-    """F1: the keymap as a table, generated from ``KEYMAP`` so it can never be out of date."""
+    """F1: the keymap as a table, generated from the keys in force so it can never be out of date."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, keymap: tuple[KeyBinding, ...] = KEYMAP) -> None:
         super().__init__(parent)
         self.setWindowTitle(SHORTCUTS_TITLE)
-        self.table = QTableWidget(len(KEYMAP), 3, self)
-        self.table.setHorizontalHeaderLabels(["Key", "Action", "Group"])
-        for row, b in enumerate(KEYMAP):
-            for col, text in enumerate((key_text(b), b.description, b.group)):
+        self.table = QTableWidget(len(keymap), 4, self)
+        # "Name" is what a user's keys.json calls the action (gui.user_keys).
+        self.table.setHorizontalHeaderLabels(["Key", "Action", "Group", "Name"])
+        for row, b in enumerate(keymap):
+            for col, text in enumerate((key_text(b), b.description, b.group, b.action)):
                 item = QTableWidgetItem(text)
                 item.setFlags(Qt.ItemFlag.ItemIsEnabled)
                 self.table.setItem(row, col, item)
@@ -170,9 +181,10 @@ class ShortcutsDialog(QDialog):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.table)
         layout.addWidget(buttons)
-        self.resize(720, 640)
+        self.resize(860, 640)

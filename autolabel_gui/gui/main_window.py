@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QVBoxLayout,
     QWidget,
 )
@@ -28,8 +30,10 @@ from autolabel_gui.detection.base import create_detector
 from autolabel_gui.gui.canvas import Canvas
 from autolabel_gui.gui.colors import class_colors
 from autolabel_gui.gui.file_list import FileListPanel
+from autolabel_gui.gui.grid_triage import GridTriage, route_by_mode
 from autolabel_gui.gui.keymap import MOVE_STEPS, OPEN_FOLDER_TITLE, ShortcutsDialog, build_actions
 from autolabel_gui.gui.panels import ClassPanel, ThresholdPanel
+from autolabel_gui.gui.recent import RecentMenu, remember_folder
 from autolabel_gui.gui.resume import (
     remember_annotations,
     remember_image,
@@ -37,16 +41,21 @@ from autolabel_gui.gui.resume import (
     remembered_image,
 )
 from autolabel_gui.gui.review_controller import ReviewController
+from autolabel_gui.gui.theme import CANVAS_BACKGROUND, ThemeMenu
 from autolabel_gui.gui.unsaved_dialog import UnsavedChoice, ask_unsaved, images_text
-from autolabel_gui.gui.workbench import Workbench
+from autolabel_gui.gui.user_keys import load_user_keymap
+from autolabel_gui.gui.box_tools import BoxTools
+
+log = logging.getLogger(__name__)
 
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("open_folder", "save", "settings", "annotation_folder", "export", "quit")),
-    ("&Review", ("next_image", "prev_image", "accept_all_next", "next_unverified", "rerun", "manual_review")),
+    ("&Review", ("next_image", "prev_image", "accept_all_next", "next_unverified", "search", "rerun",
+                 "manual_review", "grid")),
     ("&Edit", ("accept_selected", "delete_selected", "draw", "duplicate", "undo", "redo",
                "pick_class", "toggle_difficult", "toggle_truncated")),
-    ("&View", ("fit", "zoom_in", "zoom_out", "toggle_labels", "threshold_down", "threshold_up",
-               "show_filter", "show_everything", "boxes_panel")),
+    ("&View", ("fit", "zoom_in", "zoom_out", "zoom_to_box", "toggle_labels", "threshold_down", "threshold_up",
+               "show_filter", "show_everything", "boxes_panel", "grid_2", "grid_3", "grid_4")),
     ("&Help", ("help",)),
 )
 WEIGHTS_HINT = "run `autolabel-gui weights download`"
@@ -109,20 +118,27 @@ class MainWindow(QMainWindow):
         self._asking = False
         self.setWindowTitle("autolabel-gui")
         self.canvas = Canvas(self)
-        self.setCentralWidget(self.canvas)
+        self.grid = GridTriage(self.canvas, self.qsettings, self)
+        self.setCentralWidget(self.grid.stack)
         self.file_panel = FileListPanel(self)
         self.class_panel = ClassPanel(self)
         self.threshold_panel = ThresholdPanel(ProjectSettings().box_threshold, self)
         self._build_docks()
-        self.workbench = Workbench(self)
+        self.box_tools = BoxTools(self)
         self._build_status_bar()
-        self.actions_by_id = build_actions(self, self._handlers())
+        self.user_keys = load_user_keymap()
+        self.actions_by_id = build_actions(self, route_by_mode(self._handlers(), self.grid), self.user_keys.keymap)
+        self.grid.bind_size_actions(self.actions_by_id)
+        self.grid.message.connect(self.show_message)
         self.actions_by_id["manual_review"].setCheckable(True)
         self._build_menus()
+        self._install_workbench()
         self.file_panel.image_chosen.connect(self._image_chosen)
         self.class_panel.class_clicked.connect(self._class_clicked)
         self.class_panel.add_to_project.connect(self._add_to_project)
         self.threshold_panel.threshold_changed.connect(self._threshold_changed)
+        self.threshold_panel.threshold_changed.connect(self.grid.refresh)
+        self.box_tools.view_changed.connect(self.grid.refresh)
         self.resize(1400, 900)
         self._restore_geometry()
         self.canvas.setFocus()
@@ -147,7 +163,7 @@ class MainWindow(QMainWindow):
         controller = ReviewController(self.canvas, folder, settings, self.class_panel.current_class,
                                       detector_factory=self._detector_factory, parent=self)
         self.controller = controller
-        self.workbench.attach(controller)
+        self.box_tools.attach(controller)
         controller.message.connect(self.show_message)
         controller.current_changed.connect(self._current_changed)
         controller.boxes_changed.connect(self._boxes_changed)
@@ -161,8 +177,10 @@ class MainWindow(QMainWindow):
         self.model_label.setText(model_text("loading", "loading the model"))
         self.setWindowTitle(f"{root.name} — autolabel-gui")
         self.qsettings.setValue("last_folder", str(root.resolve()))
+        remember_folder(self.qsettings, root)
         self.actions_by_id["manual_review"].setChecked(False)
         controller.start(first or remembered_image(self.qsettings, root))
+        self.grid.attach(controller)
         self.progress_label.setText(controller.progress.text(controller.model_runs))
         self.canvas.setFocus()
         self._offer_annotation_folder_if_read_only()
@@ -214,7 +232,7 @@ class MainWindow(QMainWindow):
         self.boxes_label.setText(boxes_text(state))
         self.actions_by_id["undo"].setEnabled(state is not None and state.can_undo)
         self.actions_by_id["redo"].setEnabled(state is not None and state.can_redo)
-        self.workbench.refresh()
+        self.box_tools.refresh()
 
     # ------------------------------------------------------------------ actions
 
@@ -244,7 +262,9 @@ class MainWindow(QMainWindow):
             "zoom_in": lambda: self.canvas.zoom_by(1.25),
             "zoom_out": lambda: self.canvas.zoom_by(0.8),
             "toggle_labels": lambda: self.canvas.set_labels_visible(not self.canvas.labels_visible()),
-            "help": lambda: ShortcutsDialog(self).exec(),
+            "zoom_to_box": self._zoom_to_box,
+            "search": self.file_panel.focus_search,
+            "help": lambda: ShortcutsDialog(self, self.user_keys.keymap).exec(),
             "open_folder": self._choose_folder,
             "settings": self._edit_settings,
             "export": self._export,
@@ -254,7 +274,7 @@ class MainWindow(QMainWindow):
             handlers[f"class_{n}"] = c(functools.partial(self._give_class, index=n - 1))
         for name, (dx, dy) in MOVE_STEPS.items():
             handlers[name] = c(_move_by(dx, dy))
-        handlers.update(self.workbench.handlers())
+        handlers.update(self.box_tools.handlers())
         return handlers
 
     def _on_controller(self, fn: Callable[[ReviewController], object]) -> Callable[[], None]:
@@ -288,14 +308,17 @@ class MainWindow(QMainWindow):
     def _choose_folder(self) -> None:
         start = self.qsettings.value("last_folder", "") or str(Path.home())
         chosen = QFileDialog.getExistingDirectory(self, OPEN_FOLDER_TITLE, str(start))
-        if not chosen:
-            return
+        if chosen:
+            self.open_folder_from_disk(Path(chosen))
+
+    def open_folder_from_disk(self, root: Path) -> None:
+        """Open ``root`` with the settings it keeps (File ▸ Open folder…, File ▸ Open recent)."""
         try:
-            settings = ProjectSettings.load(Path(chosen))
+            settings = ProjectSettings.load(root)
         except ValueError as exc:
             self.show_message(f"{exc}; using default settings", error=True)
             settings = ProjectSettings()
-        self.open_folder(Path(chosen), settings)
+        self.open_folder(root, settings)
         if settings.notes:  # a folder's model setting that was ignored, and why
             self.show_message(settings.notes[0], error=True)
 
@@ -409,10 +432,40 @@ class MainWindow(QMainWindow):
             bar.addPermanentWidget(label)
 
     def _build_menus(self) -> None:
+        self.menus: dict[str, QMenu] = {}
         for title, ids in MENUS:
             menu = self.menuBar().addMenu(title)
+            self.menus[title] = menu
             for action_id in ids:
                 menu.addAction(self.actions_by_id[action_id])
+
+    def _install_workbench(self) -> None:
+        """File ▸ Open recent, View ▸ Theme, the zoom in the status bar, the name search's way
+        back to the canvas, and what was wrong with the user's keys."""
+        self.recent_menu = RecentMenu(self.qsettings, self)
+        self.menus["&File"].insertMenu(self.actions_by_id["save"], self.recent_menu)  # under Open folder…
+        self.recent_menu.folder_chosen.connect(self.open_folder_from_disk)
+        self.theme_menu = ThemeMenu(self.qsettings, self)
+        self.menus["&View"].addMenu(self.theme_menu)
+        self.theme_menu.dark_changed.connect(lambda dark: self.canvas.setBackgroundBrush(CANVAS_BACKGROUND[dark]))
+        self.theme_menu.apply()
+        self.zoom_label = QLabel(self)
+        self.zoom_label.setToolTip("Zoom: screen pixels per image pixel")
+        self.statusBar().addPermanentWidget(self.zoom_label)
+        self.canvas.zoom_changed.connect(self._zoom_changed)
+        self._zoom_changed(self.canvas.scale_factor())
+        self.file_panel.search_done.connect(self.canvas.setFocus)
+        if self.user_keys.problems:
+            log.warning("%s", self.user_keys.message())
+            self.show_message(self.user_keys.message(), error=True)
+
+    @Slot(float)
+    def _zoom_changed(self, scale: float) -> None:
+        self.zoom_label.setText(f"Zoom {scale:.0%}")
+
+    def _zoom_to_box(self) -> None:
+        if not self.canvas.zoom_to_selected():
+            self.show_message("Select a box first (Tab), then zoom to it.")
 
     def _restore_geometry(self) -> None:
         geometry = self.qsettings.value("window/geometry")
@@ -423,6 +476,7 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
 
     def _close_controller(self) -> None:
+        self.grid.detach()
         if self.controller is not None:
             if not self.controller.shutdown(self.close_wait_ms):
                 self.worker_left_running = True

@@ -41,7 +41,7 @@ def hidden_refusal(state: ReviewState) -> str:
     """Why Space / Ctrl+S did nothing while the view filter hides pending proposals."""
     count = state.hidden_pending_count()
     return (f"Not verified: {count} pending proposal{'s are' if count != 1 else ' is'} hidden by the view "
-            f"({state.view.text}). Show them (Shift+V shows everything), then decide.")
+            f"({state.view.text}). Show them (View ▸ Show everything again), then decide.")
 
 
 class ReviewController(QObject):
@@ -250,6 +250,10 @@ class ReviewController(QObject):
         self.banner.set_text(text, urgent=True)
         self.message.emit(text, True)
         return True
+
+    def refresh(self) -> None:
+        """The open image's state changed off the canvas (the grid verified it): show it."""
+        self._sync(full=True)
 
     def save_current(self, verify: bool = False) -> bool:
         """Ctrl+S (``verify``) or leaving/closing: write what changed; False when it failed."""

@@ -45,8 +45,9 @@ DEVICES: tuple[tuple[str, str], ...] = (
     ("mps", "mps (Apple)"),
 )
 PRECISIONS: tuple[tuple[str, str], ...] = (
-    ("auto", "auto"),
-    ("fp32", "fp32"),
+    ("auto", "auto (fp16 on CUDA, fast on a CPU)"),
+    ("fast", "fast (CPU fast path)"),
+    ("fp32", "fp32 (reference)"),
     ("fp16", "fp16"),
     ("bf16", "bf16 (experimental)"),
 )

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QDockWidget
 
 from autolabel_gui.app.box_rows import box_rows
@@ -32,9 +32,11 @@ DOCK_WIDTH = 280
 """The right-hand docks' width: enough for the boxes panel's four columns."""
 
 
-class Workbench(QObject):
+class BoxTools(QObject):
     """Owns the boxes panel's dock and the view filter of ``window``; ``handlers`` are the
     keymap rows of these tools."""
+
+    view_changed = Signal()  # other views of the boxes (the grid's tiles) show the new filter
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -81,7 +83,8 @@ class Workbench(QObject):
         self._window.class_panel.set_hidden(view.hidden)
         if self._window.controller is not None:
             self._window.controller.set_view(view)
-        self._window.show_message(f"Showing {view.text} (V: all / pending / accepted, Shift+V: everything).")
+        self.view_changed.emit()
+        self._window.show_message(f"Showing {view.text}.")
 
     def pick_class(self) -> None:
         """L or a double-click: give the selected box any class, or a new one for the project."""

@@ -1,4 +1,4 @@
-"""The reviewer's workbench in the window, driven by real keys and clicks: the boxes panel, class
+"""Box tools in the window, driven by real keys and clicks: the boxes panel, class
 visibility and the show filter, the class picker, VOC flags; asserted on the saved files."""
 
 from __future__ import annotations
@@ -29,17 +29,17 @@ TWELVE = ["person", "bicycle", "car", "motorcycle", "bus", "train", "truck", "bo
 
 def panel_rows(h) -> list[tuple[str, ...]]:
     """What the boxes panel's view shows, cell by cell."""
-    model = h.window.workbench.boxes_panel.table.model()
+    model = h.window.box_tools.boxes_panel.table.model()
     return [tuple(model.index(r, c).data() for c in range(model.columnCount())) for r in range(model.rowCount())]
 
 
 def selected_row(h) -> int:
-    rows = h.window.workbench.boxes_panel.table.selectionModel().selectedRows()
+    rows = h.window.box_tools.boxes_panel.table.selectionModel().selectedRows()
     return rows[0].row() if rows else -1
 
 
 def click_row(h, qtbot, row: int) -> None:
-    table = h.window.workbench.boxes_panel.table
+    table = h.window.box_tools.boxes_panel.table
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton,
                      pos=table.visualRect(table.model().index(row, 1)).center())
 
@@ -66,7 +66,7 @@ def xml(h, rel: str) -> bytes:
 
 def test_boxes_panel_lists_the_shown_boxes_and_follows_the_selection_both_ways(open_review, qtbot):
     h = open_review(["a.png"], PROPOSALS)
-    assert h.window.workbench.dock.isVisible()
+    assert h.window.box_tools.dock.isVisible()
     assert panel_rows(h) == [("person", "0.90", "proposed", ""), ("cat", "0.60", "proposed", "")]  # 0.2 < 0.35
     focus = QApplication.focusWidget()
     click_row(h, qtbot, 1)
@@ -95,11 +95,11 @@ def test_boxes_panel_can_be_closed_and_brought_back_from_the_view_menu(open_revi
     h = open_review(["a.png"], PROPOSALS)
     action = h.window.actions_by_id["boxes_panel"]
     action.trigger()
-    assert not h.window.workbench.dock.isVisible()
+    assert not h.window.box_tools.dock.isVisible()
     h.press(Key.Key_Tab)
     h.press(Key.Key_Return)  # while it is closed
     action.trigger()
-    assert h.window.workbench.dock.isVisible()
+    assert h.window.box_tools.dock.isVisible()
     assert panel_rows(h) == [("person", "0.90", "accepted", ""), ("cat", "0.60", "proposed", "")]
     assert selected_row(h) == 1
 
@@ -282,7 +282,7 @@ def test_i_and_t_flag_the_selected_box_in_the_file_the_tag_and_the_panel(open_re
     item = h.window.canvas.box_item(0)
     assert item.label_item.text() == "\u2713 person 0.90 [diff trunc]"
     assert panel_rows(h)[0] == ("person", "0.90", "accepted", "diff trunc")
-    flags = h.window.workbench.boxes_panel.table.model().index(0, 3)
+    flags = h.window.box_tools.boxes_panel.table.model().index(0, 3)
     assert flags.data(Qt.ItemDataRole.ToolTipRole) == "difficult, truncated"
     h.press(Key.Key_S, Mod.ControlModifier)
     data = xml(h, "a.png")

@@ -1,0 +1,147 @@
+"""The CPU fast path (``fast_sampling``, ``compute_path``): the same sum as the reference sampling,
+the same boxes on the tiny checkpoints, the reference path untouched, and its own run id.
+
+Tolerances: ``sample`` adds the same products in another order, so it differs from the
+reference by float rounding only: ~1e-6 relative. The boxes of the tiny models are checked at
+1e-4 in score and 1e-2 px, two orders of magnitude above what was measured (2e-7 and 6e-5 px),
+and far below what separates two different proposals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from autolabel_gui.core.images import load_image
+from autolabel_gui.core.ontology import Ontology
+from autolabel_gui.detection import compute_path, fast_sampling
+from autolabel_gui.detection.base import DetectorConfig, create_detector
+from autolabel_gui.detection.ids import model_id_for
+from groundingdino.models.GroundingDINO import ms_deform_attn
+
+SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
+ONTOLOGY = Ontology.from_names(["person", "cat", "cup", "vehicle"])
+SHAPES = [(13, 17), (7, 9), (4, 5), (2, 3)]
+
+
+def _inputs(seed: int, batch: int = 2, queries: int = 40, heads: int = 4, dims: int = 8, points: int = 3):
+    g = torch.Generator().manual_seed(seed)
+    length = sum(h * w for h, w in SHAPES)
+    value = torch.randn(batch, length, heads, dims, generator=g)
+    # locations beyond [0, 1] on purpose: corners outside the map must read zeros
+    locations = torch.rand(batch, queries, heads, len(SHAPES), points, 2, generator=g) * 1.4 - 0.2
+    weights = torch.rand(batch, queries, heads, len(SHAPES), points, generator=g)
+    weights = weights / weights.sum((-1, -2), keepdim=True)
+    return value, locations, weights
+
+
+def _reference(value, locations, weights):
+    original = ms_deform_attn.multi_scale_deformable_attn_pytorch
+    original = getattr(original, "__wrapped__", original)
+    return original(value, torch.tensor(SHAPES), locations, weights)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sample_is_the_reference_sum(seed) -> None:
+    value, locations, weights = _inputs(seed)
+    ours = fast_sampling.sample(value, SHAPES, locations, weights)
+    theirs = _reference(value, locations, weights)
+    assert ours.shape == theirs.shape == (2, 40, 4 * 8)
+    assert torch.allclose(ours, theirs, atol=1e-5, rtol=1e-5)
+    assert theirs.abs().max() > 0.1  # a real signal, not two zero tensors
+
+
+def test_points_outside_every_map_read_zero() -> None:
+    value, locations, weights = _inputs(3, batch=1, queries=5)
+    locations = torch.full_like(locations, 1.5)
+    assert fast_sampling.sample(value, SHAPES, locations, weights).abs().max() == 0
+    assert _reference(value, locations, weights).abs().max() == 0
+
+
+def test_a_pixel_centre_reads_that_pixel_exactly() -> None:
+    """One point on the centre of pixel (row 2, col 5) of level 0 with weight 1 reads that value."""
+    value, locations, weights = _inputs(4, batch=1, queries=1, heads=1, points=1)
+    h, w = SHAPES[0]
+    locations[:] = torch.tensor([(5 + 0.5) / w, (2 + 0.5) / h])
+    weights = torch.zeros_like(weights)
+    weights[..., 0, 0] = 1.0
+    out = fast_sampling.sample(value, SHAPES, locations, weights)
+    assert torch.allclose(out[0, 0], value[0, 2 * w + 5, 0], atol=1e-6)
+
+
+def test_transformers_sampler_is_replaced_by_the_same_sum() -> None:
+    from transformers.models.grounding_dino.modeling_grounding_dino import MultiScaleDeformableAttention
+
+    value, locations, weights = _inputs(5)
+    shapes = torch.tensor(SHAPES)
+    starts = torch.cat([shapes.new_zeros(1), (shapes[:, 0] * shapes[:, 1]).cumsum(0)[:-1]])
+    args = (value, shapes, SHAPES, starts, locations, weights, 64)
+    theirs = MultiScaleDeformableAttention()(*args)
+    assert torch.allclose(fast_sampling.HfSampling()(*args), theirs, atol=1e-5, rtol=1e-5)
+
+
+def _assert_same_boxes(a, b) -> None:
+    assert a, "two empty lists would be equal: the tiny model proposes boxes at this floor"
+    assert [x.label for x in a] == [y.label for y in b]
+    for x, y in zip(a, b):
+        assert x.score == pytest.approx(y.score, abs=1e-4)
+        assert np.allclose(x.xyxy, y.xyxy, atol=1e-2)
+
+
+@pytest.mark.model
+def test_fast_and_reference_give_the_same_boxes_on_the_tiny_checkpoint(tiny_gdino) -> None:
+    reference = create_detector(tiny_gdino.detector_config(precision="fp32"))
+    fast = create_detector(tiny_gdino.detector_config(precision="fast"))
+    assert (reference.precision, fast.precision) == ("fp32", "fast")
+    for path in sorted(SAMPLES.glob("*.jpg"))[:3]:
+        image = load_image(path)
+        _assert_same_boxes(reference.detect([image], ONTOLOGY, 0.05)[0], fast.detect([image], ONTOLOGY, 0.05)[0])
+
+
+@pytest.mark.model
+def test_fp32_detections_are_bit_identical_to_the_package_sampling(tiny_gdino, monkeypatch) -> None:
+    """The fast path off is the exact old path: same bits as with the package's function restored."""
+    detector = create_detector(tiny_gdino.detector_config(precision="fp32"))
+    image = load_image(sorted(SAMPLES.glob("*.jpg"))[0])
+    ours = detector.detect([image], ONTOLOGY, 0.05)[0]
+    dispatch = ms_deform_attn.multi_scale_deformable_attn_pytorch
+    monkeypatch.setattr(ms_deform_attn, "multi_scale_deformable_attn_pytorch", dispatch.__wrapped__)
+    theirs = detector.detect([image], ONTOLOGY, 0.05)[0]
+    assert ours and [(b.label, b.score, b.xyxy) for b in ours] == [(b.label, b.score, b.xyxy) for b in theirs]
+
+
+@pytest.mark.model
+def test_fast_and_reference_agree_on_the_transformers_backend(tiny_hf) -> None:
+    reference = create_detector(tiny_hf.detector_config(precision="fp32"))
+    fast = create_detector(tiny_hf.detector_config(precision="fast"))
+    assert sum(isinstance(m, fast_sampling.HfSampling) for m in fast.model.modules()) > 0
+    assert not any(isinstance(m, fast_sampling.HfSampling) for m in reference.model.modules())
+    for path in sorted(SAMPLES.glob("*.jpg"))[:2]:
+        image = load_image(path)
+        _assert_same_boxes(reference.detect([image], ONTOLOGY, 0.05)[0], fast.detect([image], ONTOLOGY, 0.05)[0])
+
+
+def test_auto_is_the_fast_path_on_a_cpu_and_the_run_id_says_so(monkeypatch) -> None:
+    config = DetectorConfig(weights="w.pth", device="auto", precision="auto")
+    monkeypatch.setattr(compute_path, "accelerator_expected", lambda device: False)
+    assert compute_path.planned("auto", "auto") == "fast"
+    cpu_auto = model_id_for(config)
+    assert cpu_auto == model_id_for(replace(config, precision="fast"))
+    assert cpu_auto != model_id_for(replace(config, precision="fp32"))
+    monkeypatch.setattr(compute_path, "accelerator_expected", lambda device: True)
+    assert compute_path.planned("auto", "auto") == "auto"
+    assert model_id_for(config) not in (cpu_auto, model_id_for(replace(config, precision="fp32")))
+
+
+def test_the_accelerator_guess_reads_the_device_as_asked(monkeypatch) -> None:
+    assert compute_path.accelerator_expected("cpu") is False
+    assert compute_path.accelerator_expected("cuda:1") is True
+    monkeypatch.setattr(compute_path.sys, "platform", "linux")
+    monkeypatch.setattr(compute_path, "_torch_has_cuda", lambda: True)
+    monkeypatch.setattr(compute_path, "_nvidia_driver", lambda: False)
+    assert compute_path.accelerator_expected("auto") is False  # a CUDA build without a driver: the CPU
+    monkeypatch.setattr(compute_path, "_nvidia_driver", lambda: True)
+    assert compute_path.accelerator_expected("auto") is True
