@@ -315,3 +315,17 @@ def test_flag_keys_without_a_selection_change_nothing(open_review):
     h.press(Key.Key_T)
     assert "Select a box first" in h.window.message_label.text()
     assert not h.state.can_undo
+
+
+def test_the_grid_leaves_out_an_image_whose_pending_proposals_are_hidden(open_review, qtbot):
+    proposals = {"a.png": PROPOSALS["a.png"], "b.png": PROPOSALS["b.png"],
+                 "c.png": [proposal(5, 5, 25, 25, "cup", 0.5)]}
+    h = open_review(["a.png", "b.png", "c.png"], proposals)
+    click_checkbox(h, qtbot, 1)  # cat off: a.png has a pending cat nobody can see
+    h.press(Key.Key_G)
+    grid = h.window.grid
+    assert grid.active and grid.triage.page == ["b.png", "c.png"]
+    qtbot.waitUntil(lambda: not grid.triage.loading(), timeout=10_000)
+    h.press(Key.Key_Space)
+    assert h.voc("b.png").verified and h.voc("c.png").verified
+    assert not h.voc_path("a.png").exists()

@@ -27,6 +27,7 @@ from autolabel_gui.app.trust import remember_chosen
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.review import ReviewState
 from autolabel_gui.detection.base import create_detector
+from autolabel_gui.gui.box_tools import BoxTools
 from autolabel_gui.gui.canvas import Canvas
 from autolabel_gui.gui.colors import class_colors
 from autolabel_gui.gui.file_list import FileListPanel
@@ -44,7 +45,6 @@ from autolabel_gui.gui.review_controller import ReviewController
 from autolabel_gui.gui.theme import CANVAS_BACKGROUND, ThemeMenu
 from autolabel_gui.gui.unsaved_dialog import UnsavedChoice, ask_unsaved, images_text
 from autolabel_gui.gui.user_keys import load_user_keymap
-from autolabel_gui.gui.box_tools import BoxTools
 
 log = logging.getLogger(__name__)
 
