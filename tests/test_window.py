@@ -516,7 +516,8 @@ def test_foreign_classes_are_the_used_labels_the_project_lacks():
 def test_menu_entries_are_named_like_the_windows_they_open(open_review):
     from PySide6.QtCore import QTimer
 
-    h = open_review(["a.png"])
+    h = open_review(["a.png"], PROPOSALS)
+    h.press(Key.Key_Tab)  # the class picker opens for a selected box
     menus = {a.text().replace("&", ""): a for a in h.window.menuBar().actions()}
     entries = {a.objectName(): a for m in menus.values() for a in m.menu().actions()}
     assert entries["settings"].text() == "Settings…" and entries["export"].text() == "Export…"
@@ -529,7 +530,7 @@ def test_menu_entries_are_named_like_the_windows_they_open(open_review):
         dialog.reject()
 
     checked = [b for b in KEYMAP if b.dialog]
-    assert {b.action for b in checked} == {"settings", "export", "help", "open_folder"}
+    assert {b.action for b in checked} == {"settings", "export", "help", "open_folder", "pick_class"}
     for b in checked:
         QTimer.singleShot(0, close_dialog)
         entries[b.action].trigger()

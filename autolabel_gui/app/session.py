@@ -24,6 +24,7 @@ from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import ImageLoadError, image_size
 from autolabel_gui.core.records import ImageKey
 from autolabel_gui.core.review import ReviewState
+from autolabel_gui.core.view_filter import ViewFilter
 from autolabel_gui.formats.existing import load_existing_labels
 from autolabel_gui.formats.voc import AnnotationError, write_voc
 
@@ -63,6 +64,7 @@ class ReviewSession:
         self.class_names = list(class_names)
         self.run_id = run_id
         self.threshold = threshold
+        self.view = ViewFilter()
         self._opened: dict[str, Opened] = {}
         self._unsaved: dict[str, _Failed] = {}
 
@@ -73,6 +75,7 @@ class ReviewSession:
             opened = self._load(rel)
             self._opened[rel] = opened
         opened.state.set_threshold(self.threshold)
+        opened.state.set_view(self.view)
         if not opened.state.read_only:
             proposals = self.cached_proposals(rel)
             if proposals is not None:
@@ -99,6 +102,12 @@ class ReviewSession:
         self.threshold = threshold
         for opened in self._opened.values():
             opened.state.set_threshold(threshold)
+
+    def set_view(self, view: ViewFilter) -> None:
+        """The classes and states shown, on every image (like the threshold)."""
+        self.view = view
+        for opened in self._opened.values():
+            opened.state.set_view(view)
 
     def save(self, rel: str, *, verify: bool = False) -> Saved:
         """Write what changed; ``verify`` (Space, Ctrl+S) writes the file marked verified.

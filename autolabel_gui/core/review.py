@@ -13,6 +13,10 @@ Rules:
 - Only ACCEPTED boxes are ever saved.
 - A pending proposal is visible when its score reaches the threshold. Proposals that duplicate
   an accepted box (IoU >= ``DUPLICATE_IOU`` and the same class) never enter the list.
+- The view filter (``core.view_filter``: classes switched off, only pending / only accepted)
+  hides boxes on top of the threshold. Keys reach only what is shown, so Space and Ctrl+S never
+  settle a hidden proposal; and while one past the threshold is hidden, nobody has seen it, so
+  the image cannot be verified (``verify_blocker``).
 - Order (Tab, "next pending") is the list order: boxes from the file first in file order, then
   proposals by descending score (the model's surest first), then boxes drawn by hand.
 - Undo keeps whole snapshots: items are immutable, so a snapshot is one tuple of references.
@@ -28,6 +32,7 @@ from dataclasses import dataclass, replace
 
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.records import Outcome, ReviewRecord
+from autolabel_gui.core.view_filter import ViewFilter
 
 DUPLICATE_IOU = 0.7
 """A proposal this close to an accepted box of the same class is the same object: hidden."""
@@ -37,6 +42,9 @@ SAME_PROPOSAL_IOU = 0.9
 
 DUPLICATE_OFFSET = 10.0
 """Ctrl+D puts the copy this many pixels right and down, so it is visibly a second box."""
+
+HIDDEN_PENDING = "hidden proposals"
+"""``verify_blocker``'s answer while the view filter hides pending proposals."""
 
 
 class Origin(str, enum.Enum):
@@ -89,6 +97,7 @@ class ReviewState:
         self.verified = verified
         self.read_only = read_only
         self.threshold = threshold
+        self.view = ViewFilter()
         self.items: tuple[Item, ...] = tuple(
             Item(b.with_state(BoxState.ACCEPTED), Origin.FILE) for b in boxes)
         self.selected = -1
@@ -105,7 +114,9 @@ class ReviewState:
 
     # ------------------------------------------------------------------ queries
 
-    def is_visible(self, index: int) -> bool:
+    def passes_threshold(self, index: int) -> bool:
+        """Accepted boxes, and pending proposals that reach the threshold: the image's boxes
+        as far as verifying is concerned (rejected proposals are gone)."""
         item = self.items[index]
         if item.accepted:
             return True
@@ -113,8 +124,21 @@ class ReviewState:
             return False
         return item.box.passes(self.threshold)
 
+    def is_visible(self, index: int) -> bool:
+        """Drawn and reachable by the keys: past the threshold and shown by the view filter."""
+        return self.passes_threshold(index) and self.view.shows(self.items[index].box)
+
     def visible_indices(self) -> list[int]:
         return [i for i in range(len(self.items)) if self.is_visible(i)]
+
+    def hidden_indices(self) -> list[int]:
+        """Boxes past the threshold that the view filter hides (for "3 boxes hidden")."""
+        return [i for i in range(len(self.items))
+                if self.passes_threshold(i) and not self.view.shows(self.items[i].box)]
+
+    def hidden_pending_count(self) -> int:
+        """Pending proposals past the threshold that the view filter hides: nobody saw them."""
+        return sum(1 for i in self.hidden_indices() if self.items[i].pending)
 
     def display_boxes(self) -> list[Box]:
         """One box per item (indices match ``items``); hidden ones carry state REJECTED."""
@@ -129,9 +153,12 @@ class ReviewState:
         return sum(1 for i, it in enumerate(self.items) if it.pending and self.is_visible(i))
 
     def label_counts(self) -> dict[str, int]:
-        """Visible boxes per class (accepted and pending), for the class panel."""
+        """Boxes per class past the threshold (accepted and pending), for the class panel: a
+        class switched off keeps its count, so the panel still lists it to switch it on."""
         counts: dict[str, int] = {}
-        for i in self.visible_indices():
+        for i in range(len(self.items)):
+            if not self.passes_threshold(i):
+                continue
             label = self.items[i].box.label
             counts[label] = counts.get(label, 0) + 1
         return counts
@@ -227,11 +254,18 @@ class ReviewState:
         model and the annotator found nothing", never "nobody looked". Without a model (no
         weights, manual review) the annotator's own boxes are all there is. An image verified
         earlier stays verifiable: its file already says a person checked it.
+
+        Pending proposals hidden by the view filter (a class switched off, "only accepted")
+        block it too, for the same reason: verified must never mean "nobody looked at these".
+        Accepting them unseen would be worse, so they wait, unsettled, until shown. Proposals
+        under the threshold do not block: the threshold says the model's guess is noise.
         """
         if self.read_only:
             return "read-only"
         if model_runs and not self.model_done and not self.verified:
             return "waiting for the model"
+        if self.hidden_pending_count():
+            return HIDDEN_PENDING
         return None
 
     def reject_visible_pending(self) -> int:
@@ -243,6 +277,15 @@ class ReviewState:
     def set_threshold(self, threshold: float) -> None:
         """Not an undo step: the threshold is a view of the proposals, not a decision."""
         self.threshold = threshold
+        self._keep_selection_visible()
+
+    def set_view(self, view: ViewFilter) -> None:
+        """Not an undo step either: which classes and states are shown."""
+        self.view = view
+        self._keep_selection_visible()
+
+    def _keep_selection_visible(self) -> None:
+        """A hidden box is never selected: a key must not edit what the annotator cannot see."""
         if self.selected >= 0 and not self.is_visible(self.selected):
             self.selected = -1
 
@@ -285,6 +328,7 @@ class ReviewState:
             self._commit(self._with(i, self.items[i].box.with_state(BoxState.ACCEPTED)), i)
         nxt = self._next_pending(i)
         self.selected = nxt if nxt >= 0 else i
+        self._keep_selection_visible()  # "only pending" shows: the accepted box just left the view
         return changed
 
     def accept_all_visible(self) -> int:
@@ -322,8 +366,16 @@ class ReviewState:
         return True
 
     def set_class(self, label: str) -> bool:
-        """1..9: give the selected box a class (a proposal is accepted by it)."""
+        """1..9 or the class picker: give the selected box a class (a proposal is accepted by it)."""
         return self._edit_selected(lambda b: b.with_label(label))
+
+    def toggle_difficult(self) -> bool:
+        """VOC's ``difficult`` on the selected box; like any edit, it accepts a proposal."""
+        return self._edit_selected(lambda b: replace(b, difficult=not b.difficult))
+
+    def toggle_truncated(self) -> bool:
+        """VOC's ``truncated`` on the selected box; like any edit, it accepts a proposal."""
+        return self._edit_selected(lambda b: replace(b, truncated=not b.truncated))
 
     def move_selected(self, dx: float, dy: float) -> bool:
         """Arrow keys: move without resizing; stops at the image border."""
@@ -403,3 +455,4 @@ class ReviewState:
         self._redo.clear()
         self.items = items
         self.selected = selected
+        self._keep_selection_visible()

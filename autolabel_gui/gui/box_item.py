@@ -15,6 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QStyleOptionGraphicsItem, QWidget
 
+from autolabel_gui.app.box_rows import flag_names, flag_tags
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.gui.colors import text_color_on
 
@@ -128,13 +129,17 @@ def label_text(box: Box) -> str:
       *now* and the score it was proposed with, "\u2713 cup 0.87" (a digit changes the class, the
       score stays the model's);
     - a box drawn by hand or read from the annotation file: just its class, "cup".
+
+    VOC flags follow in brackets, shortened so the tag stays small: "cup [diff trunc]".
     """
     name = box.label or "?"
+    flags = flag_tags(flag_names(box))
+    suffix = f" [{flags}]" if flags else ""
     if box.score is None:
-        return name
+        return name + suffix
     if box.state is BoxState.PROPOSED:
-        return f"{name} {box.score:.2f}"
-    return f"{ACCEPTED_MARK} {name} {box.score:.2f}"
+        return f"{name} {box.score:.2f}{suffix}"
+    return f"{ACCEPTED_MARK} {name} {box.score:.2f}{suffix}"
 
 
 class LabelItem(QGraphicsItem):
@@ -259,7 +264,8 @@ class BoxItem(QGraphicsRectItem):
             self.setRect(QRectF(box.x0, box.y0, box.width, box.height))
             self._label.setPos(box.x0, box.y0)
             self._place_handles()
-        if (box.label, box.score, box.state) != (old.label, old.score, old.state):
+        if (box.label, box.score, box.state, box.difficult, box.truncated) != (
+                old.label, old.score, old.state, old.difficult, old.truncated):
             self._apply_style()
         elif box.area != old.area and not self._selected:
             self.setZValue(self._z())

@@ -5,7 +5,8 @@ The canvas holds pictures, not decisions: it reports what the user did (``box_ed
 
 Mouse:
 - left-drag a handle of the selected box: resize that corner or edge only;
-- left-drag inside a box: select it and move it; a click selects it;
+- left-drag inside a box: select it and move it; a click selects it; a double-click selects it
+  and asks for its class (``box_double_clicked``);
 - left-click on empty space: deselect; left-drag on empty space or middle-drag anywhere: pan;
 - wheel: scroll (Shift+wheel sideways); Ctrl+wheel: zoom around the cursor;
 - after ``start_drawing()``: left-drag draws a box; Esc or ``cancel_drawing()`` cancels.
@@ -84,6 +85,7 @@ class Canvas(QGraphicsView):
     box_drawn = Signal(object)  # Box with label "" after a drawing drag
     drawing_changed = Signal(bool)  # draw mode entered (True) or left (False)
     zoom_changed = Signal(float)  # screen pixels per image pixel, after every fit or zoom
+    box_double_clicked = Signal(int)  # index of the box double-clicked (after selecting it)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -305,6 +307,11 @@ class Canvas(QGraphicsView):
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         # A double click is two clicks here; Qt's default would send it to the scene instead.
         self.mousePressEvent(event)
+        drag = self._drag
+        if event.button() == Qt.MouseButton.LeftButton and drag is not None:
+            # The listener may open a dialog that takes the release: no drag may outlive it.
+            self._drag = None
+            self.box_double_clicked.emit(drag.index)
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:

@@ -41,6 +41,7 @@ OPEN_FOLDER_TITLE = "Open folder"
 SETTINGS_TITLE = "Settings"
 EXPORT_TITLE = "Export"
 SHORTCUTS_TITLE = "Keyboard shortcuts"
+PICKER_TITLE = "Class picker"
 
 
 def _classes() -> tuple[KeyBinding, ...]:
@@ -90,6 +91,17 @@ KEYMAP: tuple[KeyBinding, ...] = (
     KeyBinding("grid_2", (), "grid of 2×2 images a page", "View"),
     KeyBinding("grid_3", (), "grid of 3×3 images a page", "View"),
     KeyBinding("grid_4", (), "grid of 4×4 images a page (digits mark the first nine, a click any)", "View"),
+    # Box tools (gui/box_tools.py): any class from the keyboard, VOC flags, which boxes are shown.
+    KeyBinding("pick_class", ("L",), "class picker (type to filter; Enter gives the selected box that class, "
+               "or a new one added to the project; also a double-click on a box)", "Boxes", PICKER_TITLE),
+    KeyBinding("toggle_difficult", ("I",),
+               "toggle difficult on the selected box (kept in the VOC file; the tag shows [diff])", "Boxes"),
+    KeyBinding("toggle_truncated", ("T",),
+               "toggle truncated on the selected box (kept in the VOC file; the tag shows [trunc])", "Boxes"),
+    KeyBinding("show_filter", ("V",), "cycle the box filter (all, only pending proposals, only accepted boxes; "
+               "Space never verifies past a hidden proposal)", "View"),
+    KeyBinding("show_everything", ("Shift+V",), "show everything again (every class, every box)", "View"),
+    KeyBinding("boxes_panel", (), "boxes panel (show or hide the list of this image's boxes)", "View"),
     KeyBinding("help", ("F1", "?"), "show this table", "Help", SHORTCUTS_TITLE),
     KeyBinding("open_folder", ("Ctrl+O",), "open a folder of images", "File", OPEN_FOLDER_TITLE),
     KeyBinding("settings", ("Ctrl+,",), "settings: classes, prompts, thresholds, model (kept per folder)",

@@ -27,6 +27,7 @@ from autolabel_gui.app.trust import remember_chosen
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.review import ReviewState
 from autolabel_gui.detection.base import create_detector
+from autolabel_gui.gui.box_tools import BoxTools
 from autolabel_gui.gui.canvas import Canvas
 from autolabel_gui.gui.colors import class_colors
 from autolabel_gui.gui.file_list import FileListPanel
@@ -51,9 +52,10 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("open_folder", "save", "settings", "annotation_folder", "export", "quit")),
     ("&Review", ("next_image", "prev_image", "accept_all_next", "next_unverified", "search", "rerun",
                  "manual_review", "grid")),
-    ("&Edit", ("accept_selected", "delete_selected", "draw", "duplicate", "undo", "redo")),
+    ("&Edit", ("accept_selected", "delete_selected", "draw", "duplicate", "undo", "redo",
+               "pick_class", "toggle_difficult", "toggle_truncated")),
     ("&View", ("fit", "zoom_in", "zoom_out", "zoom_to_box", "toggle_labels", "threshold_down", "threshold_up",
-               "grid_2", "grid_3", "grid_4")),
+               "show_filter", "show_everything", "boxes_panel", "grid_2", "grid_3", "grid_4")),
     ("&Help", ("help",)),
 )
 WEIGHTS_HINT = "run `autolabel-gui weights download`"
@@ -85,6 +87,8 @@ def boxes_text(state: ReviewState | None) -> str:
         parts.append("verified")
     if state.read_only:
         parts.append("read-only")
+    if hidden := len(state.hidden_indices()):
+        parts.append(f"{hidden} box{'es' if hidden != 1 else ''} hidden")
     return " · ".join(parts)
 
 
@@ -120,6 +124,7 @@ class MainWindow(QMainWindow):
         self.class_panel = ClassPanel(self)
         self.threshold_panel = ThresholdPanel(ProjectSettings().box_threshold, self)
         self._build_docks()
+        self.box_tools = BoxTools(self)
         self._build_status_bar()
         self.user_keys = load_user_keymap()
         self.actions_by_id = build_actions(self, route_by_mode(self._handlers(), self.grid), self.user_keys.keymap)
@@ -133,6 +138,7 @@ class MainWindow(QMainWindow):
         self.class_panel.add_to_project.connect(self._add_to_project)
         self.threshold_panel.threshold_changed.connect(self._threshold_changed)
         self.threshold_panel.threshold_changed.connect(self.grid.refresh)
+        self.box_tools.view_changed.connect(self.grid.refresh)
         self.resize(1400, 900)
         self._restore_geometry()
         self.canvas.setFocus()
@@ -157,6 +163,7 @@ class MainWindow(QMainWindow):
         controller = ReviewController(self.canvas, folder, settings, self.class_panel.current_class,
                                       detector_factory=self._detector_factory, parent=self)
         self.controller = controller
+        self.box_tools.attach(controller)
         controller.message.connect(self.show_message)
         controller.current_changed.connect(self._current_changed)
         controller.boxes_changed.connect(self._boxes_changed)
@@ -225,6 +232,7 @@ class MainWindow(QMainWindow):
         self.boxes_label.setText(boxes_text(state))
         self.actions_by_id["undo"].setEnabled(state is not None and state.can_undo)
         self.actions_by_id["redo"].setEnabled(state is not None and state.can_redo)
+        self.box_tools.refresh()
 
     # ------------------------------------------------------------------ actions
 
@@ -266,6 +274,7 @@ class MainWindow(QMainWindow):
             handlers[f"class_{n}"] = c(functools.partial(self._give_class, index=n - 1))
         for name, (dx, dy) in MOVE_STEPS.items():
             handlers[name] = c(_move_by(dx, dy))
+        handlers.update(self.box_tools.handlers())
         return handlers
 
     def _on_controller(self, fn: Callable[[ReviewController], object]) -> Callable[[], None]:

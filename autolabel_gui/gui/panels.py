@@ -1,4 +1,5 @@
-"""Side panels: the class list (colours, digit keys, box counts) and the score threshold slider.
+"""Side panels: the class list (colours, digit keys, box counts, show/hide ticks) and the score
+threshold slider.
 
 Both take no keyboard focus: every key belongs to the window's keymap (see gui/keymap.py).
 """
@@ -36,7 +37,7 @@ def foreign_classes(names: list[str], counts: dict[str, int]) -> list[str]:
     return sorted(label for label, count in counts.items() if count and label and label not in known)
 
 
-def _swatch(color: QColor) -> QIcon:
+def swatch(color: QColor) -> QIcon:
     pixmap = QPixmap(14, 14)
     pixmap.fill(color)
     return QIcon(pixmap)
@@ -49,10 +50,16 @@ class ClassPanel(QWidget):
     box that class (``class_clicked``), like its digit key. Classes the image uses but the project
     does not list follow, greyed and marked "not in the project"; the button under the list asks
     to add them (``add_to_project``; the window saves the settings).
+
+    Each project class has a checkbox: unticking it hides that class's boxes
+    (``visibility_changed``; the window keeps the view filter and ticks the boxes back through
+    ``set_hidden``). A click on the checkbox only shows or hides: it neither gives the selected
+    box that class nor changes the highlighted row.
     """
 
     class_clicked = Signal(int)
     add_to_project = Signal(list)  # class names
+    visibility_changed = Signal(str, bool)  # class name, shown
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -72,6 +79,10 @@ class ClassPanel(QWidget):
         self._foreign: list[str] = []
         self._colors: dict[str, QColor] = {}
         self._counts: dict[str, int] = {}
+        self._hidden: frozenset[str] = frozenset()
+        self._toggled: QListWidgetItem | None = None
+        self.list.itemPressed.connect(self._pressed)
+        self.list.itemChanged.connect(self._changed)
         self.list.itemClicked.connect(self._clicked)
         self.add_button.clicked.connect(lambda: self.add_to_project.emit(list(self._foreign)))
 
@@ -80,11 +91,17 @@ class ClassPanel(QWidget):
         self._colors = dict(colors)
         self._foreign = []
         self.list.clear()
+        self.list.blockSignals(True)
         for name in names:
-            self.list.addItem(QListWidgetItem(_swatch(colors[name]), name))
+            item = QListWidgetItem(swatch(colors[name]), name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(_check(name not in self._hidden))
+            self.list.addItem(item)
+        self.list.blockSignals(False)
         if names:
             self.list.setCurrentRow(0)
-            self.hint.setText("Digits 1-9 give the selected box a class; W draws a box of the highlighted class.")
+            self.hint.setText("Digits 1-9 (L: any class) give the selected box a class; W draws a box of the "
+                              "highlighted class; untick a class to hide its boxes.")
         else:
             self.hint.setText("No classes yet: add them in Settings (Ctrl+,).")
         self._refresh()
@@ -92,6 +109,14 @@ class ClassPanel(QWidget):
     def set_counts(self, counts: dict[str, int]) -> None:
         self._counts = dict(counts)
         self._refresh()
+
+    def set_hidden(self, hidden: frozenset[str]) -> None:
+        """Tick the classes shown, untick those hidden; emits nothing."""
+        self._hidden = frozenset(hidden)
+        self.list.blockSignals(True)
+        for row, name in enumerate(self._names):
+            self.list.item(row).setCheckState(_check(name not in self._hidden))
+        self.list.blockSignals(False)
 
     def current_class(self) -> str | None:
         """The class a drawn box gets: the highlighted row."""
@@ -109,7 +134,25 @@ class ClassPanel(QWidget):
         """The listed classes that are not in the project."""
         return list(self._foreign)
 
+    def _pressed(self, _item: QListWidgetItem) -> None:
+        # Qt reports no press on a checkbox (its delegate takes it): a press means a row click.
+        self._toggled = None
+
+    def _changed(self, item: QListWidgetItem) -> None:
+        row = self.list.row(item)
+        if not 0 <= row < len(self._names):
+            return
+        name = self._names[row]
+        shown = item.checkState() == Qt.CheckState.Checked
+        if shown == (name in self._hidden):  # a tick that changed, not a new text
+            self._hidden = self._hidden - {name} if shown else self._hidden | {name}
+            self._toggled = item
+            self.visibility_changed.emit(name, shown)
+
     def _clicked(self, item: QListWidgetItem) -> None:
+        if item is self._toggled:  # the click that ticked the checkbox
+            self._toggled = None
+            return
         row = self.list.row(item)
         if row < len(self._names):  # a class not in the project has no digit to give
             self.class_clicked.emit(row)
@@ -123,7 +166,7 @@ class ClassPanel(QWidget):
             while self.list.count() > len(self._names):
                 self.list.takeItem(len(self._names))
             for name in foreign:
-                item = QListWidgetItem(_swatch(fallback_color(name)), "")
+                item = QListWidgetItem(swatch(fallback_color(name)), "")
                 item.setFlags(Qt.ItemFlag.NoItemFlags)  # listed, never the class a drawn box gets
                 font = item.font()
                 font.setItalic(True)
@@ -137,6 +180,10 @@ class ClassPanel(QWidget):
         if self._foreign:
             self.add_button.setText(f"Add {', '.join(self._foreign)} to the project")
         self.add_button.setVisible(bool(self._foreign))
+
+
+def _check(shown: bool) -> Qt.CheckState:
+    return Qt.CheckState.Checked if shown else Qt.CheckState.Unchecked
 
 
 class ThresholdPanel(QWidget):

@@ -20,7 +20,8 @@ from autolabel_gui.app.status import Status
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.leftovers import sweep_leftovers
-from autolabel_gui.core.review import ReviewState
+from autolabel_gui.core.review import HIDDEN_PENDING, ReviewState
+from autolabel_gui.core.view_filter import ViewFilter
 from autolabel_gui.detection.base import create_detector
 from autolabel_gui.gui.canvas import Canvas
 from autolabel_gui.gui.file_list import FileListModel
@@ -34,6 +35,13 @@ NOTHING_FOUND = "The model found nothing here (above the threshold)"
 """Said so that an image with no boxes never looks like one still waiting for the model."""
 BANNER_REFRESH_MS = 300
 """How often the canvas banner re-reads the model's queue while the image on screen waits."""
+
+
+def hidden_refusal(state: ReviewState) -> str:
+    """Why Space / Ctrl+S did nothing while the view filter hides pending proposals."""
+    count = state.hidden_pending_count()
+    return (f"Not verified: {count} pending proposal{'s are' if count != 1 else ' is'} hidden by the view "
+            f"({state.view.text}). Show them (View ▸ Show everything again), then decide.")
 
 
 class ReviewController(QObject):
@@ -235,6 +243,9 @@ class ReviewController(QObject):
         if blocker == "read-only":
             self.message.emit(f"{self.current}: not saved, {self._problem or 'opened read-only'}", True)
             return True
+        if blocker == HIDDEN_PENDING:
+            self.message.emit(hidden_refusal(state), True)
+            return True
         text = refused_text(self._waiting_text())
         self.banner.set_text(text, urgent=True)
         self.message.emit(text, True)
@@ -292,6 +303,17 @@ class ReviewController(QObject):
     def set_threshold(self, threshold: float) -> None:
         self.session.set_threshold(threshold)
         self._sync()
+
+    def set_view(self, view: ViewFilter) -> None:
+        """Classes switched off, only pending / only accepted: on every image, like the threshold."""
+        self.session.set_view(view)
+        self._sync()
+
+    def select_box(self, index: int) -> None:
+        """A click in the boxes panel: select that box, on the canvas too."""
+        if self.state is not None:
+            self.state.select(index)
+            self._sync()
 
     def reconfigure(self, settings: ProjectSettings) -> None:
         """New thresholds or model settings with the same classes and annotation folder."""
@@ -358,7 +380,8 @@ class ReviewController(QObject):
         if not waiting:
             self._banner_timer.stop()
             found_nothing = (state is not None and self.model_runs and state.model_done
-                             and self.current not in self.progress.failed and not state.visible_indices())
+                             and self.current not in self.progress.failed
+                             and not any(state.passes_threshold(i) for i in range(len(state.items))))
             self.banner.set_text(NOTHING_FOUND if found_nothing else "")
             return
         if not self.banner.urgent or not self._banner_timer.isActive():
