@@ -155,15 +155,28 @@ def test_chosen_annotation_folder_must_be_given(dialog):
     assert dialog.settings().annotations_dir is None
 
 
-def test_weights_line_says_whether_the_file_exists_and_how_to_get_it(dialog, tmp_path):
+def test_status_says_whether_files_set_by_hand_are_there_and_how_to_get_them(dialog, tmp_path):
     assert DOWNLOAD_HINT in dialog.weights_status.text()  # default lookup finds nothing here
     dialog.weights.edit.setText(str(tmp_path / "missing.pth"))
-    assert "No file" in dialog.weights_status.text()
-    assert "autolabel-gui weights download" in dialog.weights_status.text()
+    assert dialog.weights_status.text() == "Grounding DINO weights not found."
+    assert str(tmp_path / "missing.pth") in dialog.weights_status.toolTip()  # where it looked
+    assert "autolabel-gui weights download" in dialog.weights_status.toolTip()
     real = tmp_path / "real.pth"
     real.write_bytes(b"\0" * 2_000_000)
     dialog.weights.edit.setText(str(real))
-    assert dialog.weights_status.text() == "Found (2 MB)."
+    assert dialog.weights_status.text().startswith("Found")
+
+
+def test_custom_files_run_on_the_backend_chosen_for_them(dialog, tmp_path):
+    dialog.backend.setCurrentIndex(dialog.backend.findData("transformers"))
+    assert dialog.model.currentText() == CUSTOM_MODEL  # no catalogue model is the default files on it
+    assert dialog.weights_status.text() == "The transformers backend needs a model."
+    converted = tmp_path / "converted"
+    converted.mkdir()
+    (converted / "config.json").write_text('{"model_type": "grounding-dino"}')
+    dialog.weights.edit.setText(str(converted))
+    assert dialog.weights_status.text().startswith("Found")
+    assert (dialog.settings().backend, dialog.settings().weights) == ("transformers", str(converted))
 
 
 def test_bf16_is_labelled_experimental_and_unknown_values_are_kept(qtbot, original):

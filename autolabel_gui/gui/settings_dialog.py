@@ -9,6 +9,7 @@ OK disabled and says why in the dialog instead of raising.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,10 +38,9 @@ from PySide6.QtWidgets import (
 )
 
 from autolabel_gui.app.project import ProjectSettings
-from autolabel_gui.detection.base import DetectorConfig
-from autolabel_gui.detection.catalogue import spec_for
+from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable
+from autolabel_gui.detection.catalogue import BACKENDS, spec_for
 from autolabel_gui.detection.models import ModelEntry, all_models, model_named, model_of
-from autolabel_gui.detection.weights import find_weights
 from autolabel_gui.gui.keymap import SETTINGS_TITLE
 
 DEVICES: tuple[tuple[str, str], ...] = (
@@ -75,19 +75,6 @@ def class_name_problem(names: list[str]) -> str | None:
     return None
 
 
-def weights_status(text: str) -> tuple[bool, str]:
-    """(found, message) for the weights field: empty means the default lookup."""
-    if not text.strip():
-        found = find_weights(None)
-        if found is not None:
-            return True, f"Default lookup finds {found}."
-        return False, f"No checkpoint found by the default lookup. {DOWNLOAD_HINT}"
-    path = Path(text.strip()).expanduser()
-    if path.is_file():
-        return True, f"Found ({path.stat().st_size / 1e6:.0f} MB)."
-    return False, f"No file at this path. {DOWNLOAD_HINT}, or choose the file with Browse…"
-
-
 def model_label(entry: ModelEntry) -> str:
     """A catalogue model as the Model list shows it: title, published zero-shot AP, download size."""
     facts = [f"{_AP_NAMES.get(name, name)} {value}" for name, value in entry.ap.items()]
@@ -100,12 +87,21 @@ def _model_tooltip(entry: ModelEntry) -> str:
             f"{entry.download_mb} MB. AP source: {entry.ap_source}")
 
 
-def model_status(entry: ModelEntry, config: DetectorConfig) -> tuple[bool, str, str]:
-    """(ready, message, details) for a catalogue model: its backend spec says what is missing."""
-    problem = spec_for(config.backend).missing(config)
+def model_status(config: DetectorConfig) -> tuple[bool, str, str]:
+    """(ready, message, details): the backend spec's own check of what is missing, so the dialog
+    knows no backend; a catalogue model's message is the command that downloads it."""
+    try:
+        problem = spec_for(config.backend).missing(config)
+    except DetectorUnavailable as exc:  # a backend name written by hand into project.json
+        return False, str(exc), ""
+    entry = model_of(config)
+    if entry is not None:
+        if problem is None:
+            return True, "Downloaded: its files are on this machine.", ""
+        return False, f"Not downloaded. {DOWNLOAD_HINT} --model {entry.name}", problem
     if problem is None:
-        return True, "Downloaded: its files are on this machine.", ""
-    return False, f"Not downloaded. {DOWNLOAD_HINT} --model {entry.name}", problem
+        return True, "Found: the backend has the files it needs.", ""
+    return False, re.split(r"(?<=\.)\s", problem, maxsplit=1)[0], problem  # the first sentence; all of it on hover
 
 
 class ClassTable(QWidget):
@@ -238,7 +234,7 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle(SETTINGS_TITLE)
         self._original = settings
-        self._backend, self._extra = settings.backend, dict(settings.extra)  # set by the model choice
+        self._extra = dict(settings.extra)  # backend options: the model choice sets its revision
         self.class_table = ClassTable(settings.classes, settings.prompts)
         self.box_threshold = self._threshold_box(settings.box_threshold)
         self.text_threshold = self._threshold_box(settings.text_threshold)
@@ -252,6 +248,7 @@ class SettingsDialog(QDialog):
             self.model.addItem(model_label(entry), entry.name)
             self.model.setItemData(self.model.count() - 1, _model_tooltip(entry), Qt.ItemDataRole.ToolTipRole)
         self.model.addItem(CUSTOM_MODEL, "")
+        self.backend = self._combo(tuple((name, spec.title) for name, spec in BACKENDS.items()), settings.backend)
         self.weights = PathField(settings.weights, "Grounding DINO checkpoint",
                                  file_filter="Checkpoints (*.pth *.pt *.safetensors);;All files (*)",
                                  placeholder="default lookup: AUTOLABEL_WEIGHTS, weights/, user data folder")
@@ -287,7 +284,7 @@ class SettingsDialog(QDialog):
         rows = self.class_table.rows()
         return replace(
             self._original,
-            backend=self._backend,
+            backend=self.backend.currentData(),
             extra=dict(self._extra),
             classes=[name for name, _ in rows],
             prompts={name: prompt for name, prompt in rows if prompt},
@@ -366,6 +363,7 @@ class SettingsDialog(QDialog):
         model_layout.addWidget(self.model)
         model_layout.addWidget(self.weights_status)
         model_form.addRow("Model", model_cell)
+        model_form.addRow("Backend", self.backend)
         model_form.addRow("Weights", self.weights)
         model_form.addRow("Config", self.config)
         model_form.addRow("Text encoder", self.text_encoder)
@@ -400,6 +398,7 @@ class SettingsDialog(QDialog):
         self.model.activated.connect(self._model_chosen)  # the user's pick, also of the same one again
         self.weights.edit.textChanged.connect(self._show_model_of_fields)
         self.config.edit.textChanged.connect(self._show_model_of_fields)
+        self.backend.currentIndexChanged.connect(self._show_model_of_fields)
         self.in_folder.toggled.connect(self._validate)
         self.in_folder.toggled.connect(self.annotations.setEnabled)
         self.annotations.edit.textChanged.connect(self._validate)
@@ -416,7 +415,8 @@ class SettingsDialog(QDialog):
         if not name:  # Custom: the files below stay as they are, for the user to set
             return
         chosen = self.settings().with_model(model_named(name))
-        self._backend, self._extra = chosen.backend, dict(chosen.extra)
+        self._extra = dict(chosen.extra)
+        self.backend.setCurrentIndex(self.backend.findData(chosen.backend))
         self.weights.edit.setText(chosen.weights or "")
         self.config.edit.setText(chosen.config or "")
         self.box_threshold.setValue(chosen.box_threshold)
@@ -425,15 +425,11 @@ class SettingsDialog(QDialog):
 
     def _show_model_of_fields(self) -> None:
         """The model list follows the fields (a file typed or browsed by hand is Custom), and the
-        status says whether the model's files are here: a catalogue model by its backend spec's
-        check and its download command, files set by hand by the weights field."""
+        status says whether the model's files are here."""
         config = self.settings().detector_config()
         entry = model_of(config)
         self.model.setCurrentIndex(self.model.findData(entry.name if entry else ""))
-        if entry is None:
-            (found, message), details = weights_status(self.weights.edit.text()), ""
-        else:
-            found, message, details = model_status(entry, config)
+        found, message, details = model_status(config)
         self.weights_status.setText(message)
         self.weights_status.setToolTip(details)
         self.weights_status.setStyleSheet("" if found else _ERROR_STYLE)
