@@ -249,9 +249,10 @@ class SettingsDialog(QDialog):
             self.model.setItemData(self.model.count() - 1, _model_tooltip(entry), Qt.ItemDataRole.ToolTipRole)
         self.model.addItem(CUSTOM_MODEL, "")
         self.backend = self._combo(tuple((name, spec.title) for name, spec in BACKENDS.items()), settings.backend)
-        self.weights = PathField(settings.weights, "Grounding DINO checkpoint",
+        self.weights = PathField(settings.weights, "Model weights",
                                  file_filter="Checkpoints (*.pth *.pt *.safetensors);;All files (*)",
-                                 placeholder="default lookup: AUTOLABEL_WEIGHTS, weights/, user data folder")
+                                 placeholder="a checkpoint, a model folder or a hub id; empty: the default "
+                                             "checkpoint lookup (AUTOLABEL_WEIGHTS, weights/, user data folder)")
         self.weights_status = QLabel()
         self.weights_status.setWordWrap(True)
         self.weights_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
