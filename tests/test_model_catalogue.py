@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import pytest
 from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.cli import main, parse_args
+from autolabel_gui.detection.base import DetectorConfig
 from autolabel_gui.detection.catalogue import BACKENDS
-from autolabel_gui.detection.models import all_models, default_model, model_named
+from autolabel_gui.detection.models import all_models, default_model, model_named, model_of
 
 
 def test_every_entry_is_complete_and_names_a_known_backend() -> None:
@@ -49,3 +51,34 @@ def test_download_of_a_hub_model_offline_fails_with_a_clear_message(capsys, monk
     assert main(["weights", "download", "--model", entry.name]) == 1
     err = capsys.readouterr().err
     assert entry.hub_id in err and "run this again: it resumes" in err and "--weights DIR" in err
+
+
+def test_a_model_option_drops_a_hand_set_config_file_but_keeps_the_text_encoder() -> None:
+    folder = ProjectSettings(weights="/models/swinb.pth", config="/models/swinb.py", text_encoder="/models/bert")
+    picked = folder.with_args(parse_args(["label", "F", "--model", "grounding-dino-t-ogc"]))
+    assert (picked.weights, picked.config, picked.text_encoder) == (None, None, "/models/bert")
+    explicit = folder.with_args(parse_args(["label", "F", "--model", "grounding-dino-t-ogc", "--config", "/c.py"]))
+    assert explicit.config == "/c.py"
+
+
+def test_with_model_is_what_the_model_option_sets() -> None:
+    folder = ProjectSettings(classes=["cat"], box_threshold=0.6, config="/c.py", extra={"image_size": "96"})
+    for entry in all_models():
+        assert folder.with_model(entry) == folder.with_args(argparse.Namespace(model=entry.name))
+
+
+def test_model_of_finds_the_model_a_config_runs_whatever_its_thresholds() -> None:
+    assert model_of(DetectorConfig()) == default_model()  # the default settings run the default model
+    for entry in all_models():
+        chosen = entry.apply(DetectorConfig(extra={"image_size": "96"}, text_encoder="/models/bert"))
+        assert model_of(chosen) == entry
+        assert model_of(replace(chosen, box_threshold=0.9, text_threshold=0.1)) == entry
+
+
+def test_model_of_is_none_when_model_files_were_set_by_hand() -> None:
+    hub = model_named("llmdet-t")
+    assert model_of(DetectorConfig(weights="/models/groundingdino_swint_ogc.pth")) is None
+    assert model_of(DetectorConfig(config="/models/GroundingDINO_SwinT_OGC.py")) is None
+    assert model_of(DetectorConfig(backend="transformers", weights="/models/converted")) is None
+    assert model_of(DetectorConfig(backend="transformers", weights=hub.hub_id)) is None  # no pinned revision
+    assert model_of(DetectorConfig(backend="grounding_dino", weights=hub.hub_id, extra={"revision": "main"})) is None

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from autolabel_gui.app.project import ProjectSettings
-from autolabel_gui.gui.settings_dialog import DOWNLOAD_HINT, SettingsDialog
+from autolabel_gui.cli import parse_args
+from autolabel_gui.detection.models import all_models, default_model, model_named
+from autolabel_gui.gui.settings_dialog import CUSTOM_MODEL, DOWNLOAD_HINT, SettingsDialog
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialogButtonBox
 
@@ -151,15 +155,28 @@ def test_chosen_annotation_folder_must_be_given(dialog):
     assert dialog.settings().annotations_dir is None
 
 
-def test_weights_line_says_whether_the_file_exists_and_how_to_get_it(dialog, tmp_path):
+def test_status_says_whether_files_set_by_hand_are_there_and_how_to_get_them(dialog, tmp_path):
     assert DOWNLOAD_HINT in dialog.weights_status.text()  # default lookup finds nothing here
     dialog.weights.edit.setText(str(tmp_path / "missing.pth"))
-    assert "No file" in dialog.weights_status.text()
-    assert "autolabel-gui weights download" in dialog.weights_status.text()
+    assert dialog.weights_status.text() == "Grounding DINO weights not found."
+    assert str(tmp_path / "missing.pth") in dialog.weights_status.toolTip()  # where it looked
+    assert "autolabel-gui weights download" in dialog.weights_status.toolTip()
     real = tmp_path / "real.pth"
     real.write_bytes(b"\0" * 2_000_000)
     dialog.weights.edit.setText(str(real))
-    assert dialog.weights_status.text() == "Found (2 MB)."
+    assert dialog.weights_status.text().startswith("Found")
+
+
+def test_custom_files_run_on_the_backend_chosen_for_them(dialog, tmp_path):
+    dialog.backend.setCurrentIndex(dialog.backend.findData("transformers"))
+    assert dialog.model.currentText() == CUSTOM_MODEL  # no catalogue model is the default files on it
+    assert dialog.weights_status.text() == "The transformers backend needs a model."
+    converted = tmp_path / "converted"
+    converted.mkdir()
+    (converted / "config.json").write_text('{"model_type": "grounding-dino"}')
+    dialog.weights.edit.setText(str(converted))
+    assert dialog.weights_status.text().startswith("Found")
+    assert (dialog.settings().backend, dialog.settings().weights) == ("transformers", str(converted))
 
 
 def test_bf16_is_labelled_experimental_and_unknown_values_are_kept(qtbot, original):
@@ -168,3 +185,94 @@ def test_bf16_is_labelled_experimental_and_unknown_values_are_kept(qtbot, origin
     labels = [dlg.precision.itemText(i) for i in range(dlg.precision.count())]
     assert "bf16 (experimental)" in labels
     assert dlg.settings().device == "xpu"  # a hand-written value is shown, not silently replaced
+
+
+def _open(qtbot, settings: ProjectSettings) -> SettingsDialog:
+    dlg = SettingsDialog(settings)
+    qtbot.addWidget(dlg)
+    return dlg
+
+
+def test_model_list_shows_every_catalogue_model_with_its_ap_and_size_and_custom(dialog):
+    texts = [dialog.model.itemText(i) for i in range(dialog.model.count())]
+    assert len(texts) == len(all_models()) + 1 and texts[-1] == CUSTOM_MODEL
+    mm_gd = model_named("mm-grounding-dino-t")
+    text = texts[[m.name for m in all_models()].index(mm_gd.name)]
+    assert mm_gd.title in text and "LVIS AP 40.5" in text and "COCO AP 50.6" in text and "690 MB" in text
+    assert dialog.model.currentData() == default_model().name  # untouched settings run the default
+
+
+def test_the_settings_model_is_preselected_and_files_set_by_hand_are_custom(qtbot, original, tmp_path):
+    llmdet = original.with_model(model_named("llmdet-t"))
+    assert _open(qtbot, llmdet).model.currentData() == "llmdet-t"
+    assert _open(qtbot, llmdet.with_model(default_model())).model.currentData() == default_model().name
+    by_hand = _open(qtbot, ProjectSettings(weights=str(tmp_path / "mine.pth")))
+    assert by_hand.model.currentText() == CUSTOM_MODEL
+    assert by_hand.settings().weights == str(tmp_path / "mine.pth")
+
+
+@pytest.mark.parametrize("name", [m.name for m in all_models()])
+def test_choosing_a_model_gives_what_the_model_option_gives_for_the_same_folder(qtbot, tmp_path, name):
+    folder = tmp_path / "images"
+    (folder / ".autolabel").mkdir(parents=True)
+    (folder / ".autolabel" / "project.json").write_text(json.dumps({
+        "classes": ["cat", "dog"], "box_threshold": 0.6, "batch_size": 4,
+        "backend": "transformers", "extra": {"image_size": "96", "revision": "old"}}))
+    loaded = ProjectSettings.load(folder)
+    dlg = _open(qtbot, loaded)
+    dlg.choose_model(name)
+    cli = loaded.with_args(parse_args(["label", str(folder), "--model", name]))
+    assert dlg.settings() == cli
+    assert dlg.model.currentData() == name
+
+
+def test_editing_a_model_file_by_hand_switches_to_custom_and_custom_keeps_the_files(qtbot, dialog, tmp_path):
+    dialog.choose_model("llmdet-t")
+    assert dialog.weights.value() == model_named("llmdet-t").hub_id
+    qtbot.keyClicks(dialog.weights.edit, "-mine")
+    assert dialog.model.currentText() == CUSTOM_MODEL
+    assert dialog.settings().weights == "rziga/llmdet_tiny-mine" and dialog.settings().backend == "transformers"
+    dialog.choose_model("grounding-dino-t-ogc")
+    assert dialog.weights.value() is None and dialog.settings().backend == "grounding_dino"
+    dialog.config.edit.setText(str(tmp_path / "swinb.py"))  # e.g. with Browse…
+    assert dialog.model.currentText() == CUSTOM_MODEL
+    dialog.config.edit.clear()
+    assert dialog.model.currentData() == "grounding-dino-t-ogc"  # the default files again
+    dialog.weights.edit.setText(str(tmp_path / "mine.pth"))
+    dialog.choose_model("")
+    assert dialog.settings().weights == str(tmp_path / "mine.pth")  # Custom changes no file
+
+
+def test_model_status_says_whether_its_files_are_here_and_how_to_get_them(qtbot, dialog, monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    dialog.choose_model("llmdet-t")
+    status = dialog.weights_status
+    assert status.text() == f"Not downloaded. {DOWNLOAD_HINT} --model llmdet-t"
+    assert "not in the Hugging Face cache" in status.toolTip()  # the backend spec's own check
+    snapshot = tmp_path / "hf" / "models--rziga--llmdet_tiny" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text('{"model_type": "mm-grounding-dino"}')
+    (tmp_path / "hf" / "models--rziga--llmdet_tiny" / "refs").mkdir()
+    (tmp_path / "hf" / "models--rziga--llmdet_tiny" / "refs" / "main").write_text("abc123")
+    dialog.choose_model("llmdet-t")
+    assert status.text().startswith("Downloaded") and status.toolTip() == ""
+
+    dialog.choose_model("grounding-dino-t-ogc")
+    assert status.text() == f"Not downloaded. {DOWNLOAD_HINT} --model grounding-dino-t-ogc"
+    checkpoint = tmp_path / "groundingdino_swint_ogc.pth"
+    checkpoint.write_bytes(b"x")
+    monkeypatch.setenv("AUTOLABEL_WEIGHTS", str(checkpoint))
+    dialog.choose_model("grounding-dino-t-ogc")
+    assert status.text().startswith("Downloaded")
+
+
+def test_picking_a_model_in_the_list_applies_it_and_picking_it_again_restores_its_thresholds(qtbot, dialog):
+    qtbot.keyClick(dialog.model, Qt.Key.Key_Down)  # the list's next model, as a user picks it
+    second = all_models()[1]
+    assert dialog.model.currentData() == second.name and dialog.settings().backend == second.backend
+    dialog.box_threshold.setValue(0.8)
+    assert dialog.model.currentData() == second.name  # a threshold is no model file
+    dialog.model.activated.emit(dialog.model.currentIndex())
+    assert dialog.box_threshold.value() == pytest.approx(second.box_threshold)

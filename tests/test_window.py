@@ -392,6 +392,31 @@ def test_a_model_setting_that_changes_the_run_id_shows_that_runs_proposals(open_
     assert [(b.label, b.xyxy) for b in h.state.display_boxes()] == [("cup", (60, 40, 120, 100))]
 
 
+def test_a_model_chosen_in_settings_is_the_users_choice_as_with_the_model_option(open_review, monkeypatch,
+                                                                                  tmp_path):
+    """app.trust: a folder's settings may name model files only once the user chose them; picking a
+    catalogue model in the dialog is such a choice, so reopening the folder keeps that model."""
+    from autolabel_gui.app.project import ProjectSettings
+    from autolabel_gui.app.trust import folder_model_problem
+    from autolabel_gui.detection.models import model_named
+    from autolabel_gui.gui import settings_dialog
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user-config"))  # nothing chosen yet
+    hub_id = model_named("llmdet-t").hub_id
+    h = open_review(["a.png"], PROPOSALS)
+    assert folder_model_problem(hub_id, h.root) is not None
+
+    def pick_llmdet(dialog) -> int:
+        dialog.choose_model("llmdet-t")
+        return 1
+
+    monkeypatch.setattr(settings_dialog.SettingsDialog, "exec", pick_llmdet)
+    h.press(Key.Key_Comma, Mod.ControlModifier)
+    reloaded = ProjectSettings.load(h.root)
+    assert (reloaded.backend, reloaded.weights, reloaded.notes) == ("transformers", hub_id, [])
+    assert reloaded == h.settings.with_model(model_named("llmdet-t"))
+
+
 def test_reopening_a_folder_goes_on_from_the_image_left_last_time(open_review, tmp_path):
     h = open_review(THREE, PROPOSALS)
     for key, rel in ((Key.Key_D, "b.png"), (Key.Key_D, "c.png"), (Key.Key_A, "b.png")):

@@ -25,7 +25,7 @@ from autolabel_gui.detection.catalogue import BACKENDS
 from autolabel_gui.detection.compute_path import PRECISIONS
 from autolabel_gui.detection.gdino_spec import DEFAULT_TEXT_ENCODER
 from autolabel_gui.detection.ids import run_id_for
-from autolabel_gui.detection.models import model_named
+from autolabel_gui.detection.models import ModelEntry, model_named
 from autolabel_gui.formats.export import voc_class_names
 
 SETTINGS_FILE = "project.json"
@@ -133,6 +133,15 @@ class ProjectSettings:
         data = {name: getattr(self, name) for name in _SAVED_FIELDS}
         atomic_write_text(self.path_for(folder), json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
+    def with_model(self, entry: ModelEntry) -> ProjectSettings:
+        """These settings running catalogue model ``entry``: exactly what ``--model NAME`` sets,
+        so the Settings dialog's model choice and the command line cannot drift apart."""
+        return replace(self, **self._model_changes(entry))
+
+    def _model_changes(self, entry: ModelEntry) -> dict[str, Any]:
+        picked = entry.apply(self.detector_config())
+        return {name: getattr(picked, name) for name in _MODEL_CHOICE_FIELDS}
+
     def with_args(self, args: argparse.Namespace) -> ProjectSettings:
         """Command-line model options override what the folder remembers.
 
@@ -142,9 +151,7 @@ class ProjectSettings:
         changes: dict[str, Any] = {}
         if getattr(args, "model", None):
             # a catalogue model sets backend, weights and thresholds; explicit options below still win
-            picked = model_named(args.model).apply(self.detector_config())
-            changes.update(backend=picked.backend, weights=picked.weights, extra=dict(picked.extra),
-                           box_threshold=picked.box_threshold, text_threshold=picked.text_threshold)
+            changes.update(self._model_changes(model_named(args.model)))
         classes = getattr(args, "classes", None)
         if classes:
             changes["classes"] = classes_from_arg(classes)
@@ -213,6 +220,8 @@ _DEVICE = re.compile(r"\A(auto|cpu|mps|cuda(:\d{1,3})?)\Z")
 _MAX_TEXT = 1000
 _MAX_PATH = 4096
 _MAX_CLASSES = 1000
+_MODEL_CHOICE_FIELDS = ("backend", "weights", "config", "extra", "box_threshold", "text_threshold")
+"""What choosing a catalogue model sets (``ModelEntry.apply``)."""
 _FOLDER_CHOSEN_PATHS = ("weights", "config", "text_encoder", "annotations_dir")
 """Paths in a folder's settings that could make the tool read or write outside the folder."""
 

@@ -34,11 +34,16 @@ class ModelEntry:
     ap: dict[str, float] = field(default_factory=dict)
 
     def apply(self, config: DetectorConfig) -> DetectorConfig:
-        """``config`` set up for this model: backend, weights, revision and default thresholds."""
+        """``config`` set up for this model: backend, weights, revision and default thresholds.
+
+        A model config file set by hand goes: the catalogue model brings its own architecture,
+        and a file left from another checkpoint would run a different model under this name. The
+        text encoder stays: it names where a copy of the same encoder lies (offline machines).
+        """
         extra = {k: v for k, v in config.extra.items() if k != "revision"}
         if self.revision:
             extra["revision"] = self.revision
-        return replace(config, backend=self.backend, weights=self.hub_id, extra=extra,
+        return replace(config, backend=self.backend, weights=self.hub_id, config=None, extra=extra,
                        box_threshold=self.box_threshold, text_threshold=self.text_threshold)
 
 
@@ -63,3 +68,16 @@ def model_named(name: str) -> ModelEntry:
         if entry.name == name:
             return entry
     raise ValueError(f"unknown model {name!r}; known: {', '.join(m.name for m in all_models())}")
+
+
+def model_of(config: DetectorConfig) -> ModelEntry | None:
+    """The catalogue model ``config`` runs, None when its model files were set by hand.
+
+    The inverse of ``ModelEntry.apply``: ``config`` runs a model when choosing that model would
+    change nothing but the thresholds, which the user tunes per folder without changing model.
+    """
+    for entry in all_models():
+        picked = entry.apply(config)
+        if replace(picked, box_threshold=config.box_threshold, text_threshold=config.text_threshold) == config:
+            return entry
+    return None

@@ -1,12 +1,15 @@
 """The project settings dialog: classes and their prompts, thresholds, model and output options.
 
 It edits a copy: ``settings()`` returns a new ``ProjectSettings`` and the caller decides
-whether to save it and what to re-run. Invalid input (an empty or repeated class name) keeps
+whether to save it and what to re-run. Choosing a catalogue model sets exactly what ``--model
+NAME`` sets (``ProjectSettings.with_model``); the choice shown is always ``model_of`` the fields,
+so editing a model file by hand shows "Custom". Invalid input (an empty or repeated class name) keeps
 OK disabled and says why in the dialog instead of raising.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,7 +38,9 @@ from PySide6.QtWidgets import (
 )
 
 from autolabel_gui.app.project import ProjectSettings
-from autolabel_gui.detection.weights import find_weights
+from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable
+from autolabel_gui.detection.catalogue import BACKENDS, spec_for
+from autolabel_gui.detection.models import ModelEntry, all_models, model_named, model_of
 from autolabel_gui.gui.keymap import SETTINGS_TITLE
 
 DEVICES: tuple[tuple[str, str], ...] = (
@@ -52,6 +57,8 @@ PRECISIONS: tuple[tuple[str, str], ...] = (
     ("bf16", "bf16 (experimental)"),
 )
 DOWNLOAD_HINT = "Get it with: autolabel-gui weights download"
+CUSTOM_MODEL = "Custom (files below)"
+_AP_NAMES = {"lvis_minival_zero_shot": "LVIS AP", "coco_zero_shot": "COCO AP"}
 _ERROR_STYLE = "color: #c62828;"
 
 
@@ -68,17 +75,33 @@ def class_name_problem(names: list[str]) -> str | None:
     return None
 
 
-def weights_status(text: str) -> tuple[bool, str]:
-    """(found, message) for the weights field: empty means the default lookup."""
-    if not text.strip():
-        found = find_weights(None)
-        if found is not None:
-            return True, f"Default lookup finds {found}."
-        return False, f"No checkpoint found by the default lookup. {DOWNLOAD_HINT}"
-    path = Path(text.strip()).expanduser()
-    if path.is_file():
-        return True, f"Found ({path.stat().st_size / 1e6:.0f} MB)."
-    return False, f"No file at this path. {DOWNLOAD_HINT}, or choose the file with Browse…"
+def model_label(entry: ModelEntry) -> str:
+    """A catalogue model as the Model list shows it: title, published zero-shot AP, download size."""
+    facts = [f"{_AP_NAMES.get(name, name)} {value}" for name, value in entry.ap.items()]
+    return f"{entry.title} ({', '.join([*facts, f'{entry.download_mb} MB'])})"
+
+
+def _model_tooltip(entry: ModelEntry) -> str:
+    source = f"{entry.hub_id}@{entry.revision}" if entry.hub_id else "the original checkpoint"
+    return (f"--model {entry.name}: {entry.backend} backend, {source}, licence {entry.licence}, "
+            f"{entry.download_mb} MB. AP source: {entry.ap_source}")
+
+
+def model_status(config: DetectorConfig) -> tuple[bool, str, str]:
+    """(ready, message, details): the backend spec's own check of what is missing, so the dialog
+    knows no backend; a catalogue model's message is the command that downloads it."""
+    try:
+        problem = spec_for(config.backend).missing(config)
+    except DetectorUnavailable as exc:  # a backend name written by hand into project.json
+        return False, str(exc), ""
+    entry = model_of(config)
+    if entry is not None:
+        if problem is None:
+            return True, "Downloaded: its files are on this machine.", ""
+        return False, f"Not downloaded. {DOWNLOAD_HINT} --model {entry.name}", problem
+    if problem is None:
+        return True, "Found: the backend has the files it needs.", ""
+    return False, re.split(r"(?<=\.)\s", problem, maxsplit=1)[0], problem  # the first sentence; all of it on hover
 
 
 class ClassTable(QWidget):
@@ -211,6 +234,7 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle(SETTINGS_TITLE)
         self._original = settings
+        self._extra = dict(settings.extra)  # backend options: the model choice sets its revision
         self.class_table = ClassTable(settings.classes, settings.prompts)
         self.box_threshold = self._threshold_box(settings.box_threshold)
         self.text_threshold = self._threshold_box(settings.text_threshold)
@@ -219,11 +243,21 @@ class SettingsDialog(QDialog):
         self.batch_size.setValue(settings.batch_size)
         self.device = self._combo(DEVICES, settings.device)
         self.precision = self._combo(PRECISIONS, settings.precision)
-        self.weights = PathField(settings.weights, "Grounding DINO checkpoint",
+        self.model = QComboBox()
+        for entry in all_models():
+            self.model.addItem(model_label(entry), entry.name)
+            self.model.setItemData(self.model.count() - 1, _model_tooltip(entry), Qt.ItemDataRole.ToolTipRole)
+        self.model.addItem(CUSTOM_MODEL, "")
+        self.backend = self._combo(tuple((name, spec.title) for name, spec in BACKENDS.items()), settings.backend)
+        self.weights = PathField(settings.weights, "Model weights",
                                  file_filter="Checkpoints (*.pth *.pt *.safetensors);;All files (*)",
-                                 placeholder="default lookup: AUTOLABEL_WEIGHTS, weights/, user data folder")
+                                 placeholder="a checkpoint, a model folder or a hub id; empty: the default "
+                                             "checkpoint lookup (AUTOLABEL_WEIGHTS, weights/, user data folder)")
         self.weights_status = QLabel()
         self.weights_status.setWordWrap(True)
+        self.weights_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.weights_status.setFixedHeight(2 * self.weights_status.fontMetrics().lineSpacing() + 4)
+        self.weights_status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.config = PathField(settings.config, "Grounding DINO config",
                                 file_filter="Python config (*.py);;All files (*)",
                                 placeholder="the package's SwinT-OGC config")
@@ -242,8 +276,8 @@ class SettingsDialog(QDialog):
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self._layout()
         (self.in_folder if settings.annotations_dir else self.next_to_images).setChecked(True)
+        self._show_model_of_fields()
         self._connect()
-        self._update_weights_status()
         self._validate()
 
     def settings(self) -> ProjectSettings:
@@ -251,6 +285,8 @@ class SettingsDialog(QDialog):
         rows = self.class_table.rows()
         return replace(
             self._original,
+            backend=self.backend.currentData(),
+            extra=dict(self._extra),
             classes=[name for name, _ in rows],
             prompts={name: prompt for name, prompt in rows if prompt},
             box_threshold=round(self.box_threshold.value(), 4),
@@ -263,6 +299,11 @@ class SettingsDialog(QDialog):
             text_encoder=self.text_encoder.text().strip() or None,
             annotations_dir=self.annotations.value() if self.in_folder.isChecked() else None,
         )
+
+    def choose_model(self, name: str) -> None:
+        """Set the fields to what ``--model name`` sets; "" (Custom) keeps them as they are."""
+        self.model.setCurrentIndex(self.model.findData(name))
+        self._model_chosen()
 
     def problem(self) -> str | None:
         """Why OK is refused right now, or None."""
@@ -315,14 +356,16 @@ class SettingsDialog(QDialog):
         form.addRow("Device", self.device)
         form.addRow("Precision", self.precision)
 
-        model = QGroupBox("Model files")
+        model = QGroupBox("Model")
         model_form = QFormLayout(model)
-        weights_cell = QWidget()
-        weights_layout = QVBoxLayout(weights_cell)
-        weights_layout.setContentsMargins(0, 0, 0, 0)
-        weights_layout.addWidget(self.weights)
-        weights_layout.addWidget(self.weights_status)
-        model_form.addRow("Weights", weights_cell)
+        model_cell = QWidget()
+        model_layout = QVBoxLayout(model_cell)
+        model_layout.setContentsMargins(0, 0, 0, 0)
+        model_layout.addWidget(self.model)
+        model_layout.addWidget(self.weights_status)
+        model_form.addRow("Model", model_cell)
+        model_form.addRow("Backend", self.backend)
+        model_form.addRow("Weights", self.weights)
         model_form.addRow("Config", self.config)
         model_form.addRow("Text encoder", self.text_encoder)
 
@@ -353,7 +396,10 @@ class SettingsDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         self.class_table.changed.connect(self._validate)
-        self.weights.edit.textChanged.connect(self._update_weights_status)
+        self.model.activated.connect(self._model_chosen)  # the user's pick, also of the same one again
+        self.weights.edit.textChanged.connect(self._show_model_of_fields)
+        self.config.edit.textChanged.connect(self._show_model_of_fields)
+        self.backend.currentIndexChanged.connect(self._show_model_of_fields)
         self.in_folder.toggled.connect(self._validate)
         self.in_folder.toggled.connect(self.annotations.setEnabled)
         self.annotations.edit.textChanged.connect(self._validate)
@@ -365,8 +411,26 @@ class SettingsDialog(QDialog):
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(problem is None)
         return problem is None
 
-    def _update_weights_status(self) -> None:
-        found, message = weights_status(self.weights.edit.text())
+    def _model_chosen(self) -> None:
+        name = self.model.currentData()
+        if not name:  # Custom: the files below stay as they are, for the user to set
+            return
+        chosen = self.settings().with_model(model_named(name))
+        self._extra = dict(chosen.extra)
+        self.backend.setCurrentIndex(self.backend.findData(chosen.backend))
+        self.weights.edit.setText(chosen.weights or "")
+        self.config.edit.setText(chosen.config or "")
+        self.box_threshold.setValue(chosen.box_threshold)
+        self.text_threshold.setValue(chosen.text_threshold)
+        self._show_model_of_fields()
+
+    def _show_model_of_fields(self) -> None:
+        """The model list follows the fields (a file typed or browsed by hand is Custom), and the
+        status says whether the model's files are here."""
+        config = self.settings().detector_config()
+        entry = model_of(config)
+        self.model.setCurrentIndex(self.model.findData(entry.name if entry else ""))
+        found, message, details = model_status(config)
         self.weights_status.setText(message)
+        self.weights_status.setToolTip(details)
         self.weights_status.setStyleSheet("" if found else _ERROR_STYLE)
-        self.weights_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
