@@ -111,6 +111,21 @@ def test_g_and_esc_go_back_to_the_single_image(open_review):
     assert not any(h.voc_path(rel).exists() for rel in IMAGES)  # leaving verifies nothing
 
 
+def test_the_grid_line_in_the_status_bar_goes_with_the_grid(open_review):
+    """Its "Space verifies the other N" would be wrong in the single view (Esc, G or a file-list click)."""
+    h, grid = open_grid(open_review)
+    h.press(Key.Key_2)
+    assert "Grid: 1 of 9 marked" in h.window.message_label.text()
+    h.press(Key.Key_Escape)
+    assert not grid.active
+    assert "Grid:" not in h.window.message_label.text()
+    h.press(Key.Key_G)
+    assert "Grid:" in h.window.message_label.text()
+    h.window.file_panel.image_chosen.emit("img05.png")
+    assert not grid.active
+    assert "Grid:" not in h.window.message_label.text()
+
+
 def test_digits_mark_tiles_instead_of_giving_classes(open_review):
     h, grid = open_grid(open_review)
     before = [it.box for it in h.state.items]

@@ -58,6 +58,7 @@ class GridTriage(QObject):
         self.triage: Triage | None = None
         self._size_actions: dict[int, QAction] = {}
         self._upcoming: list[str] = []
+        self._grid_line = False  # the status bar holds a line about the grid (wrong in the single view)
         self.view.tile_clicked.connect(self.mark)
 
     @property
@@ -77,6 +78,7 @@ class GridTriage(QObject):
         self._thumbs.loaded.connect(self._thumb_loaded)
         self._thumbs.failed.connect(self._thumb_failed)
         controller.current_changed.connect(self._image_opened)
+        controller.message.connect(self._other_message)
         self.view.set_class_colors(class_colors(controller.settings.classes))
 
     def detach(self) -> None:
@@ -84,6 +86,7 @@ class GridTriage(QObject):
         self._show_single()
         if self._controller is not None:
             self._controller.current_changed.disconnect(self._image_opened)
+            self._controller.message.disconnect(self._other_message)
         if self._thumbs is not None:
             self._thumbs.close()
             self._thumbs.deleteLater()
@@ -145,7 +148,7 @@ class GridTriage(QObject):
             return
         blocker = triage.blocker()
         if blocker is not None:
-            self.message.emit(f"Not verified: {blocker}.", True)
+            self._say(f"Not verified: {blocker}.", True)
             return
         last = triage.page[-1]
         result = triage.verify_page(c.session, c.model_runs)
@@ -166,8 +169,7 @@ class GridTriage(QObject):
 
     def ignored(self) -> None:
         """A key for the single image pressed while the grid is shown."""
-        self.message.emit("In the grid: digits or a click mark, Space verifies the rest; G or Esc for the "
-                          "single image.", False)
+        self._say("In the grid: digits or a click mark, Space verifies the rest; G or Esc for the single image.")
 
     def set_columns(self, columns: int) -> None:
         """View ▸ Grid: 2x2, 3x3 or 4x4 images a page (remembered); the page shown is redone."""
@@ -232,6 +234,9 @@ class GridTriage(QObject):
         if self.active:
             self.stack.setCurrentWidget(self._canvas)
             self._canvas.setFocus()
+            if self._grid_line:
+                self._grid_line = False
+                self.message.emit("", False)
 
     def _eligible(self, rel: str) -> bool:
         """Unverified, readable, and the model has finished it with proposals, under the same
@@ -291,7 +296,16 @@ class GridTriage(QObject):
         rest = len(triage.tiles) - marked
         text = (f"Grid: {marked} of {len(triage.tiles)} marked as needing work · Space verifies the other {rest} · "
                 f"G or Esc: single image")
-        self.message.emit(f"{note}. {text}" if note else text, False)
+        self._say(f"{note}. {text}" if note else text)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        """A line about the grid itself: taken back when the single view comes (``_show_single``)."""
+        self.message.emit(text, error)
+        self._grid_line = True
+
+    @Slot(str, bool)
+    def _other_message(self, text: str, error: bool) -> None:
+        self._grid_line = False  # the controller spoke since: its line is kept
 
     def _nothing_ready(self, prefix: str) -> str:
         c = self._controller
