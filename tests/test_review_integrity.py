@@ -115,6 +115,26 @@ def test_proposals_arriving_after_a_refused_space_are_not_accepted(open_review, 
     assert h.voc("img01.png").verified and sorted(h.saved("img01.png")) == expected_saved(h, "img01.png")
 
 
+def test_space_right_after_r_waits_for_the_new_run(open_review, qtbot):
+    """R forgets the proposals and detects again: a Space pressed before the new ones came must not
+    verify the old ones (the new run then lands on a verified image, unseen)."""
+    gate = threading.Event()
+    gate.set()
+    h = open_review(names(2), detector_factory=SlowFactory(0.0, gate))
+    c = h.controller
+    qtbot.waitUntil(lambda: h.window.progress_label.text() == "Proposals 2/2", timeout=60_000)
+    gate.clear()  # the new run is held
+    h.press(Key.Key_R)
+    h.press(Key.Key_Space)
+    assert c.current == "img01.png" and not h.voc_path("img01.png").exists()
+    assert "Not verified" in h.window.message_label.text()
+    gate.set()
+    qtbot.waitUntil(lambda: h.state.model_done, timeout=30_000)
+    assert not h.voc_path("img01.png").exists()
+    h.press(Key.Key_Space)
+    assert h.voc("img01.png").verified and sorted(h.saved("img01.png")) == expected_saved(h, "img01.png")
+
+
 def test_the_canvas_says_where_the_model_is_and_when_it_found_nothing(open_review, qtbot):
     gate = threading.Event()
     h = open_review(names(4), detector_factory=SlowFactory(0.0, gate))

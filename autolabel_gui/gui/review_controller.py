@@ -285,6 +285,9 @@ class ReviewController(QObject):
             return
         self._rerun = self.current
         self.detection.rerun(self.current)
+        if self.model_runs:  # Space waits for the new proposals, as for an image the model has not seen
+            self.state.model_done = False
+            self._show_where_the_model_is()
         self.message.emit(f"{self.current}: detecting again…", False)
 
     def set_annotations_folder(self, path: Path) -> list[str]:
