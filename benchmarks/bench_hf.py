@@ -9,7 +9,7 @@ batch), each in a fresh process, with its peak RSS (absolute, and growth above t
 loading) and the share of the machine's CPU that other processes used meanwhile (timings are
 noise above ~10%). Also: whether the two backends' boxes agree on the first image. Usage:
 
-    .venv/bin/python benchmarks/bench_hf.py [--images N] [--batch-size B]
+    .venv/bin/python benchmarks/bench_hf.py [--images N] [--batch-size B] [--precision fast] [--model-dir DIR]
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--precision", default="fp32", help="fp32 (the reference path) or fast (the CPU fast path)")
+    parser.add_argument("--model-dir", help="reuse a full-size random model built by build_tiny_gdino (full_size=True)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -75,16 +77,20 @@ def main() -> None:
         return
     warnings.filterwarnings("ignore")
     from autolabel_gui.detection.convert_gdino import convert
-    from tests.fixtures.tiny_gdino import build_tiny_gdino
+    from tests.fixtures.tiny_gdino import TinyGdino, build_tiny_gdino
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
-        model = build_tiny_gdino(work / "orig", full_size=True)
+        if args.model_dir:
+            folder = Path(args.model_dir)
+            model = TinyGdino(folder / "gdino_config.py", folder / "groundingdino_random.pth", folder / "bert")
+        else:
+            model = build_tiny_gdino(work / "orig", full_size=True)
         hf_dir = convert(model.weights_path, model.config_path, model.text_encoder_dir, work / "hf").out
         print(f"built full-size random Swin-T model and converted it in {time.perf_counter() - t0:.0f} s")
         images = _prepare_images(work / "images", args.images)
-        common = {"device": "cpu", "precision": "fp32"}
+        common = {"device": "cpu", "precision": args.precision}
         runs = [
             ("original     batch 1", {"backend": "grounding_dino", "weights": str(model.weights_path),
                                       "config": str(model.config_path), "text_encoder": str(model.text_encoder_dir),
@@ -94,7 +100,7 @@ def main() -> None:
              args.batch_size),
         ]
         results = {}
-        print(f"{len(images)} images of 800x600, classes {CLASSES}, CPU threads: "
+        print(f"{len(images)} images of 800x600, classes {CLASSES}, precision {args.precision}, CPU threads: "
               f"{os.environ.get('BENCH_THREADS', 'torch default')}, cores: {os.cpu_count()}")
         for name, config, batch in runs:
             r = run_worker(work, name.replace(" ", "_"), {"config": config, "images": images, "batch": batch},

@@ -77,10 +77,11 @@ def test_invalidate_drops_every_run_of_one_image(tmp_path):
 def test_run_id_changes_with_prompts_weights_and_text_threshold_only(tmp_path):
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"0" * 10)
-    config = DetectorConfig(weights=str(weights))
+    config = DetectorConfig(weights=str(weights), precision="fp32")
     onto = Ontology.from_names("person,dog")
     rid = run_id_for(config, onto)
     assert rid == run_id_for(config, Ontology.from_names(["person", "dog"]))
+    assert rid != run_id_for(replace(config, precision="fast"), onto)
     assert rid == run_id_for(replace(config, device="cuda", batch_size=8, box_threshold=0.5), onto)
     assert rid != run_id_for(config, Ontology.from_names("person,dog", {"dog": "puppy"}))
     assert rid != run_id_for(config, Ontology.from_names("person,cat"))

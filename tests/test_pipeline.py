@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 
 import pytest
 from autolabel_gui.core.cache import ProposalCache
@@ -217,6 +216,10 @@ def test_unavailable_model_still_serves_hits_then_raises(setup):
 
 def test_run_id_ignores_device_so_a_cpu_fallback_reuses_the_cache(setup):
     folder, cache = setup
-    a = make(folder, cache, FakeFactory(), config=DetectorConfig(device="cuda"))
-    b = make(folder, cache, FakeFactory(), config=replace(DetectorConfig(), device="cpu", batch_size=8))
+    a = make(folder, cache, FakeFactory(), config=DetectorConfig(device="cuda", precision="fp32"))
+    b = make(folder, cache, FakeFactory(), config=DetectorConfig(device="cpu", precision="fp32", batch_size=8))
     assert a.run_id == b.run_id
+    # "auto" is another arithmetic on each (fp16 on CUDA, the fast path on a CPU): never one id
+    c = make(folder, cache, FakeFactory(), config=DetectorConfig(device="cuda"))
+    d = make(folder, cache, FakeFactory(), config=DetectorConfig(device="cpu"))
+    assert c.run_id != d.run_id
