@@ -599,3 +599,23 @@ def test_filtered_list_highlights_the_image_on_screen(open_review, qtbot):
     h.press(Key.Key_D)
     h.wait_shown("c.png")
     assert _highlighted(panel) == ["c.png"]
+
+
+def test_the_score_threshold_is_kept_with_the_folder(open_review, qtbot):
+    """Seen: [ ] to 0.80, then a restart at 0.35 showed never-reviewed proposals as pending."""
+    import json
+
+    from autolabel_gui.app.project import ProjectSettings
+
+    h = open_review(THREE, PROPOSALS)
+    saved = h.root / ".autolabel" / "project.json"
+
+    def kept() -> float | None:
+        return json.loads(saved.read_text())["box_threshold"] if saved.exists() else None
+
+    h.press(Key.Key_BracketRight, times=6)  # 0.35 -> 0.65
+    qtbot.waitUntil(lambda: kept() == 0.65, timeout=5000)
+    h.press(Key.Key_BracketLeft)  # 0.60, saved when the folder closes even before the timer
+    h.close()
+    assert kept() == 0.6
+    assert ProjectSettings.load(h.root).box_threshold == 0.6

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, Slot
+from PySide6.QtCore import QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -136,6 +136,8 @@ class MainWindow(QMainWindow):
         self.file_panel.image_chosen.connect(self._image_chosen)
         self.class_panel.class_clicked.connect(self._class_clicked)
         self.class_panel.add_to_project.connect(self._add_to_project)
+        self._threshold_save = QTimer(self, singleShot=True, interval=1000)  # one write per burst of [ ]
+        self._threshold_save.timeout.connect(lambda: self.controller and self.controller.save_threshold())
         self.threshold_panel.threshold_changed.connect(self._threshold_changed)
         self.threshold_panel.threshold_changed.connect(self.grid.refresh)
         self.box_tools.view_changed.connect(self.grid.refresh)
@@ -304,6 +306,7 @@ class MainWindow(QMainWindow):
     def _threshold_changed(self, value: float) -> None:
         if self.controller is not None:
             self.controller.set_threshold(value)
+            self._threshold_save.start()
 
     def _choose_folder(self) -> None:
         start = self.qsettings.value("last_folder", "") or str(Path.home())
@@ -477,7 +480,9 @@ class MainWindow(QMainWindow):
 
     def _close_controller(self) -> None:
         self.grid.detach()
+        self._threshold_save.stop()
         if self.controller is not None:
+            self.controller.save_threshold()
             if not self.controller.shutdown(self.close_wait_ms):
                 self.worker_left_running = True
             self.controller.deleteLater()

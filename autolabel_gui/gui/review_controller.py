@@ -72,6 +72,7 @@ class ReviewController(QObject):
         self.banner = ModelBanner(canvas)
         self.manual = False
         """The annotator chose to review without the model: nothing waits for it."""
+        self._threshold_unsaved = False
         self.current: str | None = None
         self._shown = False
         self._rerun: str | None = None
@@ -305,7 +306,23 @@ class ReviewController(QObject):
 
     def set_threshold(self, threshold: float) -> None:
         self.session.set_threshold(threshold)
+        threshold = round(threshold, 4)
+        if threshold != self.settings.box_threshold:
+            self.settings.box_threshold = threshold
+            self._threshold_unsaved = True
         self._sync()
+
+    def save_threshold(self) -> None:
+        """Keep the score threshold with the folder, so the next session shows what this one did
+        (it is not part of the run id: nothing is recomputed). Seen: after a restart at 0.35,
+        images verified at 0.80 showed dozens of never-reviewed proposals as pending."""
+        if not self._threshold_unsaved:
+            return
+        self._threshold_unsaved = False
+        try:
+            self.settings.save(self.folder.root)
+        except (OSError, ValueError) as exc:
+            self.message.emit(f"{ProjectSettings.path_for(self.folder.root)}: score threshold not kept ({exc})", True)
 
     def set_view(self, view: ViewFilter) -> None:
         """Classes switched off, only pending / only accepted: on every image, like the threshold."""
