@@ -211,12 +211,12 @@ def main() -> None:
               flush=True)
 
     ref_time = sum(candidates[0].seconds) / len(images)
-    print(f"\n{'path':<18}{'s/image':>9}{'ratio':>8}   {'free agreement':<46}forced agreement")
+    print(f"\n{'path':<18}{'s/image':>9}{'ratio':>8}   {'free agreement':<50} | forced agreement")
     for c in candidates:
         per = sum(c.seconds) / len(images)
         free = summary(c.free) if c.free else "  (reference)"
         forced_ = summary(c.forced) if c.forced else ""
-        print(f"{c.name:<18}{per:>9.2f}{ref_time / per:>7.2f}x   {free:<46}{forced_}")
+        print(f"{c.name:<18}{per:>9.2f}{ref_time / per:>7.2f}x   {free:<50} | {forced_}")
     default = candidates[1]
     per = sum(default.seconds) / len(images)
     print(f"default fast path: {ref_time / per:.2f}x the fp32 reference ({per:.2f} vs {ref_time:.2f} s/image), "

@@ -199,3 +199,16 @@ def test_cluster_options_are_checked_before_any_work(tmp_path, capsys, monkeypat
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     assert main(["label", str(tmp_path), "--classes", "dog", "--ray", "auto"]) == 2
     assert "pip install 'autolabel-gui[cluster]'" in capsys.readouterr().err
+
+
+def test_workers_run_the_path_the_run_id_names(monkeypatch):
+    """``auto`` is planned once, where the run id is computed; a GPU worker must not re-plan it."""
+    from autolabel_gui.app.cluster import for_workers
+    from autolabel_gui.detection import compute_path
+    from autolabel_gui.detection.base import DetectorConfig
+
+    monkeypatch.setattr(compute_path, "accelerator_expected", lambda device: False)
+    assert for_workers(DetectorConfig(precision="auto", device="auto")).precision == "fast"
+    assert for_workers(DetectorConfig(precision="fp16", device="cuda")).precision == "fp16"
+    monkeypatch.setattr(compute_path, "accelerator_expected", lambda device: True)
+    assert for_workers(DetectorConfig(precision="auto", device="auto")).precision == "auto"

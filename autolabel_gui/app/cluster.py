@@ -31,6 +31,7 @@ from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.core.records import ImageKey
 from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable
 from autolabel_gui.detection.batch import BatchDetector, Decoded
+from autolabel_gui.detection.compute_path import planned
 from autolabel_gui.detection.ids import run_id_for
 from autolabel_gui.detection.pipeline import DetectionResult, FolderLike
 from autolabel_gui.detection.weights import find_weights
@@ -116,16 +117,18 @@ class DetectActor:
 
 
 def for_workers(config: DetectorConfig) -> DetectorConfig:
-    """The config with absolute paths: workers do not share the driver's working directory.
-
-    Only the workers get it; the run id is computed from the user's config, as locally.
+    """The config with absolute paths (workers do not share the driver's working directory) and
+    the arithmetic this machine planned (``compute_path.planned``): the run id is computed here,
+    from the user's config, so a worker with other hardware must run the path that id names,
+    not re-plan ``auto`` for itself (a GPU worker would run fp16 under a CPU fast-path id).
     """
     def absolute(path: str | None) -> str | None:
         return os.path.abspath(os.path.expanduser(path)) if path and Path(path).expanduser().exists() else path
 
     weights = find_weights(config.weights)
     return replace(config, weights=os.path.abspath(weights) if weights else config.weights,
-                   config=absolute(config.config), text_encoder=absolute(config.text_encoder))
+                   config=absolute(config.config), text_encoder=absolute(config.text_encoder),
+                   precision=planned(config.precision, config.device))
 
 
 def label_on_ray(folder: FolderLike, relpaths: list[str], cache: ProposalCache, config: DetectorConfig,
