@@ -28,15 +28,12 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from autolabel_gui.app.project import ProjectSettings  # noqa: E402
 from autolabel_gui.app.triage import Triage  # noqa: E402
-from autolabel_gui.core.boxes import Box, BoxState  # noqa: E402
 from autolabel_gui.core.cache import ProposalCache  # noqa: E402
 from autolabel_gui.core.images import load_image, load_thumbnail  # noqa: E402
 from autolabel_gui.core.records import ImageKey  # noqa: E402
-from autolabel_gui.detection.base import DetectorUnavailable  # noqa: E402
 from autolabel_gui.detection.ids import run_id_for  # noqa: E402
 from autolabel_gui.gui.grid_triage import THUMB_SIDE  # noqa: E402
 from autolabel_gui.gui.main_window import MainWindow  # noqa: E402
@@ -44,43 +41,15 @@ from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-CLASSES = ["person", "cat", "cup", "vehicle"]
-SIZE = (4000, 3000)  # 12 MP
+from gui_bench import CLASSES, make_boxes, make_jpeg, no_model, wait_until  # noqa: E402
+
 BOXES = 50
 PAGE = 9
 TARGET_MS = 100.0
 
 
-def no_model(_config):
-    raise DetectorUnavailable("benchmark: no model")
 
 
-def make_jpeg(path: Path, rng: np.random.Generator) -> None:
-    width, height = SIZE
-    image = np.empty((height, width, 3), np.uint8)
-    image[..., 0] = np.linspace(0, 255, width, dtype=np.uint8)[None, :]
-    image[..., 1] = np.linspace(0, 255, height, dtype=np.uint8)[:, None]
-    tile = rng.integers(0, 255, (500, 500), dtype=np.uint8)
-    image[..., 2] = np.tile(tile, (height // 500, width // 500))
-    cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-
-
-def make_boxes(rng: np.random.Generator) -> list[Box]:
-    boxes = []
-    for i in range(BOXES):
-        w, h = rng.uniform(40, 600, 2)
-        x0, y0 = rng.uniform(0, SIZE[0] - w), rng.uniform(0, SIZE[1] - h)
-        boxes.append(Box(x0, y0, x0 + w, y0 + h, CLASSES[i % 4], float(rng.uniform(0.36, 0.95)), BoxState.PROPOSED))
-    return boxes
-
-
-def wait_until(app: QApplication, condition, timeout: float = 60.0) -> None:
-    end = time.perf_counter() + timeout
-    while not condition():
-        if time.perf_counter() > end:
-            raise TimeoutError("benchmark condition not reached")
-        app.processEvents()
-        time.sleep(0.0005)
 
 
 def ms(seconds: float) -> float:
@@ -99,7 +68,7 @@ def build_folder(root: Path, images: int) -> ProjectSettings:
         for i in range(images):
             rel = f"img{i:03d}.jpg"
             make_jpeg(root / rel, rng)
-            cache.put(ImageKey.from_path(root, rel), run_id, make_boxes(rng))
+            cache.put(ImageKey.from_path(root, rel), run_id, make_boxes(rng, BOXES))
     return settings
 
 

@@ -21,7 +21,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -33,7 +32,6 @@ from autolabel_gui.app.status import Status  # noqa: E402
 from autolabel_gui.core.boxes import Box, BoxState  # noqa: E402
 from autolabel_gui.core.cache import ProposalCache  # noqa: E402
 from autolabel_gui.core.records import ImageKey  # noqa: E402
-from autolabel_gui.detection.base import DetectorUnavailable  # noqa: E402
 from autolabel_gui.detection.ids import run_id_for  # noqa: E402
 from autolabel_gui.formats.voc import read_voc  # noqa: E402
 from autolabel_gui.gui.main_window import MainWindow  # noqa: E402
@@ -42,6 +40,8 @@ from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from gui_bench import no_model, wait_until  # noqa: E402
+
 CLASSES = ["person", "cat", "cup", "vehicle"]
 SIZE = (640, 480)
 DIGITS = [getattr(Qt.Key, f"Key_{n}") for n in range(1, 10)]
@@ -49,17 +49,6 @@ FIX = (Qt.Key.Key_Tab, Qt.Key.Key_Delete, Qt.Key.Key_Space)
 """A wrong image: select the false proposal (the surest, so the first), reject it, verify."""
 
 
-def no_model(_config):
-    raise DetectorUnavailable("benchmark: no model")
-
-
-def wait_until(app: QApplication, condition, timeout: float = 30.0) -> None:
-    end = time.perf_counter() + timeout
-    while not condition():
-        if time.perf_counter() > end:
-            raise TimeoutError("benchmark condition not reached")
-        app.processEvents()
-        time.sleep(0.0005)
 
 
 def build_folder(root: Path, count: int, wrong: set[str]) -> ProjectSettings:
