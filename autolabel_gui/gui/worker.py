@@ -23,6 +23,7 @@ from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, create_detector
+from autolabel_gui.detection.compute_path import describe
 from autolabel_gui.detection.pipeline import DetectionPipeline, DetectorFactory
 
 log = logging.getLogger(__name__)
@@ -196,7 +197,8 @@ class _Worker(QObject):
             self.model_state.emit("unavailable", str(exc))
             return
         if reused is not None:
-            self.model_state.emit("ready", f"model ready on {reused.device}")
+            path = describe(getattr(reused, "precision", ""))
+            self.model_state.emit("ready", f"model ready on {reused.device}{path}")
 
     def _on_event(self, kind: str, message: str) -> None:
         self.model_state.emit("ready" if kind == "warning" else kind, message)
