@@ -318,6 +318,9 @@ def test_model_progress_rules():
     assert "Detecting" in waiting_text("ready", 0, progress)
     assert "2 images ahead" in waiting_text("ready", 2, progress)
     assert "Loading the model" in waiting_text("loading", None, progress)
+    assert waiting_text("ready", 0, progress).endswith("(model: 2 of 6 images done)")
+    done = ModelProgress.of(images, set(images))  # every image done: only a rerun (R) waits
+    assert waiting_text("ready", 0, done) == "Detecting… proposals for this image are coming"
 
 
 def test_verify_blocker_rules():

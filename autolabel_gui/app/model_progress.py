@@ -78,15 +78,17 @@ def waiting_text(model_state: str, position: int | None, progress: ModelProgress
     ``model_state``: loading | ready | error; ``position``: images the model does before this
     one (0: detecting it now; None: not queued yet).
     """
-    finished = f"model: {len(progress.done) + len(progress.failed)} of {progress.total} images done"
+    count = len(progress.done) + len(progress.failed)
+    # Once every image is done, only a rerun (R) waits: "44 of 44 done" would read as a contradiction.
+    finished = f" (model: {count} of {progress.total} images done)" if count < progress.total else ""
     if model_state == "loading":
-        return f"Loading the model… proposals for this image come first ({finished})"
+        return f"Loading the model… proposals for this image come first{finished}"
     if position == 0:
-        return f"Detecting… proposals for this image are coming ({finished})"
+        return f"Detecting… proposals for this image are coming{finished}"
     if position is not None:
         ahead = f"{position} image{'s' if position != 1 else ''}"
-        return f"Queued for the model: {ahead} ahead ({finished})"
-    return f"Waiting for the model ({finished})"
+        return f"Queued for the model: {ahead} ahead{finished}"
+    return f"Waiting for the model{finished}"
 
 
 def refused_text(waiting: str) -> str:
