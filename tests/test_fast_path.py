@@ -114,7 +114,9 @@ def test_fp32_detections_are_bit_identical_to_the_package_sampling(tiny_gdino, m
 
 
 @pytest.mark.model
-def test_fast_and_reference_agree_on_the_transformers_backend(tiny_hf) -> None:
+@pytest.mark.parametrize("fixture", ["tiny_hf", "tiny_mm_hf"])  # Grounding DINO, MM-Grounding-DINO (LLMDet)
+def test_fast_and_reference_agree_on_the_transformers_backend(fixture, request) -> None:
+    tiny_hf = request.getfixturevalue(fixture)
     reference = create_detector(tiny_hf.detector_config(precision="fp32"))
     fast = create_detector(tiny_hf.detector_config(precision="fast"))
     assert sum(isinstance(m, fast_sampling.HfSampling) for m in fast.model.modules()) > 0
@@ -132,7 +134,8 @@ def test_auto_is_the_fast_path_on_a_cpu_and_the_run_id_says_so(monkeypatch) -> N
     assert cpu_auto == model_id_for(replace(config, precision="fast"))
     assert cpu_auto != model_id_for(replace(config, precision="fp32"))
     monkeypatch.setattr(compute_path, "accelerator_expected", lambda device: True)
-    assert compute_path.planned("auto", "auto") == "auto"
+    assert compute_path.planned("auto", "auto") == "gpu-auto"
+    assert compute_path.id_part("auto", "auto") == "auto"  # the id GPU caches had before the fast path
     assert model_id_for(config) not in (cpu_auto, model_id_for(replace(config, precision="fp32")))
 
 
@@ -140,11 +143,25 @@ def test_the_accelerator_guess_reads_the_device_as_asked(monkeypatch) -> None:
     assert compute_path.accelerator_expected("cpu") is False
     assert compute_path.accelerator_expected("cuda:1") is True
     monkeypatch.setattr(compute_path.sys, "platform", "linux")
-    monkeypatch.setattr(compute_path, "_torch_has_cuda", lambda: True)
-    monkeypatch.setattr(compute_path, "_nvidia_driver", lambda: False)
+    monkeypatch.setattr(compute_path, "_torch_gpu_builds", lambda: frozenset({"cuda"}))
+    monkeypatch.setattr(compute_path, "_gpu_driver", lambda builds: False)
     assert compute_path.accelerator_expected("auto") is False  # a CUDA build without a driver: the CPU
-    monkeypatch.setattr(compute_path, "_nvidia_driver", lambda: True)
+    monkeypatch.setattr(compute_path, "_gpu_driver", lambda builds: True)
     assert compute_path.accelerator_expected("auto") is True
+
+
+def test_a_planned_value_is_never_planned_again(monkeypatch) -> None:
+    """A Ray worker gets the driver's plan: a CPU worker must not turn gpu-auto into fast."""
+    monkeypatch.setattr(compute_path, "accelerator_expected", lambda device: False)
+    assert compute_path.planned("gpu-auto", "auto") == "gpu-auto"
+    assert compute_path.planned("fast", "cuda") == "fast"
+
+
+def test_sample_builds_its_indices_on_the_value_device() -> None:
+    """On a GPU the index tensors must live beside the values ('meta' stands in for one here)."""
+    value, locations, weights = _inputs(7)
+    out = fast_sampling.sample(value.to("meta"), SHAPES, locations.to("meta"), weights.to("meta"))
+    assert out.device.type == "meta" and out.shape == (2, 40, 32)
 
 
 def test_the_ready_message_names_the_path() -> None:

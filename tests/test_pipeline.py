@@ -200,6 +200,15 @@ def test_out_of_memory_at_batch_one_falls_back_to_cpu(setup):
     assert not is_out_of_memory(RuntimeError("x"))
 
 
+def test_the_fast_path_falls_back_to_the_fast_path_on_the_cpu(setup):
+    """Its run id names the fast path's arithmetic: the CPU fallback keeps it, not fp32."""
+    folder, cache = setup
+    factory = FakeFactory(oom_unless_cpu=True)
+    pipeline = make(folder, cache, factory, config=DetectorConfig(device="cuda", precision="fast"), batch_size=1)
+    assert all(r.ok for r in pipeline.run(NAMES))
+    assert [(c.device, c.precision) for c in factory.configs] == [("cuda", "fast"), ("cpu", "fast")]
+
+
 def test_unavailable_model_still_serves_hits_then_raises(setup):
     folder, cache = setup
     list(make(folder, cache, FakeFactory(), batch_size=5).run(NAMES[:3]))

@@ -211,4 +211,4 @@ def test_workers_run_the_path_the_run_id_names(monkeypatch):
     assert for_workers(DetectorConfig(precision="auto", device="auto")).precision == "fast"
     assert for_workers(DetectorConfig(precision="fp16", device="cuda")).precision == "fp16"
     monkeypatch.setattr(compute_path, "accelerator_expected", lambda device: True)
-    assert for_workers(DetectorConfig(precision="auto", device="auto")).precision == "auto"
+    assert for_workers(DetectorConfig(precision="auto", device="auto")).precision == "gpu-auto"

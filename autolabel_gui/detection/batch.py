@@ -29,7 +29,7 @@ from autolabel_gui.detection.base import (
     Prepared,
     create_detector,
 )
-from autolabel_gui.detection.compute_path import describe
+from autolabel_gui.detection.compute_path import FAST, describe, planned
 from autolabel_gui.detection.ids import SCORE_FLOOR
 
 log = logging.getLogger(__name__)
@@ -157,5 +157,7 @@ class BatchDetector:
         self._on_event("warning", f"out of memory on {self.detector.device} even with one image: running on the CPU")
         self.detector = None
         _free_accelerator_memory()
-        self.config = replace(self.config, device="cpu", precision="fp32")
+        # the fast path stays the fast path (its id names the same arithmetic on any device)
+        fast = planned(self.config.precision, self.config.device) == FAST
+        self.config = replace(self.config, device="cpu", precision=FAST if fast else "fp32")
         self.ensure_detector()

@@ -38,16 +38,16 @@ def sample(value: torch.Tensor, shapes: Sequence[tuple[int, int]], locations: to
     """
     batch, length, heads, dims = value.shape
     _, queries, _, levels, points, _ = locations.shape
-    index_type = torch.int32 if batch * length * heads < 2**31 else torch.int64
-    h_int = torch.tensor([h for h, _ in shapes], dtype=index_type).view(1, 1, 1, levels, 1)
-    w_int = torch.tensor([w for _, w in shapes], dtype=index_type).view(1, 1, 1, levels, 1)
+    index = {"dtype": torch.int32 if batch * length * heads < 2**31 else torch.int64, "device": value.device}
+    h_int = torch.tensor([h for h, _ in shapes], **index).view(1, 1, 1, levels, 1)
+    w_int = torch.tensor([w for _, w in shapes], **index).view(1, 1, 1, levels, 1)
     starts = [0]
     for h, w in shapes[:-1]:
         starts.append(starts[-1] + h * w)
     # The table row of (image b, pixel p, head m) is (b * length + p) * heads + m.
-    base = ((torch.arange(batch, dtype=index_type).view(batch, 1, 1, 1, 1) * length
-             + torch.tensor(starts, dtype=index_type).view(1, 1, 1, levels, 1)) * heads
-            + torch.arange(heads, dtype=index_type).view(1, 1, heads, 1, 1))
+    base = ((torch.arange(batch, **index).view(batch, 1, 1, 1, 1) * length
+             + torch.tensor(starts, **index).view(1, 1, 1, levels, 1)) * heads
+            + torch.arange(heads, **index).view(1, 1, heads, 1, 1))
     locations = locations.float()
     weights = weights.float()
     # grid_sample with align_corners=False: pixel centre i sits at (i + 0.5) / size.
@@ -55,7 +55,7 @@ def sample(value: torch.Tensor, shapes: Sequence[tuple[int, int]], locations: to
     y = locations[..., 1] * h_int.float() - 0.5
     x_floor, y_floor = x.floor(), y.floor()
     fx, fy = x - x_floor, y - y_floor
-    x0, y0 = x_floor.to(index_type), y_floor.to(index_type)
+    x0, y0 = x_floor.to(index["dtype"]), y_floor.to(index["dtype"])
     # A corner outside the map reads zeros (padding_mode="zeros"): weight 0, any valid row.
     wx0 = (1 - fx) * ((x0 >= 0) & (x0 < w_int))
     wx1 = fx * ((x0 >= -1) & (x0 < w_int - 1))

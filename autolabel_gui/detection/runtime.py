@@ -16,7 +16,7 @@ from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.detection.base import DetectorUnavailable
 from autolabel_gui.detection.class_scoring import NMS_IOU, merge_duplicates
-from autolabel_gui.detection.compute_path import PRECISIONS, planned
+from autolabel_gui.detection.compute_path import GPU_AUTO, PRECISIONS, planned
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def resolve_precision(precision: str, planned_device: str, device: str) -> str:
     as asked), then the legacy ``auto`` = fp16 on CUDA, fp32 elsewhere. bf16 on CPU is opt-in."""
     kind = torch.device(device).type
     precision = planned(precision, planned_device)
-    if precision == "auto":
+    if precision == GPU_AUTO:
         return "fp16" if kind == "cuda" else "fp32"
     if precision not in PRECISIONS:
         raise DetectorUnavailable(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
