@@ -14,19 +14,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-from collections import defaultdict
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from autolabel_gui.core.boxes import Box
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.detection import fast_sampling, gdino_forward
 from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, Prepared, register_backend
-from autolabel_gui.detection.class_scoring import PromptChunk, assign_classes, build_chunks
+from autolabel_gui.detection.class_scoring import PromptChunk, build_chunks
 from autolabel_gui.detection.gdino_spec import (
     DEFAULT_TEXT_ENCODER,
     PACKAGE_CONFIG,
@@ -38,7 +35,13 @@ from autolabel_gui.detection.gdino_spec import (
 )
 from autolabel_gui.detection.ids import model_id_for
 from autolabel_gui.detection.image_input import check_image
-from autolabel_gui.detection.runtime import Candidates, autocast, resolve_device, resolve_precision, to_boxes
+from autolabel_gui.detection.runtime import (
+    Candidates,
+    TorchDetector,
+    add_candidates,
+    resolve_device,
+    resolve_precision,
+)
 
 DEFAULT_IMAGE_SIZE = 800
 DEFAULT_MAX_SIZE = 1333
@@ -198,8 +201,10 @@ def preprocess(image: np.ndarray, size: int, max_size: int) -> torch.Tensor:
 
 
 @register_backend("grounding_dino")
-class GroundingDinoDetector:
+class GroundingDinoDetector(TorchDetector):
     """Grounding DINO (SwinT-OGC by default) behind the ``Detector`` protocol."""
+
+    _backend = "grounding_dino"
 
     def __init__(self, config: DetectorConfig) -> None:
         self._config = config
@@ -216,28 +221,6 @@ class GroundingDinoDetector:
         self._max_tokens = int(self._model.max_text_len)
         self._text_cache: tuple[tuple[str, ...], list[tuple[PromptChunk, dict[str, torch.Tensor]]]] | None = None
 
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def device(self) -> str:
-        return self._device
-
-    @property
-    def precision(self) -> str:
-        return self._precision
-
-    @property
-    def model(self) -> torch.nn.Module:
-        """The package's ``GroundingDINO`` module, for diagnostics, tests and benchmarks."""
-        return self._model
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        """(shorter side, longer-side cap) images are resized to before the model sees them."""
-        return self._resize
-
     def chunks(self, ontology: Ontology) -> list[PromptChunk]:
         """How the ontology's prompts are split into captions for this model."""
         return build_chunks(
@@ -248,42 +231,13 @@ class GroundingDinoDetector:
         """The normalised, resized tensor of one image (thread-safe: PIL and torch ops only)."""
         check_image("image", image)
         height, width = image.shape[:2]
-        return Prepared(preprocess(image, *self._resize), width, height, ("grounding_dino", self._resize))
+        return Prepared(preprocess(image, *self._resize), width, height, (self._backend, self._resize))
 
-    def detect(
-        self, images: Sequence[np.ndarray | Prepared], ontology: Ontology, score_floor: float
-    ) -> list[list[Box]]:
-        """Per image, PROPOSED boxes labelled with ontology classes, score >= max(floor, text_threshold).
+    def _arithmetic(self) -> contextlib.AbstractContextManager:
+        """The package's sampling: the fused one on the fast path (``fast_sampling``)."""
+        return fast_sampling.enabled(self._precision == "fast")
 
-        ``images`` may mix raw RGB arrays and ``prepare`` results; outputs are the same either way.
-        """
-        for i, image in enumerate(images):
-            self._check_input(i, image)
-        if not images or len(ontology) == 0:
-            return [[] for _ in images]
-        floor = max(float(score_floor), float(self._config.text_threshold))
-        inputs = [img if isinstance(img, Prepared) else self.prepare(img) for img in images]
-        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for i, p in enumerate(inputs):
-            groups[tuple(p.data.shape)].append(i)
-        results: list[list[Box]] = [[] for _ in images]
-        with torch.inference_mode(), autocast(self._device, self._precision), \
-                fast_sampling.enabled(self._precision == "fast"):
-            texts = self._encoded_chunks(ontology)
-            for indices in groups.values():
-                candidates = self._detect_group([inputs[i].data for i in indices], texts, floor)
-                for pos, i in enumerate(indices):
-                    results[i] = to_boxes(candidates[pos], inputs[i].height, inputs[i].width, ontology)
-        return results
-
-    def _check_input(self, index: int, image: np.ndarray | Prepared) -> None:
-        if not isinstance(image, Prepared):
-            check_image(f"image #{index}", image)
-        elif image.spec != ("grounding_dino", self._resize):
-            raise ValueError(f"image #{index}: prepared as {image.spec}, but this detector takes "
-                             f"grounding_dino input of size {self._resize}")
-
-    def _encoded_chunks(self, ontology: Ontology) -> list[tuple[PromptChunk, dict[str, torch.Tensor]]]:
+    def _text(self, ontology: Ontology) -> list[tuple[PromptChunk, dict[str, torch.Tensor]]]:
         """Captions and their text features, kept while the prompts stay the same."""
         key = tuple(c.text for c in ontology)
         if self._text_cache is None or self._text_cache[0] != key:
@@ -295,18 +249,12 @@ class GroundingDinoDetector:
         return self._text_cache[1]
 
     def _detect_group(
-        self, tensors: list[torch.Tensor], texts: list[tuple[PromptChunk, dict[str, torch.Tensor]]], floor: float
+        self, tensors: list[torch.Tensor], text: list[tuple[PromptChunk, dict[str, torch.Tensor]]], floor: float
     ) -> list[Candidates]:
         """One backbone pass for images of one shape, then the text half once per chunk."""
         memory = gdino_forward.encode_images(self._model, [t.to(self._device) for t in tensors])
         out = [Candidates() for _ in tensors]
-        for chunk, text in texts:
-            logits, boxes = gdino_forward.decode(self._model, memory, text)
-            probs = logits.float().sigmoid().cpu()
-            boxes = boxes.float().cpu()
-            for b in range(len(tensors)):
-                picked = assign_classes(probs[b], chunk.spans, chunk.class_ids, floor, floor)
-                out[b].boxes.append(boxes[b, picked.queries])
-                out[b].scores.append(picked.scores)
-                out[b].class_ids.append(picked.class_ids)
+        for chunk, features in text:
+            logits, boxes = gdino_forward.decode(self._model, memory, features)
+            add_candidates(out, logits.float().sigmoid().cpu(), boxes.float().cpu(), chunk, floor)
         return out

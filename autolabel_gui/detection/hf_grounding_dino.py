@@ -15,23 +15,21 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from autolabel_gui.core.boxes import Box
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.detection import fast_sampling
 from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, Prepared, register_backend
-from autolabel_gui.detection.class_scoring import PromptChunk, assign_classes, build_chunks
+from autolabel_gui.detection.class_scoring import PromptChunk, build_chunks
 from autolabel_gui.detection.hf_spec import MODEL_CLASSES, input_size, missing, model_folder, read_model_config
 from autolabel_gui.detection.ids import model_id_for
 from autolabel_gui.detection.image_input import check_image, preprocess_array, resize_options
-from autolabel_gui.detection.runtime import Candidates, autocast, resolve_device, resolve_precision, to_boxes
+from autolabel_gui.detection.runtime import Candidates, TorchDetector, add_candidates, resolve_device, resolve_precision
 
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", ".", "?")
 """The caption separators the model hard-codes (ids 101, 102, 1012, 1029); they name no class."""
@@ -70,8 +68,10 @@ def _backbone_once(model: torch.nn.Module, pixel_values: torch.Tensor, pixel_mas
 
 
 @register_backend("transformers")
-class HfGroundingDinoDetector:
+class HfGroundingDinoDetector(TorchDetector):
     """A transformers Grounding DINO-family model behind the ``Detector`` protocol."""
+
+    _backend = "transformers"
 
     def __init__(self, config: DetectorConfig) -> None:
         self._config = config
@@ -92,28 +92,6 @@ class HfGroundingDinoDetector:
         self._max_tokens = int(self._model.config.max_text_len)
         self._special_ids = self._tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS))
 
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def device(self) -> str:
-        return self._device
-
-    @property
-    def precision(self) -> str:
-        return self._precision
-
-    @property
-    def model(self) -> torch.nn.Module:
-        """The transformers ``...ForObjectDetection`` module, for diagnostics, tests and benchmarks."""
-        return self._model
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        """(shorter side, longer-side cap) images are resized to before the model sees them."""
-        return self._resize
-
     def chunks(self, ontology: Ontology) -> list[PromptChunk]:
         """How the ontology's prompts are split into captions for this model."""
         return build_chunks([c.text for c in ontology], self._tokenizer, self._special_ids, self._max_tokens)
@@ -123,56 +101,21 @@ class HfGroundingDinoDetector:
         check_image("image", image)
         height, width = image.shape[:2]
         data = torch.from_numpy(preprocess_array(image, *self._resize))
-        return Prepared(data, width, height, ("transformers", self._resize))
+        return Prepared(data, width, height, (self._backend, self._resize))
 
-    def detect(
-        self, images: Sequence[np.ndarray | Prepared], ontology: Ontology, score_floor: float
-    ) -> list[list[Box]]:
-        """Per image, PROPOSED boxes labelled with ontology classes, score >= max(floor, text_threshold)."""
-        for i, image in enumerate(images):
-            self._check_input(i, image)
-        if not images or len(ontology) == 0:
-            return [[] for _ in images]
-        floor = max(float(score_floor), float(self._config.text_threshold))
-        inputs = [img if isinstance(img, Prepared) else self.prepare(img) for img in images]
-        chunks = self.chunks(ontology)
-        results: list[list[Box]] = [[] for _ in images]
-        with torch.inference_mode(), autocast(self._device, self._precision):
-            for indices in self._batches(inputs):
-                candidates = self._detect_batch([inputs[i].data for i in indices], chunks, floor)
-                for pos, i in enumerate(indices):
-                    results[i] = to_boxes(candidates[pos], inputs[i].height, inputs[i].width, ontology)
-        return results
+    def _text(self, ontology: Ontology) -> list[PromptChunk]:
+        return self.chunks(ontology)
 
-    @staticmethod
-    def _batches(inputs: list[Prepared]) -> list[list[int]]:
-        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for i, p in enumerate(inputs):
-            groups[tuple(p.data.shape)].append(i)
-        return list(groups.values())
-
-    def _check_input(self, index: int, image: np.ndarray | Prepared) -> None:
-        if not isinstance(image, Prepared):
-            check_image(f"image #{index}", image)
-        elif image.spec != ("transformers", self._resize):
-            raise ValueError(f"image #{index}: prepared as {image.spec}, but this detector takes "
-                             f"transformers input of size {self._resize}")
-
-    def _detect_batch(self, tensors: list[torch.Tensor], chunks: list[PromptChunk], floor: float) -> list[Candidates]:
+    def _detect_group(self, tensors: list[torch.Tensor], text: list[PromptChunk], floor: float) -> list[Candidates]:
         """One backbone pass for the batch, then the text-dependent rest once per chunk."""
         pixel_values, pixel_mask = pad_batch(tensors, self._device)
         out = [Candidates() for _ in tensors]
         with _backbone_once(self._model, pixel_values, pixel_mask):
-            for chunk in chunks:
+            for chunk in text:
                 ids = torch.tensor([chunk.input_ids], dtype=torch.long, device=self._device).expand(len(tensors), -1)
                 result = self._model(pixel_values=pixel_values, input_ids=ids, pixel_mask=pixel_mask)
-                probs = result.logits.float().sigmoid().cpu()
-                boxes = result.pred_boxes.float().cpu()
-                for b in range(len(tensors)):
-                    picked = assign_classes(probs[b], chunk.spans, chunk.class_ids, floor, floor)
-                    out[b].boxes.append(boxes[b, picked.queries])
-                    out[b].scores.append(picked.scores)
-                    out[b].class_ids.append(picked.class_ids)
+                add_candidates(out, result.logits.float().sigmoid().cpu(), result.pred_boxes.float().cpu(), chunk,
+                               floor)
         return out
 
 

@@ -1,22 +1,29 @@
-"""Torch helpers every torch backend shares: device and precision choice, autocast, final boxes.
+"""Torch helpers every torch backend shares: device and precision choice, autocast, final boxes,
+and ``TorchDetector``, the detect loop around a backend's forward.
 
-One place for "which device does auto mean", "fp16 on a CPU is an error" and "model outputs ->
-pixel boxes with per-class NMS", so two backends cannot drift apart in what they return.
+One place for "which device does auto mean", "fp16 on a CPU is an error", "one forward per input
+shape" and "model outputs -> pixel boxes with per-class NMS", so two backends cannot drift apart
+in what they return.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.ontology import Ontology
-from autolabel_gui.detection.base import DetectorUnavailable
-from autolabel_gui.detection.class_scoring import NMS_IOU, merge_duplicates
+from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, Prepared
+from autolabel_gui.detection.class_scoring import NMS_IOU, PromptChunk, assign_classes, merge_duplicates
 from autolabel_gui.detection.compute_path import GPU_AUTO, PRECISIONS, planned
+from autolabel_gui.detection.image_input import check_image
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +101,98 @@ def to_boxes(candidates: Candidates, height: int, width: int, ontology: Ontology
         boxes.append(Box(x0, y0, x1, y1, label=names[int(class_ids[k])], score=float(scores[k]),
                          state=BoxState.PROPOSED))
     return boxes
+
+
+def add_candidates(out: list[Candidates], probs: torch.Tensor, boxes: torch.Tensor, chunk: PromptChunk,
+                   floor: float) -> None:
+    """One prompt chunk's outputs for a batch (B, queries, tokens) and (B, queries, 4): each
+    image's queries that score a class of the chunk at ``floor`` or above, added to ``out``."""
+    for b, candidates in enumerate(out):
+        picked = assign_classes(probs[b], chunk.spans, chunk.class_ids, floor, floor)
+        candidates.boxes.append(boxes[b, picked.queries])
+        candidates.scores.append(picked.scores)
+        candidates.class_ids.append(picked.class_ids)
+
+
+class TorchDetector:
+    """What both torch backends share behind the ``Detector`` protocol: input checks, one forward
+    per input shape (padding would change an image's boxes, ADR 0010) and final boxes.
+
+    A backend sets the attributes below in ``__init__`` and gives ``prepare``, ``_text`` (its
+    encoded prompt chunks) and ``_detect_group`` (one forward for images of one shape).
+    """
+
+    _backend: str  # the backend's name, which its ``Prepared.spec`` carries
+    _config: DetectorConfig
+    _device: str
+    _precision: str
+    _resize: tuple[int, int]
+    _model: torch.nn.Module
+    _model_id: str
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    @property
+    def precision(self) -> str:
+        return self._precision
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The backend's torch module, for diagnostics, tests and benchmarks."""
+        return self._model
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(shorter side, longer-side cap) images are resized to before the model sees them."""
+        return self._resize
+
+    def prepare(self, image: np.ndarray) -> Prepared:
+        raise NotImplementedError
+
+    def detect(
+        self, images: Sequence[np.ndarray | Prepared], ontology: Ontology, score_floor: float
+    ) -> list[list[Box]]:
+        """Per image, PROPOSED boxes labelled with ontology classes, score >= max(floor, text_threshold).
+
+        ``images`` may mix raw RGB arrays and ``prepare`` results; outputs are the same either way.
+        """
+        for i, image in enumerate(images):
+            self._check_input(i, image)
+        if not images or len(ontology) == 0:
+            return [[] for _ in images]
+        floor = max(float(score_floor), float(self._config.text_threshold))
+        inputs = [img if isinstance(img, Prepared) else self.prepare(img) for img in images]
+        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for i, p in enumerate(inputs):
+            groups[tuple(p.data.shape)].append(i)
+        results: list[list[Box]] = [[] for _ in images]
+        with torch.inference_mode(), autocast(self._device, self._precision), self._arithmetic():
+            text = self._text(ontology)
+            for indices in groups.values():
+                candidates = self._detect_group([inputs[i].data for i in indices], text, floor)
+                for pos, i in enumerate(indices):
+                    results[i] = to_boxes(candidates[pos], inputs[i].height, inputs[i].width, ontology)
+        return results
+
+    def _arithmetic(self) -> contextlib.AbstractContextManager:
+        """A context the forward passes run in, beyond autocast (none by default)."""
+        return contextlib.nullcontext()
+
+    def _text(self, ontology: Ontology) -> Any:
+        raise NotImplementedError
+
+    def _detect_group(self, tensors: list[torch.Tensor], text: Any, floor: float) -> list[Candidates]:
+        raise NotImplementedError
+
+    def _check_input(self, index: int, image: np.ndarray | Prepared) -> None:
+        if not isinstance(image, Prepared):
+            check_image(f"image #{index}", image)
+        elif image.spec != (self._backend, self._resize):
+            raise ValueError(f"image #{index}: prepared as {image.spec}, but this detector takes "
+                             f"{self._backend} input of size {self._resize}")
