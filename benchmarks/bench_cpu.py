@@ -123,7 +123,7 @@ def model_files(args: argparse.Namespace):
     if args.weights:
         return args.weights, args.config, args.text_encoder
     folder = Path(args.model_dir).expanduser()
-    tiny = TinyGdino(folder / "gdino_config.py", folder / "groundingdino_random.pth", folder / "bert")
+    tiny = TinyGdino.at(folder)
     if not tiny.weights_path.is_file():
         print(f"building the random full-size model in {folder} (once; ~700 MB) ...", flush=True)
         tiny = build_tiny_gdino(folder, full_size=True)

@@ -323,7 +323,7 @@ def main() -> None:
         model_dir = args.model_dir or work / "model"
         t0 = time.perf_counter()
         if (model_dir / "groundingdino_random.pth").is_file():
-            model = TinyGdino(model_dir / "gdino_config.py", model_dir / "groundingdino_random.pth", model_dir / "bert")
+            model = TinyGdino.at(model_dir)
         else:
             model = build_tiny_gdino(model_dir, full_size=True)
         build_s = time.perf_counter() - t0

@@ -83,8 +83,7 @@ def main() -> None:
         work = Path(tmp)
         t0 = time.perf_counter()
         if args.model_dir:
-            folder = Path(args.model_dir)
-            model = TinyGdino(folder / "gdino_config.py", folder / "groundingdino_random.pth", folder / "bert")
+            model = TinyGdino.at(Path(args.model_dir))
         else:
             model = build_tiny_gdino(work / "orig", full_size=True)
         hf_dir = convert(model.weights_path, model.config_path, model.text_encoder_dir, work / "hf").out
