@@ -13,7 +13,9 @@ from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import ImageLoadError, load_image, load_thumbnail
+from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.core.records import ImageKey
+from autolabel_gui.detection.run_plan import PromptGroup, RunPlan
 from autolabel_gui.formats.voc import read_voc
 
 from tests.fixtures.images import GREEN, GREY, RED, ImageSpec, corner_colors, write_image
@@ -98,7 +100,8 @@ def _session(tmp_path: Path, images: list[str], proposals: bool = True) -> tuple
             cache.put(ImageKey.from_path(tmp_path, rel), RUN, [
                 Box(10, 10, 40, 30, "dog", 0.9, BoxState.PROPOSED), Box(50, 20, 90, 60, "cat", 0.5, BoxState.PROPOSED),
                 Box(0, 0, 5, 5, "cat", 0.1, BoxState.PROPOSED)])
-    return ReviewSession(folder, cache, ["dog", "cat"], RUN, 0.35), folder
+    plan = RunPlan((PromptGroup(Ontology.from_names(["dog", "cat"]), RUN),), ("dog", "cat"))
+    return ReviewSession(folder, cache, ["dog", "cat"], plan, 0.35), folder
 
 
 # ---------------------------------------------------------------------------- thumbnails

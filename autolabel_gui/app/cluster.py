@@ -32,8 +32,8 @@ from autolabel_gui.core.records import ImageKey
 from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable
 from autolabel_gui.detection.batch import BatchDetector, Decoded
 from autolabel_gui.detection.compute_path import planned
-from autolabel_gui.detection.ids import run_id_for
 from autolabel_gui.detection.pipeline import DetectionResult, FolderLike
+from autolabel_gui.detection.run_plan import RunPlan
 from autolabel_gui.detection.weights import find_weights
 
 INSTALL_HINT = "--ray needs Ray, an optional extra: pip install 'autolabel-gui[cluster]'"
@@ -133,14 +133,15 @@ def for_workers(config: DetectorConfig) -> DetectorConfig:
 
 def label_on_ray(folder: FolderLike, relpaths: list[str], cache: ProposalCache, config: DetectorConfig,
                  ontology: Ontology, options: ClusterOptions,
-                 on_event: Callable[[str, str], None]) -> Generator[DetectionResult, None, None]:
+                 on_event: Callable[[str, str], None], plan: RunPlan | None = None,
+                 ) -> Generator[DetectionResult, None, None]:
     """Yield one result per path, as ``DetectionPipeline.run`` does: cache hits first, then the
     cluster's results as they arrive, each committed to the cache before it is yielded.
 
     A folder with nothing left to do never contacts the cluster. Raises ClusterError when Ray
     cannot run the job, DetectorUnavailable when the workers cannot build the model.
     """
-    run_id = run_id_for(config, ontology)
+    plan = plan if plan is not None else RunPlan.single(config, ontology)
     todo: dict[str, ImageKey] = {}
     for rel in relpaths:
         try:
@@ -148,7 +149,7 @@ def label_on_ray(folder: FolderLike, relpaths: list[str], cache: ProposalCache, 
         except OSError as exc:
             yield DetectionResult(rel, error=f"{folder.image_path(rel)}: {exc.strerror or exc}")
             continue
-        boxes = cache.get(key, run_id)
+        boxes = plan.lookup(cache, key)
         if boxes is not None:
             yield DetectionResult(rel, boxes, from_cache=True)
         else:
@@ -159,12 +160,13 @@ def label_on_ray(folder: FolderLike, relpaths: list[str], cache: ProposalCache, 
     started = _connect(ray, options.address)
     try:
         workers, gpus = resolve(options, ray.cluster_resources())
-        rows = _dataset(ray, folder.root, sorted(todo), for_workers(config), ontology, workers, gpus).iter_rows()
+        rows = _dataset(ray, folder.root, sorted(todo), for_workers(config), plan.detection_ontology(),
+                        workers, gpus).iter_rows()
         # "ready": the images/s the summary reports include the workers' start and model load.
         on_event("ready", f"{len(todo)} images to {workers} worker(s) on the Ray cluster ({gpus:g} GPU(s) each)")
         try:
             for row in rows:
-                yield _commit(row, todo, folder, cache, run_id)
+                yield _commit(row, todo, folder, cache, plan)
         finally:
             close = getattr(rows, "close", None)
             if close is not None:
@@ -234,8 +236,10 @@ def _dataset(ray: Any, root: Path, relpaths: list[str], config: DetectorConfig, 
 
 
 def _commit(row: dict[str, Any], todo: dict[str, ImageKey], folder: FolderLike, cache: ProposalCache,
-            run_id: str) -> DetectionResult:
-    """One streamed row into the cache under the identity the driver listed, as a local result."""
+            plan: RunPlan) -> DetectionResult:
+    """One streamed row into the cache under the identity the driver listed, as a local result.
+
+    The workers detect every prompt group (one pass); each group gets its own cache row."""
     rel = str(row["relpath"])
     key = todo[rel]
     if row["error"] is not None:
@@ -244,8 +248,8 @@ def _commit(row: dict[str, Any], todo: dict[str, ImageKey], folder: FolderLike, 
         return DetectionResult(rel, error=f"{folder.image_path(rel)}: the file changed while it was labelled "
                                           f"(or the workers see another file at that path); run again to label it")
     boxes: list[Box] = proposals_from_json(str(row["boxes"]))
-    cache.put(key, run_id, boxes)
-    return DetectionResult(rel, boxes)
+    plan.store(cache, key, plan.groups, boxes)
+    return DetectionResult(rel, plan.merge([boxes]))
 
 
 def _explain(exc: Exception) -> Exception:

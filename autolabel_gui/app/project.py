@@ -18,14 +18,14 @@ from typing import Any
 from autolabel_gui.app.trust import folder_model_problem, remember_chosen
 from autolabel_gui.core.atomic import atomic_write_text
 from autolabel_gui.core.folder import STATE_DIR, ImageFolder
-from autolabel_gui.core.ontology import Ontology, parse_prompt_args, split_class_names
+from autolabel_gui.core.ontology import ClassSpec, Ontology, parse_prompt_args, split_class_names
 from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_limited
 from autolabel_gui.detection.base import DEFAULT_BACKEND, DetectorConfig
 from autolabel_gui.detection.catalogue import BACKENDS
 from autolabel_gui.detection.compute_path import PRECISIONS
 from autolabel_gui.detection.gdino_spec import DEFAULT_TEXT_ENCODER
-from autolabel_gui.detection.ids import run_id_for
 from autolabel_gui.detection.models import ModelEntry, model_named
+from autolabel_gui.detection.run_plan import RunPlan
 from autolabel_gui.formats.export import voc_class_names
 
 SETTINGS_FILE = "project.json"
@@ -46,11 +46,45 @@ class ProjectSettings:
     text_encoder: str | None = None
     annotations_dir: str | None = None
     extra: dict[str, str] = field(default_factory=dict)  # backend options, e.g. image_size
+    prompt_groups: list[list[list[str]]] = field(default_factory=list)
+    """The classes as the model reads them, ``[[name, prompt text], ...]`` per prompt group: the
+    list the folder started with, then one group per change that added classes (ADR 0013).
+    Kept in step with ``classes`` and ``prompts`` by ``groups()``; a removed class stays in its
+    group (its proposals are left out when read), so a change recomputes only what is new."""
     notes: list[str] = field(default_factory=list, compare=False)
     """Why values of the folder's file were ignored (never saved); shown by the commands and the window."""
 
     def ontology(self) -> Ontology:
         return Ontology.from_names(self.classes, {k: v for k, v in self.prompts.items() if k in self.classes})
+
+    def groups(self) -> list[tuple[ClassSpec, ...]]:
+        """``prompt_groups`` reconciled with the class list: a class whose name and prompt are
+        in a group stays there; a new class, or one whose prompt changed, goes into one new
+        group at the end (the changed one leaves its old group, which is then recomputed)."""
+        wanted = {c.name: c.text for c in self.ontology()}
+        groups: list[list[ClassSpec]] = []
+        placed: set[str] = set()
+        for stored in self.prompt_groups:
+            group = []
+            for name, text in stored:
+                if name in placed or (name in wanted and wanted[name] != text):
+                    continue
+                group.append(ClassSpec(name, text))
+                placed.add(name)
+            if group:
+                groups.append(group)
+        fresh = [ClassSpec(name, text) for name, text in wanted.items() if name not in placed]
+        if fresh:
+            groups.append(fresh)
+        return [tuple(g) for g in groups]
+
+    def with_groups_kept(self) -> ProjectSettings:
+        """These settings with ``prompt_groups`` written out from ``groups()`` (what is saved)."""
+        return replace(self, prompt_groups=[[[c.name, c.text] for c in g] for g in self.groups()])
+
+    def run_plan(self) -> RunPlan:
+        """The cache runs of these settings: one per prompt group (``detection.run_plan``)."""
+        return RunPlan.build(self.detector_config(), self.groups(), self.classes)
 
     def annotations_path(self, root: Path) -> Path | None:
         """The VOC folder, None for "next to the images"; a relative path is relative to ``root``,
@@ -118,7 +152,10 @@ class ProjectSettings:
                 values[name] = data[name]
             else:
                 notes.append(f"{path}: setting '{name}' ignored: {problem}")
-        return cls(**values, notes=notes)  # type: ignore[arg-type]
+        loaded = cls(**values, notes=notes)  # type: ignore[arg-type]
+        # A folder from before prompt groups: its whole class list is its first group, so the
+        # proposals cached under the old run id stay valid (the first group's id is that id).
+        return loaded.with_groups_kept() if "prompt_groups" not in values else loaded
 
     def problems(self) -> list[str]:
         """What is wrong with these values (empty when they may be used and saved)."""
@@ -130,7 +167,7 @@ class ProjectSettings:
         problems = self.problems()
         if problems:
             raise ValueError("settings not saved: " + "; ".join(problems))
-        data = {name: getattr(self, name) for name in _SAVED_FIELDS}
+        data = {name: getattr(self.with_groups_kept(), name) for name in _SAVED_FIELDS}
         atomic_write_text(self.path_for(folder), json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
     def with_model(self, entry: ModelEntry) -> ProjectSettings:
@@ -272,6 +309,27 @@ def _field_problem(name: str, value: object) -> str | None:
         return None if ok else "not a table of short texts"
     if name in _FOLDER_CHOSEN_PATHS:
         return None if value is None or _short_str(value, _MAX_PATH) else "not a path"
+    if name == "prompt_groups":
+        return _groups_problem(value)
+    return None
+
+
+def _groups_problem(value: object) -> str | None:
+    """``prompt_groups`` must be a bounded list of lists of [name, text] pairs of short texts."""
+    bad = "not a list of prompt groups of [class name, prompt] pairs"
+    if not isinstance(value, list) or len(value) > _MAX_CLASSES:
+        return bad
+    names: set[str] = set()
+    count = 0
+    for group in value:
+        if not isinstance(group, list):
+            return bad
+        for pair in group:
+            count += 1
+            if (count > 2 * _MAX_CLASSES or not isinstance(pair, list) or len(pair) != 2
+                    or not all(_short_str(v, _MAX_TEXT) and v.strip() for v in pair) or pair[0] in names):
+                return bad
+            names.add(pair[0])
     return None
 
 
@@ -300,10 +358,18 @@ def _path_problem(name: str, value: str, folder: Path) -> str | None:
             f"{problem} (pass {flag} {value} if you trust it); using the default")
 
 
+def plan_of(settings: ProjectSettings) -> RunPlan | None:
+    """The cache runs of ``settings`` (``detection.run_plan``), or None when they are invalid."""
+    try:
+        return settings.run_plan()
+    except ValueError:
+        return None
+
+
 def run_id_of(settings: ProjectSettings) -> str | None:
     """The proposal cache's run id for ``settings``, or None when they are invalid (ValueError)."""
     try:
-        return run_id_for(settings.detector_config(), settings.ontology())
+        return settings.run_plan().id
     except ValueError:
         return None
 

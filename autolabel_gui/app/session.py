@@ -14,19 +14,22 @@ are tested without a display:
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from autolabel_gui.app.status import Status
-from autolabel_gui.core.boxes import ImageLabels
+from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import ImageLoadError, image_size
 from autolabel_gui.core.records import ImageKey
-from autolabel_gui.core.review import ReviewState
+from autolabel_gui.core.review import ReviewState, without_duplicates
 from autolabel_gui.core.view_filter import ViewFilter
-from autolabel_gui.formats.existing import load_existing_labels
-from autolabel_gui.formats.voc import AnnotationError, write_voc
+from autolabel_gui.detection.run_plan import RunPlan
+from autolabel_gui.formats.existing import load_existing_labels, load_foreign_labels
+from autolabel_gui.formats.voc import AnnotationError, parse_voc, read_label_file, write_voc
 
 
 @dataclass(slots=True)
@@ -58,11 +61,13 @@ class ReviewSession:
     """Review states of the images opened so far (undo history survives leaving an image)."""
 
     def __init__(self, folder: ImageFolder, cache: ProposalCache | None, class_names: list[str],
-                 run_id: str | None, threshold: float) -> None:
+                 plan: RunPlan | None, threshold: float) -> None:
+        """``plan``: the cache runs whose proposals are shown (None: no model settings)."""
         self.folder = folder
         self.cache = cache
         self.class_names = list(class_names)
-        self.run_id = run_id
+        self.plan = plan
+        self.run_id = plan.id if plan is not None else None
         self.threshold = threshold
         self.view = ViewFilter()
         self._opened: dict[str, Opened] = {}
@@ -90,13 +95,29 @@ class ReviewSession:
         opened = self._opened.get(rel)
         return None if opened is None else opened.state
 
-    def cached_proposals(self, rel: str):
-        if self.cache is None or self.run_id is None:
+    def cached_proposals(self, rel: str) -> list[Box] | None:
+        """Every prompt group's proposals for the image as it is now, or None while one is missing."""
+        if self.cache is None or self.plan is None:
             return None
         try:
-            return self.cache.get(ImageKey.from_path(self.folder.root, rel), self.run_id)
+            return self.plan.lookup(self.cache, ImageKey.from_path(self.folder.root, rel))
         except OSError:
             return None
+
+    def set_plan(self, plan: RunPlan, class_names: list[str]) -> None:
+        """The class list changed: opened images keep their boxes and take the proposals of the
+        new plan where the cache has them all; the others wait for the model (``model_done``)."""
+        self.plan = plan
+        self.run_id = plan.id
+        self.class_names = list(class_names)
+        for rel, opened in self._opened.items():
+            if opened.state.read_only:
+                continue
+            proposals = self.cached_proposals(rel)
+            if proposals is None:
+                opened.state.model_done = False
+            else:
+                opened.state.set_proposals(proposals)
 
     def set_threshold(self, threshold: float) -> None:
         self.threshold = threshold
@@ -158,6 +179,8 @@ class ReviewSession:
             except (AnnotationError, OSError, ValueError) as exc:
                 return Saved(error=f"{path}: not saved ({exc})")
             result.written = True
+            if verify:
+                state.verified_classes = list(self.class_names)
         if self.cache is not None and self.run_id is not None and (state.record_changed or result.written):
             try:
                 self.cache.put_review(rel, state.record(self.run_id))
@@ -196,12 +219,16 @@ class ReviewSession:
         except ImageLoadError as exc:
             return Opened(ReviewState(0, 0, read_only=True, threshold=self.threshold), str(exc))
         record = self.cache.get_review(rel) if self.cache is not None else None
+        voc = self.folder.voc_path(rel)
+        prelabels = self._prelabels(voc)
         try:
-            labels = load_existing_labels(self.folder, rel, self.class_names)
+            labels = (load_foreign_labels if prelabels is not None else load_existing_labels)(
+                self.folder, rel, self.class_names)
         except (AnnotationError, ImageLoadError, OSError, ValueError) as exc:
             problem = f"{exc}; opened read-only, the file is left as it is"
             return Opened(ReviewState(width, height, read_only=True, threshold=self.threshold), problem)
-        voc = self.folder.voc_path(rel)
+        if record is not None and (prelabels is not None or not voc.exists()):
+            record = record.without_accepted()  # the file that held them is gone
         if (labels is not None and labels.width and labels.height and (labels.width, labels.height) != (width, height)
                 and voc.is_file()):
             # Its boxes belong to another picture (resized, replaced, or turned by a tool that
@@ -212,4 +239,29 @@ class ReviewSession:
         boxes = labels.boxes if labels is not None else []
         verified = labels.verified if labels is not None else False
         state = ReviewState(width, height, boxes, verified=verified, record=record, threshold=self.threshold)
+        if prelabels:
+            # Shown as proposals until this model's own arrive (from the cache, at once, when
+            # the pre-labelling run had these settings): never as boxes someone accepted.
+            state.set_proposals(without_duplicates(prelabels, boxes), from_model=False)
         return Opened(state)
+
+    def _prelabels(self, voc: Path) -> list[Box] | None:
+        """The boxes of a VOC file that ``label --voc-dir`` wrote and nobody changed since (its
+        digest is the one ``label`` recorded, and it is not verified), as proposals without a
+        score; None for any other file (a person's work stays accepted boxes)."""
+        if self.cache is None or not voc.exists():
+            return None
+        try:
+            digest = self.cache.get_output(voc)
+            data = read_label_file(voc) if digest is not None else b""
+        except (AnnotationError, OSError, sqlite3.Error):
+            return None
+        if digest is None or digest != hashlib.sha256(data).hexdigest():
+            return None
+        try:
+            labels = parse_voc(data, voc)
+        except AnnotationError:
+            return None
+        if labels.verified:
+            return None
+        return [replace(b, score=None, state=BoxState.PROPOSED) for b in labels.boxes]

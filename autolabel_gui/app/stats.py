@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from autolabel_gui.app.status import REVIEW_STATUSES, Status
+from autolabel_gui.app.status import REVIEW_STATUSES, Status, is_prelabel_file, verified_before
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.records import RESULTS
+from autolabel_gui.detection.run_plan import RunPlan
 from autolabel_gui.formats.voc import AnnotationError, read_voc
 
 STATUSES: tuple[str, ...] = tuple(s.value for s in REVIEW_STATUSES)
@@ -37,23 +38,30 @@ class FolderStats:
     problems: list[str] = field(default_factory=list)
     negatives: int = 0
     """Verified images with no boxes: reviewed, and nothing of any class is in them."""
+    verified_before: dict[str, int] = field(default_factory=dict)
+    """Class -> verified images whose verification predates it (their files may miss it)."""
 
 
 def compute_stats(folder: ImageFolder, classes: list[str], cache: ProposalCache | None = None,
-                  run_id: str | None = None) -> FolderStats:
+                  run: RunPlan | str | None = None) -> FolderStats:
     """Count from the VOC files (the human's work) and the cache (proposals and review outcomes).
 
     ``classes`` fixes the row order; classes found only in VOC files follow, sorted. An image
-    is "proposals ready" when the cache holds proposals for ``run_id`` (the current model
-    and prompts). Unreadable VOC files are listed in ``problems`` and counted as in review.
+    is "proposals ready" when the cache holds proposals for ``run`` (the current model and
+    prompts: a ``RunPlan``, or one cache run id), or when its VOC file is a pre-label ``label``
+    wrote. Unreadable VOC files are listed in ``problems`` and counted as in review.
     """
     stats = FolderStats(images=len(folder.images), classes={c: ClassCount() for c in classes})
-    ready = cache.cached_relpaths(run_id) if cache is not None and run_id is not None else set()
+    if cache is None or run is None:
+        ready: set[str] = set()
+    else:
+        ready = run.cached_relpaths(cache) if isinstance(run, RunPlan) else cache.cached_relpaths(run)
     extra: dict[str, ClassCount] = {}
+    prelabels = cache.outputs() if cache is not None else {}
     for rel in folder.images:
         voc = folder.voc_path(rel)
-        if not voc.exists():
-            stats.statuses[(Status.PROPOSALS if rel in ready else Status.NEW).value] += 1
+        if not voc.exists() or is_prelabel_file(voc, prelabels):
+            stats.statuses[(Status.PROPOSALS if rel in ready or voc.exists() else Status.NEW).value] += 1
             continue
         try:
             labels = read_voc(voc)
@@ -75,6 +83,8 @@ def compute_stats(folder: ImageFolder, classes: list[str], cache: ProposalCache 
     stats.classes.update(sorted(extra.items()))
     if cache is not None:
         _add_outcomes(stats, cache)
+        stale = verified_before(folder, cache.iter_reviews(), classes)
+        stats.verified_before = dict(Counter(c for added in stale.values() for c in added))
     return stats
 
 
@@ -125,6 +135,9 @@ def format_stats(stats: FolderStats) -> str:
         [[r, str(stats.outcomes[r]), f"{100 * stats.outcomes[r] / reviewed:.1f}%",
           "-" if stats.mean_scores[r] is None else f"{stats.mean_scores[r]:.3f}"] for r in RESULTS]
         + [["drawn by hand", str(stats.drawn), "", ""]]))
+    for name, n in stats.verified_before.items():
+        parts.append(f"verified before '{name}' was added: {n} image{'s' if n != 1 else ''} (they may miss "
+                     f"{name}; the window's file list filters them)")
     if stats.problems:
         parts.append("unreadable annotation files:\n" + "\n".join(f"  {p}" for p in stats.problems))
     return "\n\n".join(parts) + "\n"

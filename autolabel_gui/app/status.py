@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.records import ReviewRecord
+from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_limited
 
 
 class Status(str, enum.Enum):
@@ -26,9 +32,14 @@ _VERIFIED = re.compile(rb"<annotation\b[^>]*\bverified\s*=\s*[\"']yes[\"']", re.
 _HEAD_BYTES = 4096
 
 
-def annotation_status(voc_path: Path, has_proposals: bool) -> Status:
+def annotation_status(voc_path: Path, has_proposals: bool, prelabels: Mapping[str, str] | None = None) -> Status:
     """Status from the VOC file's first bytes (``verified`` sits on the root element), so a
-    folder of 100,000 images gets its statuses without parsing 100,000 XML documents."""
+    folder of 100,000 images gets its statuses without parsing 100,000 XML documents.
+
+    ``prelabels``: the files ``label --voc-dir`` wrote (resolved path -> sha256, the cache's
+    output digests). Such a file, unchanged since, holds model proposals nobody has reviewed:
+    "proposals ready", like an image with no file at all.
+    """
     try:
         with open(voc_path, "rb") as fh:
             head = fh.read(_HEAD_BYTES)
@@ -36,4 +47,34 @@ def annotation_status(voc_path: Path, has_proposals: bool) -> Status:
         return Status.PROPOSALS if has_proposals else Status.NEW
     except OSError:
         return Status.IN_REVIEW
-    return Status.VERIFIED if _VERIFIED.search(head) else Status.IN_REVIEW
+    if _VERIFIED.search(head):
+        return Status.VERIFIED
+    if prelabels and is_prelabel_file(voc_path, prelabels):
+        return Status.PROPOSALS
+    return Status.IN_REVIEW
+
+
+def is_prelabel_file(voc_path: Path, prelabels: Mapping[str, str]) -> bool:
+    """The file is byte for byte what ``label`` wrote (its digest among ``prelabels``)."""
+    try:
+        expected = prelabels.get(str(voc_path.resolve()))
+        if expected is None:
+            return False
+        return hashlib.sha256(read_limited(voc_path, SMALL_FILE_LIMIT)).hexdigest() == expected
+    except OSError:
+        return False
+
+
+def verified_before(folder: ImageFolder, records: Iterable[tuple[str, ReviewRecord]],
+                    classes: Sequence[str]) -> dict[str, list[str]]:
+    """Verified images whose last verification predates classes of ``classes`` -> those
+    classes: their files may miss objects of them (the review record keeps the class list
+    each verification saw; images verified elsewhere, with no record, are not known)."""
+    out: dict[str, list[str]] = {}
+    for rel, record in records:
+        if record.verified_classes is None:
+            continue
+        added = [c for c in classes if c not in record.verified_classes]
+        if added and annotation_status(folder.voc_path(rel), False) is Status.VERIFIED:
+            out[rel] = added
+    return out

@@ -109,9 +109,11 @@ def _label(args, images: ImageFolder, cache: ProposalCache, settings, config, on
     results: Generator[DetectionResult, None, None]
     if args.ray is not None:
         options = ClusterOptions(args.ray, args.workers, args.gpus_per_worker)
-        results = label_on_ray(images, images.images, cache, config, ontology, options, on_event)
+        results = label_on_ray(images, images.images, cache, config, ontology, options, on_event,
+                               settings.run_plan())
     else:
-        results = DetectionPipeline(images, cache, config, ontology, on_event=on_event).run(images.images, cancel)
+        results = DetectionPipeline(images, cache, config, ontology, on_event=on_event,
+                                    plan=settings.run_plan()).run(images.images, cancel)
     try:
         for result in results:
             _account(result, counts, images, writer, note, settings.box_threshold)

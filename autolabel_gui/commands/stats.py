@@ -10,11 +10,10 @@ import argparse
 import sqlite3
 import sys
 
-from autolabel_gui.app.project import ProjectSettings, class_list_for
+from autolabel_gui.app.project import ProjectSettings, class_list_for, plan_of
 from autolabel_gui.app.stats import compute_stats, format_stats
 from autolabel_gui.core.cache import CACHE_FILE, ProposalCache
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.detection.ids import run_id_for
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,15 +29,10 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print(f"note: {note}", file=sys.stderr)
     cache = _open_cache(folder)
-    run_id = None
-    if settings.classes:
-        try:
-            run_id = run_id_for(settings.detector_config(), settings.ontology())
-        except ValueError:
-            run_id = None
+    plan = plan_of(settings) if settings.classes else None
     try:
         try:
-            stats = compute_stats(folder, classes, cache, run_id)
+            stats = compute_stats(folder, classes, cache, plan)
         except sqlite3.Error as exc:
             print(f"warning: {folder.state_dir / CACHE_FILE}: not read ({exc}); counts from the VOC files only",
                   file=sys.stderr)

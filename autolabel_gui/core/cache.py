@@ -89,14 +89,20 @@ def _box_from_dict(d: dict) -> Box:
 
 
 def _record_to_json(r: ReviewRecord) -> str:
-    return json.dumps({"run_id": r.run_id, "rejected": [_box_to_dict(b) for b in r.rejected],
-                       "outcomes": [[o.label, o.score, o.result] for o in r.outcomes]}, ensure_ascii=False)
+    data = {"run_id": r.run_id, "rejected": [_box_to_dict(b) for b in r.rejected],
+            "outcomes": [[o.label, o.score, o.result] for o in r.outcomes]}
+    if r.verified_classes is not None:
+        data["verified_classes"] = list(r.verified_classes)
+    return json.dumps(data, ensure_ascii=False)
 
 
 def _record_from_json(text: str) -> ReviewRecord:
     d = json.loads(text)
+    classes = d.get("verified_classes")
+    if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        classes = None
     return ReviewRecord(d["run_id"], [_box_from_dict(b) for b in d["rejected"]],
-                        [Outcome(*o) for o in d["outcomes"]])
+                        [Outcome(*o) for o in d["outcomes"]], classes)
 
 
 class ProposalCache:
@@ -291,6 +297,11 @@ class ProposalCache:
         """Remember the digest of a file this tool wrote, so it may later replace its own work."""
         self._run(lambda c: c.execute("INSERT OR REPLACE INTO outputs(path, sha256) VALUES (?, ?)",
                                       (str(Path(path).resolve()), sha256)))
+
+    def outputs(self) -> dict[str, str]:
+        """Every file ``label`` wrote (resolved path -> sha256), for the file list's statuses."""
+        rows = self._run(lambda c: c.execute("SELECT path, sha256 FROM outputs").fetchall())
+        return {str(p): str(d) for p, d in rows}
 
     def get_output(self, path: Path | str) -> str | None:
         """The digest recorded by ``put_output``; a file whose bytes differ was changed by someone."""

@@ -28,6 +28,10 @@ class Ontology:
     """An ordered class list; the order is the digit-key order and the export order."""
 
     classes: tuple[ClassSpec, ...]
+    group_starts: tuple[int, ...] = ()
+    """Indices where a new prompt group starts: a caption never holds classes of two groups, so
+    each group's proposals are the same whether it is detected alone or with the others
+    (docs/decisions/0013-prompt-groups.md). Not part of ``fingerprint``: a group's own id is."""
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.classes]

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autolabel_gui.core.boxes import Box
+from autolabel_gui.core.boxes import Box, BoxState
 
 ACCEPTED = "accepted"
 EDITED = "edited"
@@ -54,3 +54,12 @@ class ReviewRecord:
     run_id: str
     rejected: list[Box] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    verified_classes: list[str] | None = None
+    """The class list when the image was last saved verified (None: not known, e.g. verified by
+    another tool or before this was kept): a class added since may be missing from its file."""
+
+    def without_accepted(self) -> ReviewRecord:
+        """This record once its VOC file is gone: the accepted proposals were in that file, so
+        they are no longer decided (they come back for review); rejections still stand."""
+        return ReviewRecord(self.run_id, [b for b in self.rejected if b.state is not BoxState.ACCEPTED],
+                            list(self.outcomes), None)

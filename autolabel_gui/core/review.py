@@ -46,6 +46,10 @@ DUPLICATE_OFFSET = 10.0
 HIDDEN_PENDING = "hidden proposals"
 """``verify_blocker``'s answer while the view filter hides pending proposals."""
 
+UNSEEN_PROPOSALS = "proposals neither shown nor reviewed"
+"""``verify_blocker``'s answer when a model proposal past the threshold is neither on the image
+nor recorded as decided: verifying then would say "nobody found anything" without a look."""
+
 
 class Origin(str, enum.Enum):
     PROPOSAL = "proposal"
@@ -103,6 +107,8 @@ class ReviewState:
         self.selected = -1
         self._settled: list[Box] = list(record.rejected) if record else []
         self._base_outcomes: list[Outcome] = list(record.outcomes) if record else []
+        self.verified_classes: list[str] | None = record.verified_classes if record else None
+        """The class list of the last verification (kept in the review record)."""
         self._proposals: tuple[Box, ...] | None = None
         self.model_done = False
         """The detector's proposals for this image (under the current settings) have arrived,
@@ -193,7 +199,32 @@ class ReviewState:
                 outcomes.append(self._outcome(it))
             elif it.origin is Origin.DRAWN and it.accepted:
                 outcomes.append(Outcome(it.box.label, None, "accepted"))
-        return ReviewRecord(run_id, settled, outcomes)
+        return ReviewRecord(run_id, settled, outcomes, self.verified_classes)
+
+    def model_proposals_above_threshold(self) -> int:
+        """The model's proposals for this image past the threshold, decided or not: "found
+        nothing" means this is 0, never that they were all reviewed or hidden."""
+        return sum(1 for p in self._proposals or () if p.passes(self.threshold))
+
+    def unseen_proposals(self) -> int:
+        """Model proposals past the threshold that are neither a box of this image (in any
+        state), nor a duplicate of an accepted box, nor recorded as decided earlier."""
+        if not self._proposals:
+            return 0
+        accepted = [it.box for it in self.items if it.accepted]
+        mine = {it.proposal for it in self.items if it.proposal is not None}
+        settled = self._settled + [it.proposal for it in self.items if it.proposal is not None and not it.pending]
+        return sum(1 for p in self._proposals
+                   if p.passes(self.threshold) and p.with_state(BoxState.PROPOSED) not in mine
+                   and not any(_same_object(p, a, DUPLICATE_IOU) for a in accepted)
+                   and not any(_same_object(p, b, SAME_PROPOSAL_IOU) for b in settled))
+
+    def classes_added_since_verified(self, classes: Iterable[str]) -> list[str]:
+        """Classes of ``classes`` that did not exist when this image was verified (its file may
+        miss objects of them); empty when it is not verified or that is not known."""
+        if not self.verified or self.verified_classes is None:
+            return []
+        return [c for c in classes if c not in self.verified_classes]
 
     @staticmethod
     def _outcome(item: Item) -> Outcome:
@@ -210,16 +241,18 @@ class ReviewState:
 
     # ------------------------------------------------------------------ machine input
 
-    def set_proposals(self, proposals: Iterable[Box], *, rerun: bool = False) -> bool:
+    def set_proposals(self, proposals: Iterable[Box], *, rerun: bool = False, from_model: bool = True) -> bool:
         """Take the detector's proposals for this image; True when the list changed.
 
         Pending and rejected proposals from before are replaced; accepted ones stay. Proposals
         the human already settled and duplicates of accepted boxes are left out. With ``rerun``
         (the R key) rejections are forgotten: the detector ran again, its new guesses are shown.
         New proposals start a new undo history: the old snapshots hold the old proposals.
+        ``from_model=False``: stand-ins (pre-labels a ``label`` run wrote into the VOC file under
+        other settings) shown until this model's proposals arrive; they do not count as seen.
         """
         proposals = tuple(proposals)
-        self.model_done = True
+        self.model_done = self.model_done or from_model
         if proposals == self._proposals and not rerun:
             return False
         self._proposals = proposals
@@ -266,6 +299,8 @@ class ReviewState:
             return "waiting for the model"
         if self.hidden_pending_count():
             return HIDDEN_PENDING
+        if self.unseen_proposals():
+            return UNSEEN_PROPOSALS
         return None
 
     def reject_visible_pending(self) -> int:
@@ -428,9 +463,11 @@ class ReviewState:
         self.select(selected)
         return True
 
-    def mark_saved(self, verified: bool) -> None:
-        """The file and record now hold this state."""
+    def mark_saved(self, verified: bool, classes: Iterable[str] | None = None) -> None:
+        """The file and record now hold this state; ``classes``: the class list it was verified with."""
         self.verified = verified
+        if verified and classes is not None:
+            self.verified_classes = list(classes)
         self._saved_boxes = self.accepted_boxes()
         self._saved_record = self._record_key()
 

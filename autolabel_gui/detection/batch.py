@@ -106,33 +106,35 @@ class BatchDetector:
             text = str(exc)
             return text if str(path) in text else f"{path}: {text or type(exc).__name__}"
 
-    def detect_decoded(self, decoded: Sequence[Decoded]) -> list[list[Box] | str]:
-        """Per item: proposals, or an error text (the decode error, or why the model failed on it)."""
+    def detect_decoded(self, decoded: Sequence[Decoded], ontology: Ontology | None = None) -> list[list[Box] | str]:
+        """Per item: proposals, or an error text (the decode error, or why the model failed on it).
+
+        ``ontology``: the classes to detect this time (some prompt groups only), else the run's."""
         images = [d for d in decoded if not isinstance(d, str)]
-        outputs = iter(self.detect(images) if images else [])
+        outputs = iter(self.detect(images, ontology) if images else [])
         del images
         return [d if isinstance(d, str) else next(outputs) for d in decoded]
 
-    def detect(self, images: list[np.ndarray | Prepared]) -> list[list[Box] | str]:
+    def detect(self, images: list[np.ndarray | Prepared], ontology: Ontology | None = None) -> list[list[Box] | str]:
         """Per image: proposals, or an error text; one bad image never fails its batch-mates."""
         detector = self.ensure_detector()
         try:
-            return list(self._forward(images))
+            return list(self._forward(images, ontology or self.ontology))
         except Exception as exc:
             if len(images) > 1:
-                return [self.detect([image])[0] for image in images]
+                return [self.detect([image], ontology)[0] for image in images]
             log.warning("detector failed", exc_info=True)
             name = getattr(detector, "model_id", type(detector).__name__)
             return [f"detector {name} failed: {type(exc).__name__}: {exc}"]
 
-    def _forward(self, images: Sequence[np.ndarray | Prepared]) -> list[list[Box]]:
+    def _forward(self, images: Sequence[np.ndarray | Prepared], ontology: Ontology) -> list[list[Box]]:
         """Run the model in chunks; on out-of-memory halve the batch, then fall back to the CPU."""
         out: list[list[Box]] = []
         i = 0
         while i < len(images):
             chunk = images[i:i + self.batch_size]
             try:
-                boxes = self.ensure_detector().detect(chunk, self.ontology, SCORE_FLOOR)
+                boxes = self.ensure_detector().detect(chunk, ontology, SCORE_FLOOR)
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise

@@ -53,14 +53,17 @@ def normalize_prompt(text: str) -> str:
 
 
 def build_chunks(
-    texts: Sequence[str], tokenizer: Any, special_ids: Sequence[int], max_tokens: int = 256
+    texts: Sequence[str], tokenizer: Any, special_ids: Sequence[int], max_tokens: int = 256,
+    group_starts: Sequence[int] = (),
 ) -> list[PromptChunk]:
     """Pack class prompts, in order, into captions of at most ``max_tokens`` tokens.
 
-    Chunks break only between classes, so every class is read whole with its neighbours. A single
-    prompt longer than the limit gets a chunk of its own and is cut at the limit (as the model
-    itself would cut it), with a warning.
+    Chunks break only between classes, so every class is read whole with its neighbours, and
+    always at ``group_starts`` (``Ontology.group_starts``), so a prompt group is read the same
+    whether or not other groups are detected with it. A single prompt longer than the limit gets
+    a chunk of its own and is cut at the limit (as the model itself would cut it), with a warning.
     """
+    starts = set(group_starts)
     prompts = [normalize_prompt(t) for t in texts]
     budget = max_tokens - 2  # [CLS] and [SEP]
     groups: list[list[int]] = []
@@ -69,7 +72,7 @@ def build_chunks(
         cost = len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) + 1  # + " ."
         if cost > budget:
             log.warning("prompt of class #%d is %d tokens long; cut at %d", idx, cost - 1, max_tokens)
-        if used + cost > budget:
+        if used + cost > budget or idx in starts:
             groups.append([])
             used = 0
         groups[-1].append(idx)

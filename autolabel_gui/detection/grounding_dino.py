@@ -219,12 +219,13 @@ class GroundingDinoDetector(TorchDetector):
         fast_sampling.install_for_groundingdino()
         self._model_id = model_id_for(config)
         self._max_tokens = int(self._model.max_text_len)
-        self._text_cache: tuple[tuple[str, ...], list[tuple[PromptChunk, dict[str, torch.Tensor]]]] | None = None
+        self._text_cache: tuple[tuple[object, ...], list[tuple[PromptChunk, dict[str, torch.Tensor]]]] | None = None
 
     def chunks(self, ontology: Ontology) -> list[PromptChunk]:
         """How the ontology's prompts are split into captions for this model."""
         return build_chunks(
-            [c.text for c in ontology], self._model.tokenizer, self._model.specical_tokens, self._max_tokens
+            [c.text for c in ontology], self._model.tokenizer, self._model.specical_tokens, self._max_tokens,
+            ontology.group_starts,
         )
 
     def prepare(self, image: np.ndarray) -> Prepared:
@@ -239,7 +240,7 @@ class GroundingDinoDetector(TorchDetector):
 
     def _text(self, ontology: Ontology) -> list[tuple[PromptChunk, dict[str, torch.Tensor]]]:
         """Captions and their text features, kept while the prompts stay the same."""
-        key = tuple(c.text for c in ontology)
+        key = (*(c.text for c in ontology), ontology.group_starts)
         if self._text_cache is None or self._text_cache[0] != key:
             encoded = []
             for chunk in self.chunks(ontology):

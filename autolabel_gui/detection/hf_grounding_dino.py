@@ -94,7 +94,8 @@ class HfGroundingDinoDetector(TorchDetector):
 
     def chunks(self, ontology: Ontology) -> list[PromptChunk]:
         """How the ontology's prompts are split into captions for this model."""
-        return build_chunks([c.text for c in ontology], self._tokenizer, self._special_ids, self._max_tokens)
+        return build_chunks([c.text for c in ontology], self._tokenizer, self._special_ids, self._max_tokens,
+                            ontology.group_starts)
 
     def prepare(self, image: np.ndarray) -> Prepared:
         """The normalised, resized tensor of one image (thread-safe: numpy and PIL only)."""

@@ -29,7 +29,7 @@ from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.core.records import ImageKey
 from autolabel_gui.detection.base import Detector, DetectorConfig, create_detector
 from autolabel_gui.detection.batch import BatchDetector, Decoded, DetectorFactory, Loader, is_out_of_memory
-from autolabel_gui.detection.ids import run_id_for
+from autolabel_gui.detection.run_plan import PromptGroup, RunPlan
 
 __all__ = ["DetectionPipeline", "DetectionResult", "FolderLike", "is_out_of_memory"]
 
@@ -61,6 +61,8 @@ class _Pending:
     rel: str
     key: ImageKey
     image: Future | None
+    groups: tuple[PromptGroup, ...] = ()
+    """The prompt groups the cache lacks for this image: only those are detected."""
 
 
 class DetectionPipeline:
@@ -85,13 +87,17 @@ class DetectionPipeline:
         loader: Loader = load_image,
         decode_threads: int = 2,
         on_event: Callable[[str, str], None] | None = None,
+        plan: RunPlan | None = None,
     ) -> None:
+        """``plan``: the prompt groups to cache apart (``detection.run_plan``); by default the
+        whole ``ontology`` is one group."""
         self.folder = folder
         self.cache = cache
         self.ontology = ontology
-        self.run_id = run_id_for(config, ontology)
-        self.model = BatchDetector(config, ontology, factory=factory, batch_size=batch_size, loader=loader,
-                                   on_event=on_event)
+        self.plan = plan if plan is not None else RunPlan.single(config, ontology)
+        self.run_id = self.plan.id
+        self.model = BatchDetector(config, self.plan.detection_ontology(), factory=factory, batch_size=batch_size,
+                                   loader=loader, on_event=on_event)
         self.prefetch = self.batch_size if prefetch is None else max(0, prefetch)
         self._decode_threads = max(1, decode_threads)
 
@@ -126,7 +132,7 @@ class DetectionPipeline:
             key = ImageKey.from_path(self.folder.root, rel)
         except OSError:
             return None
-        return self.cache.get(key, self.run_id)
+        return self.plan.lookup(self.cache, key)
 
     # -- the run -----------------------------------------------------------------------------
 
@@ -155,11 +161,12 @@ class DetectionPipeline:
                     except OSError as exc:
                         yield DetectionResult(rel, error=f"{self.folder.image_path(rel)}: {exc.strerror or exc}")
                         continue
-                    boxes = self.cache.get(key, self.run_id)
-                    if boxes is not None:
-                        yield DetectionResult(rel, boxes, from_cache=True)
+                    missing = self.plan.missing(self.cache, key)
+                    if not missing:
+                        yield DetectionResult(rel, self.plan.lookup(self.cache, key) or [], from_cache=True)
                         continue
-                    pending.append(_Pending(rel, key, pool.submit(self.model.decode, self.folder.image_path(rel))))
+                    pending.append(_Pending(rel, key, pool.submit(self.model.decode, self.folder.image_path(rel)),
+                                            missing))
                 if not pending or cancel.is_set():
                     break
                 batch = [pending.popleft() for _ in range(min(self.batch_size, len(pending)))]
@@ -178,13 +185,21 @@ class DetectionPipeline:
             assert p.image is not None, "run() queues each image once; only this call collects it"
             decoded.append(p.image.result())
             p.image = None  # only ``decoded`` holds the images, and only until this call ends
-        outputs = self.model.detect_decoded(decoded)
+        by_groups: dict[tuple[PromptGroup, ...], list[int]] = {}
+        for i, p in enumerate(batch):
+            by_groups.setdefault(p.groups, []).append(i)
+        outputs: list[list[Box] | str] = [[] for _ in batch]
+        for groups, indices in by_groups.items():
+            ontology = self.plan.detection_ontology(groups)
+            for i, out in zip(indices, self.model.detect_decoded([decoded[i] for i in indices], ontology)):
+                outputs[i] = out
         del decoded
         results: list[DetectionResult] = []
         for p, out in zip(batch, outputs):
             if isinstance(out, str):
                 results.append(DetectionResult(p.rel, error=out))
-            else:
-                self.cache.put(p.key, self.run_id, out)
-                results.append(DetectionResult(p.rel, out))
+                continue
+            self.plan.store(self.cache, p.key, p.groups, out)
+            merged = self.plan.lookup(self.cache, p.key)
+            results.append(DetectionResult(p.rel, merged if merged is not None else self.plan.merge([out])))
         yield from results

@@ -76,10 +76,12 @@ class FileListModel(QAbstractListModel):
     counts_changed = Signal()
 
     def __init__(self, folder: ImageFolder, cached: Callable[[], set[str]], parent=None, *,
-                 failed: dict[str, str] | None = None) -> None:
+                 failed: dict[str, str] | None = None, prelabels: dict[str, str] | None = None) -> None:
         """``cached()``: the images with proposals (a live set, kept up to date by the caller);
-        ``failed``: images the model failed on -> why (also live)."""
+        ``failed``: images the model failed on -> why (also live); ``prelabels``: the VOC files
+        ``label`` wrote (``app.status.annotation_status``)."""
         super().__init__(parent)
+        self.prelabels = prelabels or {}
         self._failed = failed if failed is not None else {}
         self._unreadable: dict[str, str] = {}
         self._waiting_font = QFont()
@@ -192,6 +194,14 @@ class FileListModel(QAbstractListModel):
             self._unreadable[rel] = reason
             self.set_status(rel, Status.UNREADABLE)
 
+    def model_changed(self) -> None:
+        """The set of images with proposals was replaced (the class list changed): redraw."""
+        self._cached = None
+        if self._images:
+            self.dataChanged.emit(self.index(0), self.index(len(self._images) - 1),
+                                  [Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.FontRole,
+                                   Qt.ItemDataRole.ToolTipRole])
+
     def _changed(self, row: int) -> None:
         index = self.index(row)
         self.dataChanged.emit(index, index, [Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.FontRole,
@@ -219,7 +229,7 @@ class FileListModel(QAbstractListModel):
         if self._cached is None:
             self._cached = self._cached_source()
         rel = self._images[row]
-        status = annotation_status(self._folder.voc_path(rel), rel in self._cached)
+        status = annotation_status(self._folder.voc_path(rel), rel in self._cached, self.prelabels)
         self._status[row] = status
         self._counts[status] += 1
         return status

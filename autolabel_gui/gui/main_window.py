@@ -17,10 +17,12 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QVBoxLayout,
     QWidget,
 )
 
+from autolabel_gui.app.class_change import ClassChange, class_change
 from autolabel_gui.app.model_progress import folder_writable
 from autolabel_gui.app.project import ProjectSettings, run_id_of
 from autolabel_gui.app.trust import remember_chosen
@@ -111,6 +113,9 @@ class MainWindow(QMainWindow):
         # Where to save VOC files when the image folder cannot be written (the folder, why) ->
         # a folder, or None for "not now". A folder chooser; tests put their own answer here.
         self.ask_annotation_folder: Callable[[Path, str], Path | None] = self._choose_annotation_folder
+        # Whether to go ahead with a class change that costs model time (its cost) -> yes/no.
+        # A modal question; tests put their own answer here.
+        self.ask_class_change: Callable[[ClassChange], bool] = self._confirm_class_change
         self.close_wait_ms: int | None = None
         """How long closing waits for a forward pass in flight (None: until it ends). The
         application sets 1.5 s and then ends the process without it (``worker_left_running``)."""
@@ -376,21 +381,43 @@ class MainWindow(QMainWindow):
             self.show_message(f"Added to the project: {', '.join(added)}.")
 
     def _apply_settings(self, old: ProjectSettings, new: ProjectSettings) -> None:
-        """Save the folder's new settings and show the folder under them."""
+        """Save the folder's new settings and show the folder under them. A new class list says
+        first what it costs ("bottle: 46 images to detect…") and runs only if the user agrees."""
         assert self.controller is not None
         root = self.controller.folder.root
+        if new.classes != old.classes or new.prompts != old.prompts:
+            c = self.controller
+            change = class_change(old, new, c.folder.images, c.cache, c.detection.seconds_per_image())
+            if change.images_to_detect and not self.ask_class_change(change):
+                self.show_message("Class list not changed.")
+                return
         remember_chosen([v for v in (new.weights, new.config, new.text_encoder) if v])  # the user picked them
         try:
             new.save(root)
         except (OSError, ValueError) as exc:
             self.show_message(f"{ProjectSettings.path_for(root)}: settings not saved ({exc})", error=True)
-        # A new run id (classes, prompts, model, text threshold) or VOC folder is a new view of
-        # the folder: reopening rebuilds everything that reads the cache or the VOC files.
-        if (run_id_of(new), new.annotations_path(root)) != (run_id_of(old), old.annotations_path(root)):
+        # A new model (weights, text threshold, precision) or VOC folder is a new view of the
+        # folder: reopening rebuilds everything that reads the cache or the VOC files. A new
+        # class list keeps every proposal and detects only the new classes (ADR 0013).
+        same_model = run_id_of(replace(new, classes=old.classes, prompts=old.prompts,
+                                       prompt_groups=old.prompt_groups)) == run_id_of(old)
+        if not same_model or new.annotations_path(root) != old.annotations_path(root):
             self.open_folder(root, new, first=self.controller.current)
+            return
+        if run_id_of(new) != run_id_of(old):
+            self.controller.apply_classes(new)
+            colors = class_colors(new.classes)
+            self.canvas.set_class_colors(colors)
+            self.class_panel.set_classes(new.classes, colors)
         else:
             self.controller.reconfigure(new)
-            self.threshold_panel.set_value(new.box_threshold)
+        self.threshold_panel.set_value(new.box_threshold)
+
+    def _confirm_class_change(self, change: ClassChange) -> bool:
+        answer = QMessageBox.question(self, "Change the class list", change.text() + "\n\nGo ahead?",
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                                      QMessageBox.StandardButton.Yes)
+        return answer == QMessageBox.StandardButton.Yes
 
     def _export(self) -> None:
         from autolabel_gui.gui.export_dialog import run_export_dialog

@@ -14,13 +14,13 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from autolabel_gui.app.model_progress import ModelProgress, detection_order, refused_text, waiting_text
-from autolabel_gui.app.project import ProjectSettings, run_id_of
+from autolabel_gui.app.project import ProjectSettings, plan_of
 from autolabel_gui.app.session import ReviewSession
 from autolabel_gui.app.status import Status
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.leftovers import sweep_leftovers
-from autolabel_gui.core.review import HIDDEN_PENDING, ReviewState
+from autolabel_gui.core.review import HIDDEN_PENDING, UNSEEN_PROPOSALS, ReviewState
 from autolabel_gui.core.view_filter import ViewFilter
 from autolabel_gui.detection.base import create_detector
 from autolabel_gui.gui.canvas import Canvas
@@ -62,11 +62,13 @@ class ReviewController(QObject):
         self.settings = settings
         self._class_for_drawing = class_for_drawing
         self.cache = ProposalCache.for_folder(folder.root)
-        self.run_id = run_id_of(settings)
-        self.session = ReviewSession(folder, self.cache, settings.classes, self.run_id, settings.box_threshold)
-        cached = self.cache.cached_relpaths(self.run_id) if self.run_id else set()
+        plan = plan_of(settings)
+        self.run_id = plan.id if plan is not None else None
+        self.session = ReviewSession(folder, self.cache, settings.classes, plan, settings.box_threshold)
+        cached = plan.cached_relpaths(self.cache) if plan is not None else set()
         self.progress = ModelProgress.of(folder.images, cached)
-        self.files = FileListModel(folder, lambda: self.progress.done, self, failed=self.progress.failed)
+        self.files = FileListModel(folder, lambda: self.progress.done, self, failed=self.progress.failed,
+                                   prelabels=self.cache.outputs())
         self.images = ImageCache(folder, parent=self)
         self.detection = DetectionController(folder, self.cache, settings, self, detector_factory=detector_factory)
         self.banner = ModelBanner(canvas)
@@ -247,6 +249,10 @@ class ReviewController(QObject):
         if blocker == HIDDEN_PENDING:
             self.message.emit(hidden_refusal(state), True)
             return True
+        if blocker == UNSEEN_PROPOSALS:
+            self.message.emit(f"Not verified: {state.unseen_proposals()} proposal(s) of the model are neither on "
+                              f"the image nor reviewed; press R to show the model's proposals again.", True)
+            return True
         text = refused_text(self._waiting_text())
         self.banner.set_text(text, urgent=True)
         self.message.emit(text, True)
@@ -340,6 +346,26 @@ class ReviewController(QObject):
         self.settings = settings
         self.detection.reconfigure(settings)
 
+    def apply_classes(self, settings: ProjectSettings) -> None:
+        """The class list (or a prompt) changed, the model did not: every proposal in the cache
+        stays; only the new prompt groups are detected (ADR 0013). Images waiting for a new
+        group keep their boxes on screen and wait for the model before Space verifies them."""
+        self.save_current()
+        plan = plan_of(settings)
+        if plan is None:
+            self.reconfigure(settings)
+            return
+        self.settings = settings
+        self.run_id = plan.id
+        self.session.set_plan(plan, settings.classes)
+        self.progress.done = ModelProgress.of(self.folder.images, plan.cached_relpaths(self.cache)).done
+        self.progress.failed.clear()
+        self.files.model_changed()
+        self.detection.reconfigure(settings)
+        self._queue_detection()
+        self._sync(full=True)
+        self.progress_changed.emit(self.progress.text(self.model_runs))
+
     # ------------------------------------------------------------------ box actions
 
     def edit(self, op: Callable[[ReviewState], object]) -> None:
@@ -399,16 +425,28 @@ class ReviewController(QObject):
         waiting = state is not None and state.verify_blocker(self.model_runs) == "waiting for the model"
         if not waiting:
             self._banner_timer.stop()
-            found_nothing = (state is not None and self.model_runs and state.model_done
-                             and self.current not in self.progress.failed
-                             and not any(state.passes_threshold(i) for i in range(len(state.items))))
-            self.banner.set_text(NOTHING_FOUND if found_nothing else "")
+            self.banner.set_text(self._settled_text(state))
             return
         if not self.banner.urgent or not self._banner_timer.isActive():
             self.banner.set_text(self._waiting_text())
         else:
             self.banner.set_text(refused_text(self._waiting_text()), urgent=True)
         self._banner_timer.start()
+
+    def _settled_text(self, state: ReviewState | None) -> str:
+        """The banner once the image has its proposals: "found nothing" only when the model's
+        proposals past the threshold are none; a verified image that predates a class says so."""
+        if state is None:
+            return ""
+        added = state.classes_added_since_verified(self.settings.classes)
+        if added:
+            names = ", ".join(f"'{c}'" for c in added)
+            verb = "was" if len(added) == 1 else "were"
+            return f"Verified before {names} {verb} added: review the new class, then Space"
+        if (self.model_runs and state.model_done and self.current not in self.progress.failed
+                and state.model_proposals_above_threshold() == 0):
+            return NOTHING_FOUND
+        return ""
 
     @Slot(str, str)
     def _model_state(self, state: str, message: str) -> None:

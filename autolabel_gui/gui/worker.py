@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import replace
@@ -29,6 +30,8 @@ from autolabel_gui.detection.pipeline import DetectionPipeline, DetectorFactory
 log = logging.getLogger(__name__)
 
 _OUTPUT_FIELDS = ("box_threshold", "batch_size")
+SPEED_SAMPLES = 20
+"""Images whose model time the worker keeps, for "about N minutes here" before a class change."""
 """Config fields that do not change the built model: no rebuild when only these change."""
 
 
@@ -152,6 +155,8 @@ class _Worker(QObject):
         self._settings = settings
         self._pipeline: DetectionPipeline | None = None
         self._available = False
+        self.timings: deque[float] = deque(maxlen=SPEED_SAMPLES)
+        """Seconds the model took for each of its last images here (cache hits left out)."""
 
     @Slot()
     def serve(self) -> None:
@@ -180,7 +185,7 @@ class _Worker(QObject):
             return
         try:
             pipeline = DetectionPipeline(self._folder, self._cache, config, settings.ontology(),
-                                         factory=self._factory, on_event=self._on_event)
+                                         factory=self._factory, on_event=self._on_event, plan=settings.run_plan())
         except ValueError as exc:
             self._pipeline, self._available = None, False
             self.model_state.emit("unavailable", str(exc))
@@ -210,7 +215,12 @@ class _Worker(QObject):
             self._serve_cache_only(self._pipeline)
             return
         try:
+            last = time.perf_counter()
             for result in self._pipeline.run(self._queue.paths(), self._queue.interrupt):
+                now = time.perf_counter()
+                if result.ok and not result.from_cache:
+                    self.timings.append(now - last)
+                last = now
                 self._deliver(result.relpath, result.boxes, result.error)
         except DetectorUnavailable as exc:
             self._available = False
@@ -307,6 +317,11 @@ class DetectionController(QObject):
     def position(self, rel: str) -> int | None:
         """How many images the model will detect before ``rel`` (0: detecting it now), or None."""
         return self._queue.position(rel)
+
+    def seconds_per_image(self) -> float | None:
+        """The model's median time per image on this machine so far (None before its first)."""
+        timings = sorted(self._worker.timings) if self._worker is not None else []
+        return timings[len(timings) // 2] if timings else None
 
     def rerun(self, relpath: str) -> None:
         """Drop the cached proposals of one image and detect it again, next.
