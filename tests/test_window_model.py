@@ -52,3 +52,38 @@ def test_real_model_proposals_are_reviewed_and_saved(open_review, tiny_gdino, qt
     assert labels.verified
     assert [(b.label, (b.x0 + 1, b.y0 + 1, b.x1, b.y1)) for b in labels.boxes] == expected
     h.wait_shown("b.png")
+
+
+def test_adding_a_class_keeps_every_proposal_and_the_model(open_review, tiny_gdino, qtbot):
+    """Issue 19: "+ Add" once took "Proposals 15/46" to 0/46, reloaded the model and wiped the
+    pending proposals on screen. Now only the new class is detected, by the same model."""
+    from autolabel_gui.core.cache import ProposalCache
+    from autolabel_gui.core.records import ImageKey
+    from autolabel_gui.detection.base import create_detector
+
+    built = []
+
+    def counting_factory(config):
+        built.append(config)
+        return create_detector(config)
+
+    h = open_review(["a.png", "b.png"], detector_factory=counting_factory, **model_settings(tiny_gdino))
+    qtbot.waitUntil(lambda: h.window.progress_label.text().startswith("Proposals 2/2"), timeout=MODEL_TIMEOUT_MS)
+    before = [it.box for it in h.state.items]
+    assert before and len(built) == 1
+    old_group = h.controller.session.plan.groups[0]
+    key = ImageKey.from_path(h.root, "b.png")
+    with ProposalCache.for_folder(h.root) as cache:
+        cached = cache.get(key, old_group.run_id)
+
+    h.window._add_to_project(["bottle"])
+    [change] = h.class_changes
+    assert [(g.classes, g.images) for g in change.to_detect] == [(("bottle",), 2)]
+    assert [it.box for it in h.state.items][:len(before)] == before, "nothing on screen is lost"
+    qtbot.waitUntil(lambda: h.window.progress_label.text().startswith("Proposals 2/2"), timeout=MODEL_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: h.state.model_done, timeout=MODEL_TIMEOUT_MS)
+    assert len(built) == 1, "the model is not loaded again for a new class"
+    assert [b for b in (it.box for it in h.state.items) if b.label != "bottle"] == before
+    with ProposalCache.for_folder(h.root) as cache:
+        assert cached is not None and cache.get(key, old_group.run_id) == cached, "the old rows are kept"
+        assert cache.get(key, h.controller.session.plan.groups[1].run_id) is not None

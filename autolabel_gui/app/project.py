@@ -46,11 +46,12 @@ class ProjectSettings:
     text_encoder: str | None = None
     annotations_dir: str | None = None
     extra: dict[str, str] = field(default_factory=dict)  # backend options, e.g. image_size
-    prompt_groups: list[list[list[str]]] = field(default_factory=list)
+    prompt_groups: list[list[list[str]]] = field(default_factory=list, compare=False)
     """The classes as the model reads them, ``[[name, prompt text], ...]`` per prompt group: the
     list the folder started with, then one group per change that added classes (ADR 0013).
     Kept in step with ``classes`` and ``prompts`` by ``groups()``; a removed class stays in its
-    group (its proposals are left out when read), so a change recomputes only what is new."""
+    group (its proposals are left out when read), so a change recomputes only what is new.
+    Not compared: an empty list means "the class list is the one group", which ``groups()`` says."""
     notes: list[str] = field(default_factory=list, compare=False)
     """Why values of the folder's file were ignored (never saved); shown by the commands and the window."""
 

@@ -62,6 +62,8 @@ FILTERS: tuple[tuple[str, frozenset[Status] | None], ...] = (
     ("Verified", frozenset({Status.VERIFIED})),
     ("Cannot be read", frozenset({Status.UNREADABLE})),
 )
+PREDATES_FILTER = "Verified before a class was added"
+"""The last filter: verified images whose files may miss a class added since (ADR 0013)."""
 
 
 def _icon(color: str) -> QIcon:
@@ -82,6 +84,8 @@ class FileListModel(QAbstractListModel):
         ``label`` wrote (``app.status.annotation_status``)."""
         super().__init__(parent)
         self.prelabels = prelabels or {}
+        self.predates: dict[str, list[str]] = {}
+        """Verified images -> the classes added since their verification (``app.status.verified_before``)."""
         self._failed = failed if failed is not None else {}
         self._unreadable: dict[str, str] = {}
         self._waiting_font = QFont()
@@ -137,6 +141,8 @@ class FileListModel(QAbstractListModel):
         row = self._row[rel]
         status = self.status(row)
         text = status.value if status is not Status.UNREADABLE else f"cannot be read: {self._unreadable.get(rel, '')}"
+        if rel in self.predates:
+            text += " before " + ", ".join(f"'{c}'" for c in self.predates[rel]) + " was added"
         mark = self.model_mark(rel)
         if mark == "failed":
             return f"{text}; detection failed: {self._failed[rel]}"
@@ -261,13 +267,16 @@ class StatusFilter(QSortFilterProxyModel):
         super().__init__(parent)
         self._wanted: frozenset[Status] | None = None
         self._text = ""
+        self._predates_only = False
 
     def set_text(self, text: str) -> None:
         self._text = text.strip()
         self.refilter()
 
-    def set_wanted(self, wanted: frozenset[Status] | None) -> None:
+    def set_wanted(self, wanted: frozenset[Status] | None, predates_only: bool = False) -> None:
+        """``predates_only``: just the verified images that predate a class (``PREDATES_FILTER``)."""
         self._wanted = wanted
+        self._predates_only = predates_only
         self.refilter()
 
     def refilter(self) -> None:
@@ -287,6 +296,8 @@ class StatusFilter(QSortFilterProxyModel):
             return True
         if self._text and not name_matches(model.relpath(source_row), self._text):
             return False
+        if self._predates_only:
+            return model.relpath(source_row) in model.predates
         return self._wanted is None or model.status(source_row) in self._wanted
 
 
@@ -328,6 +339,7 @@ class FileListPanel(QWidget):
         self.filter_box = QComboBox(self)
         for name, _ in FILTERS:
             self.filter_box.addItem(name)
+        self.filter_box.addItem(PREDATES_FILTER)
         self.counts_label = QLabel(self)
         self.counts_label.setWordWrap(True)
         self.view = QListView(self)
@@ -403,7 +415,10 @@ class FileListPanel(QWidget):
             self.image_chosen.emit(self.model.relpath(self.proxy.mapToSource(index).row()))
 
     def _filter_chosen(self, i: int) -> None:
-        self.proxy.set_wanted(FILTERS[i][1])
+        if i < len(FILTERS):
+            self.proxy.set_wanted(FILTERS[i][1])
+        else:
+            self.proxy.set_wanted(frozenset({Status.VERIFIED}), predates_only=True)
         self._show_current()
 
     def _refilter(self) -> None:

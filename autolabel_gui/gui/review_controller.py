@@ -8,6 +8,7 @@ to say about the model in ``app.model_progress``.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from autolabel_gui.app.model_progress import ModelProgress, detection_order, refused_text, waiting_text
 from autolabel_gui.app.project import ProjectSettings, plan_of
 from autolabel_gui.app.session import ReviewSession
-from autolabel_gui.app.status import Status
+from autolabel_gui.app.status import Status, verified_before
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.leftovers import sweep_leftovers
@@ -69,6 +70,7 @@ class ReviewController(QObject):
         self.progress = ModelProgress.of(folder.images, cached)
         self.files = FileListModel(folder, lambda: self.progress.done, self, failed=self.progress.failed,
                                    prelabels=self.cache.outputs())
+        self._find_predating()
         self.images = ImageCache(folder, parent=self)
         self.detection = DetectionController(folder, self.cache, settings, self, detector_factory=detector_factory)
         self.banner = ModelBanner(canvas)
@@ -275,6 +277,7 @@ class ReviewController(QObject):
         if status is not None:
             self.files.set_status(rel, status)
         if verify:
+            self.files.predates.pop(rel, None)
             self.message.emit(f"Saved {self.folder.voc_path(rel).name} (verified).", False)
         self.boxes_changed.emit()
         return True
@@ -360,6 +363,7 @@ class ReviewController(QObject):
         self.session.set_plan(plan, settings.classes)
         self.progress.done = ModelProgress.of(self.folder.images, plan.cached_relpaths(self.cache)).done
         self.progress.failed.clear()
+        self._find_predating()
         self.files.model_changed()
         self.detection.reconfigure(settings)
         self._queue_detection()
@@ -432,6 +436,13 @@ class ReviewController(QObject):
         else:
             self.banner.set_text(refused_text(self._waiting_text()), urgent=True)
         self._banner_timer.start()
+
+    def _find_predating(self) -> None:
+        """The file list's "verified before a class was added" (from the review records)."""
+        try:
+            self.files.predates = verified_before(self.folder, self.cache.iter_reviews(), self.settings.classes)
+        except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
+            self.message.emit(f"{self.cache.path}: review records not read ({exc})", True)
 
     def _settled_text(self, state: ReviewState | None) -> str:
         """The banner once the image has its proposals: "found nothing" only when the model's

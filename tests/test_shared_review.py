@@ -1,0 +1,148 @@
+"""Review rules when a folder is shared or changes under the reviewer (issue 19), without Qt:
+a deleted VOC file, a class list that grows, pre-labels written by ``label --voc-dir``."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from pathlib import Path
+
+from autolabel_gui.app.prelabel import VocWriter
+from autolabel_gui.app.project import ProjectSettings
+from autolabel_gui.app.session import ReviewSession
+from autolabel_gui.app.stats import compute_stats, format_stats
+from autolabel_gui.app.status import Status, annotation_status
+from autolabel_gui.app.triage import accept_and_verify
+from autolabel_gui.core.boxes import Box, BoxState
+from autolabel_gui.core.cache import ProposalCache
+from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.records import ImageKey
+from autolabel_gui.core.review import UNSEEN_PROPOSALS
+from autolabel_gui.formats.voc import read_voc
+
+from tests.fixtures.images import ImageSpec, write_image
+
+OLD = ProjectSettings(classes=["dog", "cat"]).with_groups_kept()
+NEW = replace(OLD, classes=["dog", "cat", "bottle"])
+PROPOSALS = [Box(10.25, 10.5, 40.75, 30.25, "dog", 0.9, BoxState.PROPOSED),
+             Box(3.6, 20.4, 60.5, 44.6, "cat", 0.6, BoxState.PROPOSED),
+             Box(0, 0, 5, 5, "cat", 0.1, BoxState.PROPOSED)]
+BOTTLE = [Box(20.4, 5.5, 30.6, 40.5, "bottle", 0.8, BoxState.PROPOSED)]
+
+
+def _folder(tmp_path: Path, size=(64, 48)) -> tuple[ImageFolder, ProposalCache]:
+    write_image(tmp_path / "a.png", ImageSpec(size=size, color=(90, 90, 90)))
+    cache = ProposalCache.for_folder(tmp_path)
+    key = ImageKey.from_path(tmp_path, "a.png")
+    for group in NEW.run_plan().groups:  # the proposals of both groups, as the model left them
+        cache.put(key, group.run_id, PROPOSALS if "dog" in group.names else BOTTLE)
+    return ImageFolder(tmp_path), cache
+
+
+def _verify(session: ReviewSession, rel: str) -> bool:
+    """Space; True when the image was saved verified."""
+    return accept_and_verify(session, rel, True)[1] is None
+
+
+def _session(folder: ImageFolder, cache: ProposalCache, settings: ProjectSettings = OLD) -> ReviewSession:
+    return ReviewSession(folder, cache, settings.classes, settings.run_plan(), settings.box_threshold)
+
+
+def test_a_deleted_voc_file_brings_the_proposals_back_and_never_verifies_empty(tmp_path: Path) -> None:
+    folder, cache = _folder(tmp_path)
+    first = _session(folder, cache)
+    assert _verify(first, "a.png")
+    voc = folder.voc_path("a.png")
+    assert len(read_voc(voc).boxes) == 2
+    voc.unlink()
+
+    again = _session(folder, cache)
+    state = again.open("a.png").state
+    assert state.pending_count() == 2, "the model's proposals are pending review again"
+    assert state.model_proposals_above_threshold() == 2, "so the window does not say 'found nothing'"
+    assert annotation_status(voc, True) is Status.PROPOSALS
+    assert _verify(again, "a.png")
+    assert [b.label for b in read_voc(voc).boxes] == ["dog", "cat"]
+
+
+def test_a_rejection_still_stands_after_the_file_is_deleted(tmp_path: Path) -> None:
+    folder, cache = _folder(tmp_path)
+    first = _session(folder, cache)
+    state = first.open("a.png").state
+    state.select(next(i for i, it in enumerate(state.items) if it.box.label == "cat"))
+    state.delete_selected()
+    assert _verify(first, "a.png")
+    folder.voc_path("a.png").unlink()
+    state = _session(folder, cache).open("a.png").state
+    assert [state.items[i].box.label for i in state.visible_indices() if state.items[i].pending] == ["dog"]
+    assert state.verify_blocker(True) is None
+
+
+def test_no_key_verifies_while_a_proposal_is_neither_shown_nor_reviewed(tmp_path: Path) -> None:
+    folder, cache = _folder(tmp_path)
+    state = _session(folder, cache).open("a.png").state
+    state.items = tuple(it for it in state.items if it.box.label != "cat")  # lost from view somehow
+    assert state.verify_blocker(True) == UNSEEN_PROPOSALS
+
+
+def test_a_verified_image_is_not_reopened_by_a_new_class_but_says_it_predates_it(tmp_path: Path) -> None:
+    folder, cache = _folder(tmp_path)
+    assert _verify(_session(folder, cache), "a.png")
+    state = _session(folder, cache, NEW).open("a.png").state
+    assert state.verified
+    assert [state.items[i].box.label for i in state.visible_indices() if state.items[i].pending] == ["bottle"], \
+        "old proposals stay decided"
+    assert state.classes_added_since_verified(NEW.classes) == ["bottle"]
+
+    stats = compute_stats(folder, NEW.classes, cache, NEW.run_plan())
+    assert stats.verified_before == {"bottle": 1}
+    assert "verified before 'bottle' was added: 1 image" in format_stats(stats)
+
+    again = _session(folder, cache, NEW)
+    assert _verify(again, "a.png")
+    assert again.get("a.png").classes_added_since_verified(NEW.classes) == []
+    assert compute_stats(folder, NEW.classes, cache, NEW.run_plan()).verified_before == {}
+    assert sorted(b.label for b in read_voc(folder.voc_path("a.png")).boxes) == ["bottle", "cat", "dog"]
+
+
+def test_prelabels_written_by_label_open_as_proposals_never_twice(tmp_path: Path) -> None:
+    folder, cache = _folder(tmp_path)  # 64x48: label's integer boxes differ from the cached floats
+    notes: list[str] = []
+    writer = VocWriter(folder, cache, OLD.box_threshold, notes.append, OLD.classes)
+    assert writer.write("a.png", PROPOSALS) == "written"
+    voc = folder.voc_path("a.png")
+    assert len(read_voc(voc).boxes) == 2
+    assert annotation_status(voc, True, cache.outputs()) is Status.PROPOSALS
+
+    session = _session(folder, cache)
+    state = session.open("a.png").state
+    assert state.accepted_boxes() == [] and state.pending_count() == 2
+    assert [it.box.score for it in state.items if it.pending] == [0.9, 0.6, 0.1], "scores from the cache"
+    state.set_threshold(0.7)
+    assert state.pending_count() == 1, "the threshold applies to pre-labels"
+    state.set_threshold(0.35)
+    assert _verify(session, "a.png")
+    labels = read_voc(voc)
+    assert labels.verified and len(labels.boxes) == 2, "each object once"
+
+
+def test_prelabels_without_cached_proposals_are_proposals_too(tmp_path: Path) -> None:
+    folder, cache = _folder(tmp_path, size=(80, 60))
+    VocWriter(folder, cache, OLD.box_threshold, print, OLD.classes).write("a.png", PROPOSALS)
+    other = replace(OLD, text_threshold=0.3)  # another run: the cache has nothing for it
+    state = _session(folder, cache, other).open("a.png").state
+    assert state.accepted_boxes() == []
+    assert [it.box.label for it in state.items if it.pending] == ["dog", "cat"]
+    assert all(it.box.score is None for it in state.items)
+    assert not state.model_done, "stand-ins: Space still waits for this model's own proposals"
+
+
+def test_a_prelabel_file_someone_edited_is_their_work(tmp_path: Path) -> None:
+    folder, cache = _folder(tmp_path)
+    VocWriter(folder, cache, OLD.box_threshold, print, OLD.classes).write("a.png", PROPOSALS)
+    voc = folder.voc_path("a.png")
+    voc.write_bytes(voc.read_bytes().replace(b"<name>cat</name>", b"<name>dog</name>"))
+    assert cache.get_output(voc) != hashlib.sha256(voc.read_bytes()).hexdigest()
+    state = _session(folder, cache).open("a.png").state
+    assert sorted(b.label for b in state.accepted_boxes()) == ["dog", "dog"]
+    assert annotation_status(voc, True, cache.outputs()) is Status.IN_REVIEW
