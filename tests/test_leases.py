@@ -348,6 +348,22 @@ def test_the_grid_never_verifies_an_image_held_elsewhere(tmp_path):
     assert lb.book is not None and lb.book.mine() == {"a.png"}, "the grid's claim on c.png is given back"
 
 
+def test_the_grid_never_writes_an_image_changed_on_disk_since_its_page_was_shown(tmp_path):
+    (sa, sb), (la, lb) = _shared(tmp_path)
+    shown = sb.open("c.png").state  # on bob's grid page, no lease yet
+    opened = la.open(sa, "c.png")
+    opened.state.add_box(proposal(5, 5, 30, 30, "person", 0.9))
+    assert sa.save("c.png", verify=True).error is None
+    la.leave(sa, "c.png")
+    written = (tmp_path / "c.xml").read_bytes()
+    triage = Triage(["c.png"], 2)
+    triage.open(["c.png"])
+    result = triage.verify_page(sb, model_runs=False, claim=lambda rel: lb.claim(sb, rel))
+    assert result.verified == [] and "changed on disk" in result.errors["c.png"]
+    assert (tmp_path / "c.xml").read_bytes() == written, "alice's file is left as she saved it"
+    assert sb.get("c.png") is not shown, "the single view reads the new file"
+
+
 # ------------------------------------------------------------------ two windows on one folder
 
 THREE = ["a.png", "b.png", "c.png"]

@@ -69,7 +69,7 @@ class FolderLeases:
         other = self._acquire(rel)
         if other is None:
             self.held.pop(rel, None)
-            if rel in self._read_only or session.changed_on_disk(rel):
+            if rel in self._read_only or (session.changed_on_disk(rel) and rel not in session.unsaved()):
                 session.forget(rel)
                 self._read_only.discard(rel)
             return session.open(rel)
@@ -126,7 +126,8 @@ class FolderLeases:
         if not mine:
             self._claims.add(rel)
         if session.changed_on_disk(rel):
-            session.forget(rel)
+            if rel not in session.unsaved():
+                session.forget(rel)  # the single view shows the new file
             return "changed on disk by someone else since it was shown; not verified"
         return None
 

@@ -463,5 +463,10 @@ class LeaseBook:
 def _unlink(path: Path) -> None:
     try:
         os.unlink(path)
+    except (IsADirectoryError, PermissionError):  # a folder put where a lease belongs (macOS: EPERM)
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
     except OSError:
         pass
