@@ -348,6 +348,31 @@ def test_the_grid_never_verifies_an_image_held_elsewhere(tmp_path):
     assert lb.book is not None and lb.book.mine() == {"a.png"}, "the grid's claim on c.png is given back"
 
 
+def test_an_image_whose_save_failed_keeps_its_lease_until_the_save_works(tmp_path, monkeypatch):
+    import autolabel_gui.app.session as session_module
+
+    (sa, sb), (la, lb) = _shared(tmp_path)
+    opened = la.open(sa, "a.png")
+    opened.state.add_box(proposal(10, 10, 50, 50, "person", 0.9))
+    real = session_module.write_voc
+
+    def full(*_args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(session_module, "write_voc", full)
+    assert sa.save("a.png").error is not None
+    la.leave(sa, "a.png")
+    la.open(sa, "b.png")
+    assert lb.open(sb, "a.png").state.read_only, "the edits still to be written keep a.png"
+    assert la.renew(sa, "b.png") == [] and lb.book is not None and lb.book.holder("a.png") == la.book.me
+    monkeypatch.setattr(session_module, "write_voc", real)
+    assert sa.retry_unsaved() == []
+    assert la.renew(sa, "b.png") == []
+    assert lb.scan() == {"a.png", "b.png"} and not lb.held_by_other("a.png") and lb.held_by_other("b.png")
+    again = lb.open(sb, "a.png")
+    assert not again.state.read_only and [b.xyxy for b in again.state.accepted_boxes()] == [(10, 10, 50, 50)]
+
+
 def test_the_grid_never_writes_an_image_changed_on_disk_since_its_page_was_shown(tmp_path):
     (sa, sb), (la, lb) = _shared(tmp_path)
     shown = sb.open("c.png").state  # on bob's grid page, no lease yet
