@@ -72,11 +72,14 @@ class ReviewSession:
         self.view = ViewFilter()
         self._opened: dict[str, Opened] = {}
         self._unsaved: dict[str, _Failed] = {}
+        self._on_disk: dict[str, tuple[int, int, int] | None] = {}
+        """The VOC file of each opened image as this session last read or wrote it (mtime, size, inode)."""
 
     def open(self, rel: str) -> Opened:
         """The state of image ``rel``: kept from an earlier visit, or loaded now."""
         opened = self._opened.get(rel)
         if opened is None:
+            self._on_disk[rel] = self._voc_identity(rel)
             opened = self._load(rel)
             self._opened[rel] = opened
         opened.state.set_threshold(self.threshold)
@@ -86,6 +89,25 @@ class ReviewSession:
             if proposals is not None:
                 opened.state.set_proposals(proposals)
         return opened
+
+    def forget(self, rel: str) -> None:
+        """Drop the state kept for ``rel``: the next ``open`` reads its files again (another
+        annotator may have changed them). A failed save of it is forgotten too."""
+        self._opened.pop(rel, None)
+        self._unsaved.pop(rel, None)
+        self._on_disk.pop(rel, None)
+
+    def changed_on_disk(self, rel: str) -> bool:
+        """Whether the VOC file of opened image ``rel`` changed since this session last read or
+        wrote it: someone else wrote it (another annotator's window, ``label``)."""
+        return rel in self._opened and self._voc_identity(rel) != self._on_disk.get(rel)
+
+    def _voc_identity(self, rel: str) -> tuple[int, int, int] | None:
+        try:
+            st = self.folder.voc_path(rel).stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
 
     def opened(self) -> list[str]:
         """The images opened in this session so far."""
@@ -179,6 +201,7 @@ class ReviewSession:
             except (AnnotationError, OSError, ValueError) as exc:
                 return Saved(error=f"{path}: not saved ({exc})")
             result.written = True
+            self._on_disk[rel] = self._voc_identity(rel)
             if verify:
                 state.verified_classes = list(self.class_names)
         if self.cache is not None and self.run_id is not None and (state.record_changed or result.written):

@@ -150,16 +150,19 @@ class Triage:
             return f"{waiting} image{'s are' if waiting != 1 else ' is'} still loading; look at them first"
         return None
 
-    def verify_page(self, session: ReviewSession, model_runs: bool) -> PageResult:
+    def verify_page(self, session: ReviewSession, model_runs: bool,
+                    claim: Callable[[str], str | None] | None = None) -> PageResult:
         """Space: verify the unmarked images (each as Space on one image); set aside the marked
         ones and those that could not be verified (a failed save: the single view says why).
 
         The caller checks ``blocker`` first. The page stays open so the caller can show the next
-        one (``select(..., after=True)`` from ``page[-1]``).
+        one (``select(..., after=True)`` from ``page[-1]``). ``claim(rel)``: take the image's
+        lease before writing it; a reason (another annotator holds it) leaves it unwritten.
         """
         result = PageResult()
         for rel in self.unmarked():
-            count, error = accept_and_verify(session, rel, model_runs)
+            refused = claim(rel) if claim is not None else None
+            count, error = (0, refused) if refused is not None else accept_and_verify(session, rel, model_runs)
             if error is None:
                 result.verified.append(rel)
                 result.accepted += count

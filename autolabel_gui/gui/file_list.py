@@ -47,6 +47,8 @@ STATUS_COLORS: dict[Status, str] = {
     Status.VERIFIED: "#43a047",
     Status.UNREADABLE: "#e53935",
 }
+HELD_MARK = "\N{LOCK}"
+"""After the name of an image another annotator has open."""
 WAITING_COLOR = "#8a8a8a"
 FAILED_COLOR = "#e53935"
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -88,6 +90,7 @@ class FileListModel(QAbstractListModel):
         """Verified images -> the classes added since their verification (``app.status.verified_before``)."""
         self._failed = failed if failed is not None else {}
         self._unreadable: dict[str, str] = {}
+        self._held: dict[str, str] = {}
         self._waiting_font = QFont()
         self._waiting_font.setItalic(True)
         self._folder = folder
@@ -115,7 +118,7 @@ class FileListModel(QAbstractListModel):
         row = index.row()
         rel = self._images[row]
         if role == Qt.ItemDataRole.DisplayRole:
-            return rel
+            return f"{rel}  {HELD_MARK}" if rel in self._held else rel
         if role == Qt.ItemDataRole.ForegroundRole:
             mark = self.model_mark(rel)
             return None if mark == "ready" else QBrush(QColor(FAILED_COLOR if mark == "failed" else WAITING_COLOR))
@@ -144,9 +147,23 @@ class FileListModel(QAbstractListModel):
         if rel in self.predates:
             text += " before " + ", ".join(f"'{c}'" for c in self.predates[rel]) + " was added"
         mark = self.model_mark(rel)
+        held = f"{self._held[rel]}; " if rel in self._held else ""
         if mark == "failed":
-            return f"{text}; detection failed: {self._failed[rel]}"
-        return f"{text}; {'proposals ready' if mark == 'ready' else 'waiting for the model'}"
+            return f"{held}{text}; detection failed: {self._failed[rel]}"
+        return f"{held}{text}; {'proposals ready' if mark == 'ready' else 'waiting for the model'}"
+
+    def set_held(self, held: dict[str, str]) -> None:
+        """Images other annotators hold -> "held by alice@laptop-2 since 14:02" (a lock mark on
+        the name, the text in the tooltip)."""
+        old, self._held = self._held, dict(held)
+        for rel in set(old) ^ set(held) | {r for r in held if old.get(r) != held[r]}:
+            row = self._row.get(rel)
+            if row is not None:
+                index = self.index(row)
+                self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole])
+
+    def held(self, rel: str) -> str | None:
+        return self._held.get(rel)
 
     # -- statuses --------------------------------------------------------------------------
 

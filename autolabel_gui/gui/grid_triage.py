@@ -151,7 +151,8 @@ class GridTriage(QObject):
             self._say(f"Not verified: {blocker}.", True)
             return
         last = triage.page[-1]
-        result = triage.verify_page(c.session, c.model_runs)
+        result = triage.verify_page(c.session, c.model_runs, lambda rel: c.leases.claim(c.session, rel))
+        c.leases.drop_claims(keep=c.current)
         for rel in (*result.verified, *result.errors):
             status = c.session.status(rel)
             if status is not None:
@@ -242,7 +243,7 @@ class GridTriage(QObject):
         """Unverified, readable, and the model has finished it with proposals, under the same
         gate as Space: a page never holds an image still waiting for the model."""
         c = self._controller
-        if c is None or rel not in c.progress.done:
+        if c is None or rel not in c.progress.done or c.leases.held_by_other(rel):
             return False
         if self._status(rel) in (Status.VERIFIED, Status.UNREADABLE):
             return False

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from autolabel_gui.app.model_progress import ModelProgress, detection_order, refused_text, waiting_text
 from autolabel_gui.app.project import ProjectSettings, plan_of
 from autolabel_gui.app.session import ReviewSession
+from autolabel_gui.app.shared_folder import RENEW_EVERY_S, SCAN_EVERY_S, FolderLeases, held_text
 from autolabel_gui.app.status import Status, verified_before
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
@@ -84,6 +85,12 @@ class ReviewController(QObject):
         self._banner_timer = QTimer(self)
         self._banner_timer.setInterval(BANNER_REFRESH_MS)
         self._banner_timer.timeout.connect(self._show_where_the_model_is)
+        self.leases = FolderLeases.for_folder(folder)
+        """Which images other annotators have open (app/shared_folder.py); timers renew and re-read."""
+        self._lease_timers = (QTimer(self, interval=int(RENEW_EVERY_S * 1000)),
+                              QTimer(self, interval=int(SCAN_EVERY_S * 1000)))
+        self._lease_timers[0].timeout.connect(self._renew_leases)
+        self._lease_timers[1].timeout.connect(self.scan_leases)
         self.images.loaded.connect(self._image_loaded)
         self.images.failed.connect(self._image_failed)
         self.detection.proposals_ready.connect(self._proposals_ready)
@@ -102,10 +109,15 @@ class ReviewController(QObject):
         self.detection.start()
         for problem in self.folder.problems[:1]:
             self.message.emit(f"{len(self.folder.problems)} problem(s) while listing: {problem}", True)
+        self.scan_leases()
+        for timer in self._lease_timers:
+            timer.start()
+        if self.leases.problem:
+            self.message.emit(self.leases.problem, True)
         if first in self.folder.images:
             self.go_to(first)
         elif self.folder.images:
-            row = self.files.next_row(-1, +1, lambda status: status is not Status.VERIFIED)
+            row = self._next_unverified_row(-1)
             self.go_to(self.folder.images[max(row, 0)])
         else:
             self.canvas.set_image(None)
@@ -118,6 +130,9 @@ class ReviewController(QObject):
         caller may then end the process without it (its batch is committed whole or not at all).
         """
         self.save_current()
+        for timer in self._lease_timers:
+            timer.stop()
+        self.leases.close()
         self._banner_timer.stop()
         self.banner.set_text("")
         for signal, slot in ((self.canvas.selection_changed, self._canvas_selected),
@@ -160,8 +175,12 @@ class ReviewController(QObject):
         if rel == self.current:
             return
         self.save_current()
+        self.leases.leave(self.session, self.current)
         self.current = rel
-        opened = self.session.open(rel)
+        had_leases = self.leases.book is not None
+        opened = self.leases.open(self.session, rel)
+        if had_leases and self.leases.problem:
+            self.message.emit(self.leases.problem, True)
         self._problem = opened.problem
         if rel in self.progress.failed:
             opened.state.model_done = True  # it has seen the image and could not process it
@@ -201,15 +220,42 @@ class ReviewController(QObject):
         """The next image (after this one, then from the start) not yet verified."""
         row = self.files.row_of(self.current) if self.current else -1
         self.save_current()
-        want = lambda status: status is not Status.VERIFIED  # noqa: E731
-        target = self.files.next_row(row, +1, want)
+        target = self._next_unverified_row(row)
         if target < 0:
-            target = self.files.next_row(-1, +1, want)
+            target = self._next_unverified_row(-1)
         if target < 0 or target == row:
             self.message.emit(f"All {len(self.folder.images)} images are verified.", False)
             return False
         self.go_to(self.files.relpath(target))
         return True
+
+    def _next_unverified_row(self, row: int) -> int:
+        """The next row after ``row`` (no wrap) not verified and not held by another annotator."""
+        want = lambda status: status is not Status.VERIFIED  # noqa: E731
+        target = self.files.next_row(row, +1, want)
+        while target >= 0 and self.leases.held_by_other(self.files.relpath(target)):
+            target = self.files.next_row(target, +1, want)
+        return target
+
+    @Slot()
+    def scan_leases(self) -> None:
+        """Who holds what now (timer): the file list's marks; the image on screen becomes
+        writable once its holder has moved on."""
+        if self.leases.scan():
+            self.files.set_held({rel: held_text(h) for rel, h in self.leases.held.items()})
+        for report in self.leases.reports():
+            self.message.emit(report, True)
+        rel = self.current
+        if rel is not None and self.leases.read_only_by_lease(rel) and not self.leases.held_by_other(rel):
+            self.current = None  # open it again, leased this time
+            self.go_to(rel)
+            if not self.leases.read_only_by_lease(rel):
+                self.message.emit(f"{rel}: its holder moved on; it is yours to review now.", False)
+
+    @Slot()
+    def _renew_leases(self) -> None:
+        for text in self.leases.renew(self.session, self.current):
+            self.message.emit(text, True)
 
     def accept_all_and_next(self) -> None:
         """Space: accept the visible proposals, save verified, go on to the next unverified image.
@@ -429,7 +475,7 @@ class ReviewController(QObject):
         waiting = state is not None and state.verify_blocker(self.model_runs) == "waiting for the model"
         if not waiting:
             self._banner_timer.stop()
-            self.banner.set_text(self._settled_text(state))
+            self.banner.set_text(self.leases.note(self.current) or self._settled_text(state))
             return
         if not self.banner.urgent or not self._banner_timer.isActive():
             self.banner.set_text(self._waiting_text())
