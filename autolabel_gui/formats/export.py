@@ -102,21 +102,6 @@ class ExportResult:
     dropped: list[str] = field(default_factory=list)
 
 
-def read_class_list(path: Path) -> list[str]:
-    """One class name a line (``--classes FILE``); blank lines and ``#`` comments are ignored."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExportError(f"{path}: cannot read the class list: {exc}") from exc
-    names = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ExportError(f"{path}: class names listed twice: {', '.join(duplicates)}")
-    if not names:
-        raise ExportError(f"{path}: no class names in the file")
-    return names
-
-
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 """Line breaks and other control characters: a name with one would split ``trainval.txt``."""
 
