@@ -29,7 +29,7 @@ class DetectorConfig:
     config: str | None = None
     text_encoder: str | None = None
     device: str = "auto"
-    precision: str = "auto"  # auto | fp32 | fp16 | bf16
+    precision: str = "auto"  # auto | fast | fp32 | fp16 | bf16 (compute_path.PRECISIONS)
     box_threshold: float = 0.35
     text_threshold: float = 0.25
     batch_size: int = 1
