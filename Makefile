@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	# torch and torchvision pinned together: an unpinned torch pulls a newer torchvision ABI.
 	$(PIP) install -q "torch==2.14.1" "torchvision==0.29.1"
-	$(PIP) install -q -e ".[test,cluster]"
+	$(PIP) install -q -e ".[test,dev,cluster]"
 	# rf-groundingdino and supervision pull opencv-python, whose bundled Qt plugins clash with
 	# PySide6; keep only the headless build (docs/decisions/0002-opencv-headless.md).
 	$(PIP) uninstall -q -y opencv-python opencv-python-headless

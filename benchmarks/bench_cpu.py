@@ -154,7 +154,8 @@ def main() -> None:
     import torch
     from autolabel_gui.core.images import load_image
     from autolabel_gui.core.ontology import Ontology
-    from autolabel_gui.detection.base import DetectorConfig, create_detector
+    from autolabel_gui.detection.base import DetectorConfig
+    from autolabel_gui.detection.catalogue import create_detector
     from PIL import Image
 
     if args.threads:

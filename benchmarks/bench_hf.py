@@ -36,7 +36,8 @@ def _worker(spec: dict) -> dict:
     import numpy as np
     from autolabel_gui.core.images import load_image
     from autolabel_gui.core.ontology import Ontology
-    from autolabel_gui.detection.base import DetectorConfig, create_detector
+    from autolabel_gui.detection.base import DetectorConfig
+    from autolabel_gui.detection.catalogue import create_detector
 
     config = DetectorConfig(**spec["config"])
     detector = create_detector(config)

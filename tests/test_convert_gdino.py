@@ -10,7 +10,8 @@ import pytest
 from autolabel_gui.cli import main
 from autolabel_gui.core.images import load_image
 from autolabel_gui.core.ontology import Ontology
-from autolabel_gui.detection.base import DetectorConfig, create_detector
+from autolabel_gui.detection.base import DetectorConfig
+from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.detection.convert_gdino import hf_config_kwargs, read_original_config, rename
 from autolabel_gui.formats.voc import read_voc
 

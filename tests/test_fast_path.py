@@ -18,7 +18,8 @@ import torch
 from autolabel_gui.core.images import load_image
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.detection import compute_path, fast_sampling
-from autolabel_gui.detection.base import DetectorConfig, create_detector
+from autolabel_gui.detection.base import DetectorConfig
+from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.detection.ids import model_id_for
 from groundingdino.models.GroundingDINO import ms_deform_attn
 

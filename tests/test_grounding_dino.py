@@ -12,7 +12,8 @@ from autolabel_gui.core.boxes import BoxState
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.images import load_image
 from autolabel_gui.core.ontology import Ontology
-from autolabel_gui.detection.base import DetectorUnavailable, Prepared, create_detector
+from autolabel_gui.detection.base import DetectorUnavailable, Prepared
+from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.detection.grounding_dino import GroundingDinoDetector, preprocess
 from autolabel_gui.detection.ids import SCORE_FLOOR, model_id_for
 from autolabel_gui.detection.pipeline import DetectionPipeline

@@ -16,8 +16,8 @@ from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.images import load_image
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.detection import hf_grounding_dino
-from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, Prepared, create_detector
-from autolabel_gui.detection.catalogue import spec_for
+from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, Prepared
+from autolabel_gui.detection.catalogue import create_detector, spec_for
 from autolabel_gui.detection.hf_grounding_dino import HfGroundingDinoDetector, pad_batch
 from autolabel_gui.detection.ids import SCORE_FLOOR, model_id_for
 from autolabel_gui.detection.image_input import preprocess_array

@@ -8,7 +8,8 @@ core/               values and stores: imports nothing above it
 ```
 
 Every ``import`` of the package is read from the source (also those inside functions), so a
-new upward edge fails here before anyone imports it.
+new upward edge, or two modules that import each other (directly or around a circle), fails
+here before anyone imports it.
 """
 
 from __future__ import annotations
@@ -95,6 +96,77 @@ def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert upward_imports() == ["autolabel_gui/core/bad.py:2: core imports autolabel_gui.formats.voc"]
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (every import, also inside functions and under
+    ``TYPE_CHECKING``: an import made only for a type still ties the two modules together)."""
+    paths = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Import):
+                candidates = [[a.name] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                # ``from pkg import mod`` imports the module ``pkg.mod``; ``from mod import name``, ``mod``
+                candidates = [[f"{node.module}.{a.name}", node.module] for a in node.names]
+            else:
+                continue
+            for options in candidates:
+                target = next((m for m in options if m in paths), None)
+                if target is not None and target != name:
+                    found.add(target)
+        graph[name] = found
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other, directly or around a circle (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(cycles)
+
+
+def test_no_two_modules_import_each_other():
+    assert import_cycles(module_graph()) == []
+
+
+def test_the_cycle_checker_sees_a_circle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert import_cycles(graph) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
 
 
 def print_graph() -> str:

@@ -21,7 +21,7 @@ from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.cli import main
 from autolabel_gui.core.boxes import Box, ImageLabels
 from autolabel_gui.core.cache import ProposalCache
-from autolabel_gui.detection import base
+from autolabel_gui.detection import base, catalogue
 from autolabel_gui.detection.ids import run_id_for
 from autolabel_gui.formats.voc import write_voc
 
@@ -165,7 +165,7 @@ def _window_model(tiny_gdino, **overrides) -> dict:
 
 
 def test_window_with_a_wrong_checkpoint_says_so_and_the_review_goes_on(open_review, tiny_gdino, tmp_path, qtbot):
-    from autolabel_gui.detection.base import create_detector
+    from autolabel_gui.detection.catalogue import create_detector
     from PySide6.QtCore import Qt
 
     from tests.fixtures.window import proposal
@@ -193,7 +193,7 @@ def test_window_through_emulated_cuda_oom_and_a_failing_image(open_review, tiny_
 
     write_image(tmp_path / "images" / "d.png", size=(120, 90))  # the model raises on this one
     tiny_gpu.fail_width = 120
-    h = open_review(["a.png", "b.png", "c.png", "d.png"], detector_factory=base.create_detector,
+    h = open_review(["a.png", "b.png", "c.png", "d.png"], detector_factory=catalogue.create_detector,
                     **_window_model(tiny_gdino, device="cuda"))
     qtbot.waitUntil(lambda: len(h.state.items) > 0, timeout=MODEL_TIMEOUT_MS)
     assert ("cuda:0", 1) in tiny_gpu.calls and any(device == "cpu" for device, _ in tiny_gpu.calls)

@@ -17,7 +17,8 @@ from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.ontology import ClassSpec, Ontology
 from autolabel_gui.core.records import ImageKey
-from autolabel_gui.detection.base import DetectorConfig, create_detector
+from autolabel_gui.detection.base import DetectorConfig
+from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.detection.ids import SCORE_FLOOR, run_id_for
 from autolabel_gui.detection.pipeline import DetectionPipeline
 from autolabel_gui.detection.run_plan import RunPlan

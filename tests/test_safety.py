@@ -23,7 +23,8 @@ from autolabel_gui.cli import main
 from autolabel_gui.core.boxes import BoxState
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.detection.base import DetectorUnavailable, create_detector
+from autolabel_gui.detection.base import DetectorUnavailable
+from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.detection.weights import find_weights
 from autolabel_gui.formats.export import export_dataset
 from autolabel_gui.formats.voc import read_voc

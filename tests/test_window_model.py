@@ -24,7 +24,7 @@ def visible(state):
 
 
 def test_real_model_proposals_are_reviewed_and_saved(open_review, tiny_gdino, qtbot):
-    from autolabel_gui.detection.base import create_detector
+    from autolabel_gui.detection.catalogue import create_detector
 
     h = open_review(["a.png", "b.png"], detector_factory=create_detector, **model_settings(tiny_gdino))
     qtbot.waitUntil(lambda: "ready" in h.window.model_label.text(), timeout=MODEL_TIMEOUT_MS)
@@ -59,7 +59,7 @@ def test_adding_a_class_keeps_every_proposal_and_the_model(open_review, tiny_gdi
     pending proposals on screen. Now only the new class is detected, by the same model."""
     from autolabel_gui.core.cache import ProposalCache
     from autolabel_gui.core.records import ImageKey
-    from autolabel_gui.detection.base import create_detector
+    from autolabel_gui.detection.catalogue import create_detector
 
     built = []
 

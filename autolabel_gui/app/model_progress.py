@@ -57,11 +57,6 @@ class ModelProgress:
         self.done.discard(rel)
         return new
 
-    def forget(self, rel: str) -> None:
-        """R: the image is detected again."""
-        self.done.discard(rel)
-        self.failed.pop(rel, None)
-
     def text(self, model_runs: bool) -> str:
         """The status-bar figure: "Proposals 12/43", with failures and a stopped model said."""
         figure = f"Proposals {len(self.done)}/{self.total}"

@@ -13,17 +13,14 @@ import sys
 from pathlib import Path
 
 from autolabel_gui.app.project import ProjectSettings
+from autolabel_gui.commands.options import remembered_given
 
 CLOSE_WAIT_MS = 1500
 """How long closing the window waits for the detector before the process ends without it."""
 
 
 def _gives_settings(args: argparse.Namespace) -> bool:
-    return any(getattr(args, name, None) is not None for name in _SAVED_OPTIONS)
-
-
-_SAVED_OPTIONS = ("classes", "prompt", "box_threshold", "text_threshold", "batch_size", "device", "precision",
-                  "weights", "config", "text_encoder", "annotations")
+    return bool(remembered_given(args))
 
 
 def _save(folder: Path, settings: ProjectSettings) -> None:
@@ -33,6 +30,17 @@ def _save(folder: Path, settings: ProjectSettings) -> None:
         settings.save(folder)
     except (OSError, ValueError) as exc:
         print(f"autolabel-gui: warning: settings not saved in {folder}: {exc}", file=sys.stderr)
+
+
+def folder_settings(folder: Path, args: argparse.Namespace) -> ProjectSettings:
+    """The folder's settings with the command line's options over them, saved with the folder
+    when the command line gave any (``options.REMEMBERED``); ValueError for an invalid one."""
+    settings = ProjectSettings.load(folder).with_args(args)
+    for note in settings.notes:
+        print(f"autolabel-gui: warning: {note}", file=sys.stderr)
+    if _gives_settings(args):
+        _save(folder, settings)
+    return settings
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,14 +58,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"autolabel-gui: {folder}: not a folder", file=sys.stderr)
             return 2
         try:
-            settings = ProjectSettings.load(folder).with_args(args)
+            settings = folder_settings(folder, args)
         except ValueError as exc:
             print(f"autolabel-gui: {exc}", file=sys.stderr)
             return 2
-        for note in settings.notes:
-            print(f"autolabel-gui: warning: {note}", file=sys.stderr)
-        if _gives_settings(args):
-            _save(folder, settings)
         window.open_folder(folder, settings)
         if settings.notes:
             window.show_message(settings.notes[0], error=True)

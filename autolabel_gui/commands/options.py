@@ -1,5 +1,6 @@
 """Argument types for the model options: the rules of ``app.project`` (the one place that says
-what a valid threshold, batch size or device is), applied while the command line is parsed.
+what a valid threshold, batch size or device is), applied while the command line is parsed;
+and which options are remembered for the folder (``REMEMBERED``), named once for every command.
 
 ``app.project`` is imported only when an option is checked, so ``--help`` stays light.
 """
@@ -10,7 +11,8 @@ import argparse
 
 from autolabel_gui.detection.compute_path import PRECISION_HELP, PRECISIONS
 
-__all__ = ["PRECISIONS", "PRECISION_HELP", "batch_size", "device", "threshold"]
+__all__ = ["PER_RUN", "PRECISIONS", "PRECISION_HELP", "REMEMBERED", "batch_size", "device", "remembered_given",
+           "threshold"]
 
 
 def _checked(problem_of: str, convert):
@@ -36,3 +38,40 @@ def _checked(problem_of: str, convert):
 threshold = _checked("threshold_problem", float)
 batch_size = _checked("batch_size_problem", int)
 device = _checked("device_problem", str)
+
+
+REMEMBERED: dict[str, str] = {
+    "classes": "classes",
+    "prompt": "prompts",
+    "box_threshold": "box_threshold",
+    "text_threshold": "text_threshold",
+    "batch_size": "batch_size",
+    "device": "device",
+    "precision": "precision",
+    "model": "backend",  # and what the catalogue entry sets: weights, config, extra, thresholds
+    "backend": "backend",
+    "weights": "weights",
+    "config": "config",
+    "text_encoder": "text_encoder",
+    "annotations": "annotations_dir",
+}
+"""The options of the window and ``label`` that are remembered for the folder, by argparse name,
+with the ``.autolabel/project.json`` setting each one sets (``ProjectSettings.with_args``).
+Given on the command line, any of them makes the window save the folder's settings."""
+
+PER_RUN: dict[str, str] = {
+    "folder": "the folder itself",
+    "voc_dir": "where this run writes unverified VOC files",
+    "cache": "where this run keeps its proposal cache",
+    "no_progress": "how this run reports",
+    "ray": "where this run's model runs",
+    "workers": "where this run's model runs",
+    "gpus_per_worker": "where this run's model runs",
+}
+"""Options of the window and ``label`` that only change one run, never the proposals: not
+remembered. Every option is in exactly one of the two tables (tests/test_remembered_options.py checks)."""
+
+
+def remembered_given(args: argparse.Namespace) -> list[str]:
+    """The remembered options given on this command line (argparse names)."""
+    return [name for name in REMEMBERED if getattr(args, name, None) is not None]

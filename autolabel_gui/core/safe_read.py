@@ -77,16 +77,3 @@ def read_limited(path: Path | str, limit: int) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
-
-
-def is_regular_file(path: Path | str) -> bool:
-    """Whether ``path`` (links followed) is a regular file; a FIFO or device is not."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except (OSError, ValueError):
-        return False
-
-
-def read_text_limited(path: Path | str, limit: int) -> str:
-    """``read_limited`` decoded as UTF-8 (a BOM is dropped); UnicodeDecodeError passes through."""
-    return read_limited(path, limit).decode("utf-8-sig")

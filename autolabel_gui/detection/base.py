@@ -1,7 +1,8 @@
 """The detector interface and the backend registry, free of Qt and of any model package.
 
 Backends register themselves with ``@register_backend("name")`` so that adding a model is a
-new module, never a new branch in an if/elif over model types.
+new module, never a new branch in an if/elif over model types; ``detection/catalogue.py``
+(which imports this module, never the other way) names them and builds one (``create_detector``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class DetectorConfig:
     config: str | None = None
     text_encoder: str | None = None
     device: str = "auto"
-    precision: str = "auto"  # auto | fp32 | fp16 | bf16
+    precision: str = "auto"  # auto | fast | fp32 | fp16 | bf16 (compute_path.PRECISIONS)
     box_threshold: float = 0.35
     text_threshold: float = 0.25
     batch_size: int = 1
@@ -122,13 +123,6 @@ def register_backend(name: str) -> Callable[[DetectorFactory], DetectorFactory]:
     return wrap
 
 
-def create_detector(config: DetectorConfig) -> Detector:
-    """Build the configured backend; importing it lazily keeps torch out of start-up."""
-    import importlib
-
-    from autolabel_gui.detection.catalogue import spec_for  # the catalogue imports this module
-
-    spec = spec_for(config.backend)
-    if spec.name not in _BACKENDS:
-        importlib.import_module(spec.module)
-    return _BACKENDS[spec.name](config)
+def registered_backend(name: str) -> DetectorFactory | None:
+    """The factory registered under ``name``, None until its module has been imported."""
+    return _BACKENDS.get(name)

@@ -27,8 +27,8 @@ from autolabel_gui.detection.base import (
     DetectorFactory,
     DetectorUnavailable,
     Prepared,
-    create_detector,
 )
+from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.detection.compute_path import FAST, describe, planned
 from autolabel_gui.detection.ids import SCORE_FLOOR
 

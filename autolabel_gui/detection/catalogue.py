@@ -6,8 +6,10 @@ what identifies its model or which options it takes never imports a model packag
 
 from __future__ import annotations
 
+import importlib
+
 from autolabel_gui.detection import gdino_spec, hf_spec
-from autolabel_gui.detection.base import BackendSpec, DetectorUnavailable
+from autolabel_gui.detection.base import BackendSpec, Detector, DetectorConfig, DetectorUnavailable, registered_backend
 
 BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (gdino_spec.SPEC, hf_spec.SPEC)}
 
@@ -19,3 +21,15 @@ def spec_for(name: str) -> BackendSpec:
     except KeyError:
         raise DetectorUnavailable(
             f"unknown detector backend {name!r}; known: {', '.join(sorted(BACKENDS))}") from None
+
+
+def create_detector(config: DetectorConfig) -> Detector:
+    """Build the configured backend; importing it lazily keeps torch out of start-up."""
+    spec = spec_for(config.backend)
+    factory = registered_backend(spec.name)
+    if factory is None:
+        importlib.import_module(spec.module)  # it registers its factory with ``register_backend``
+        factory = registered_backend(spec.name)
+    if factory is None:
+        raise DetectorUnavailable(f"{spec.module} registered no backend {spec.name!r}")
+    return factory(config)

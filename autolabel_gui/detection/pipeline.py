@@ -27,8 +27,9 @@ from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.images import load_image
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.core.records import ImageKey
-from autolabel_gui.detection.base import Detector, DetectorConfig, create_detector
+from autolabel_gui.detection.base import Detector, DetectorConfig
 from autolabel_gui.detection.batch import BatchDetector, Decoded, DetectorFactory, Loader, is_out_of_memory
+from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.detection.run_plan import PromptGroup, RunPlan
 
 __all__ = ["DetectionPipeline", "DetectionResult", "FolderLike", "is_out_of_memory"]

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.safe_read import INDEX_FILE_LIMIT
+from autolabel_gui.formats.export import ExportPlan, Ticker, place_image, sv_detections
 from autolabel_gui.formats.voc import AnnotationError, read_label_file
 
 FIXED_NAMES: tuple[str, ...] = ("annotations.json", "_annotations.coco.json")
@@ -124,3 +125,26 @@ def _box(ann: dict, categories: dict[int, str], path: Path) -> Box:
     if not all(math.isfinite(v) for v in (x, y, w, h)) or w < 0 or h < 0:
         raise AnnotationError(path, f"annotation {ann.get('id')}: bad bbox {ann['bbox']!r}")
     return Box(x, y, x + w, y + h, categories[category], state=BoxState.ACCEPTED)
+
+
+def write_coco(stage: Path, plan: ExportPlan, ticker: Ticker) -> int:
+    """``images/`` and one ``annotations.json`` written by supervision's ``as_coco``.
+
+    The dataset is built from the linked image paths, so supervision reads only their headers
+    (sizes, EXIF-oriented) and ``file_name`` is the flat name inside ``images/``.
+    """
+    import supervision as sv
+
+    linked = 0
+    paths: list[str] = []
+    annotations = {}
+    (stage / "images").mkdir()
+    for item in plan.items:
+        target = stage / "images" / item.name
+        linked += place_image(item.source, target)
+        paths.append(str(target))
+        annotations[str(target)] = sv_detections(plan, item)
+        ticker.tick()
+    dataset = sv.DetectionDataset(classes=plan.classes, images=paths, annotations=annotations)
+    dataset.as_coco(annotations_path=str(stage / "annotations.json"))
+    return linked

@@ -1,9 +1,11 @@
-"""Export a folder's reviewed labels as a YOLO, COCO or Pascal VOC dataset.
+"""Export a folder's reviewed labels as a dataset: the plan and the helpers every format's writer shares.
 
 The whole dataset is built in a hidden staging folder beside ``out`` and renamed into place at
 the end, so an export that fails or is cancelled leaves nothing behind, and a finished one is
-never half-written. Images are hard-linked (or copied), never re-encoded. Where supervision's
-writers are used and where they are not, and why: docs/decisions/0007-export.md.
+never half-written. Images are hard-linked (or copied), never re-encoded. Each format's writer
+lives in that format's module (``formats/registry.py`` names them: ``yolo.write_yolo``,
+``coco.write_coco``, ``voc_dataset.write_voc_dataset``); nothing here asks which format it is.
+Where supervision's writers are used and where they are not, and why: docs/decisions/0007-export.md.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from autolabel_gui.core.boxes import ImageLabels
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import ImageLoadError, image_size, orientation_of
 from autolabel_gui.formats.registry import EXPORT_FORMATS
-from autolabel_gui.formats.voc import AnnotationError, read_voc, voc_bytes, voc_corners
+from autolabel_gui.formats.voc import AnnotationError, read_voc, voc_corners
 
 FLAT_SEPARATOR = "__"
 """Joins sub-folder names into one file name: ``a/b/img.jpg`` -> ``a__b__img.jpg``."""
@@ -100,22 +102,7 @@ class ExportResult:
     dropped: list[str] = field(default_factory=list)
 
 
-def read_class_list(path: Path) -> list[str]:
-    """One class name a line (``--classes FILE``); blank lines and ``#`` comments are ignored."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExportError(f"{path}: cannot read the class list: {exc}") from exc
-    names = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ExportError(f"{path}: class names listed twice: {', '.join(duplicates)}")
-    if not names:
-        raise ExportError(f"{path}: no class names in the file")
-    return names
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 """Line breaks and other control characters: a name with one would split ``trainval.txt``."""
 
 
@@ -133,7 +120,7 @@ def unique_names(rels: list[str], suffix_for: Callable[[str], str]) -> dict[str,
     taken: set[str] = set()
     names: dict[str, str] = {}
     for rel in rels:
-        stem = _CONTROL.sub("_", PurePosixPath(flat_name(rel)).stem)
+        stem = CONTROL_CHARACTERS.sub("_", PurePosixPath(flat_name(rel)).stem)
         suffix = suffix_for(rel)
         candidate, n = stem, 1
         while candidate.casefold() in taken:
@@ -212,8 +199,7 @@ def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = T
         more = f"\n... and {len(unknown) - 10} more files" if len(unknown) > 10 else ""
         raise ExportError("boxes with classes outside the class list "
                           f"({', '.join(classes)}):\n" + "\n".join(unknown[:10]) + more)
-    if fmt == "voc":
-        _check_labelmap_names(classes)
+    EXPORT_FORMATS[fmt].check_classes(classes)
     names = unique_names([rel for rel, _ in chosen], lambda rel: _output_suffix(rel, fmt))
     plan.items = [ExportItem(rel, folder.image_path(rel), names[rel], labels) for rel, labels in chosen]
     return plan
@@ -270,7 +256,7 @@ def export_dataset(folder: ImageFolder, fmt: str, out: Path, classes: list[str],
     try:
         # mkdtemp's private 0700 would carry over the rename: the dataset gets the umask's mode
         os.chmod(stage, new_dir_mode())
-        linked = EXPORT_FORMATS[fmt].write()(stage, plan, _Ticker(len(plan.items), progress, should_stop))
+        linked = EXPORT_FORMATS[fmt].write()(stage, plan, Ticker(len(plan.items), progress, should_stop))
         _flush_to_disk()
         _commit(stage, out)
     except BaseException:
@@ -342,8 +328,9 @@ def voc_class_names(folder: ImageFolder) -> list[str]:
     return sorted(names)
 
 
-class _Ticker:
-    """Counts written images for the progress callback and checks for cancellation."""
+class Ticker:
+    """Counts written images for the progress callback and checks for cancellation; a writer
+    calls ``tick()`` once per image written."""
 
     def __init__(self, total: int, progress: Progress | None, should_stop: ShouldStop | None) -> None:
         self.total, self.done = total, 0
@@ -376,7 +363,7 @@ def _commit(stage: Path, out: Path) -> None:
     os.replace(stage, out)
 
 
-def _write(path: Path, data: str | bytes) -> None:
+def write_file(path: Path, data: str | bytes) -> None:
     """Plain write: the file is inside the staging folder, which becomes visible only by rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
@@ -393,7 +380,7 @@ def place_image(source: Path, target: Path) -> bool:
         return False
 
 
-def _detections(plan: ExportPlan, item: ExportItem):
+def sv_detections(plan: ExportPlan, item: ExportItem):
     """Boxes of one image as supervision Detections, class ids in the plan's order."""
     import numpy as np
     import supervision as sv
@@ -405,90 +392,3 @@ def _detections(plan: ExportPlan, item: ExportItem):
     boxes = [b.clamped(w, h) for b in item.labels.boxes]
     return sv.Detections(xyxy=np.array([b.xyxy for b in boxes], dtype=np.float64),
                          class_id=np.array([index[b.label] for b in boxes], dtype=int))
-
-
-def write_yolo(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
-    """Ultralytics layout: ``images/``, ``labels/`` (an empty file for a negative) and ``data.yaml``.
-
-    Lines come from supervision's ``detections_to_yolo_annotations``; we give it the size we
-    already checked instead of letting ``as_yolo`` decode every image just to learn its shape.
-    """
-    import yaml
-    from supervision.dataset.formats.yolo import detections_to_yolo_annotations
-
-    linked = 0
-    for sub in ("images", "labels"):
-        (stage / sub).mkdir()
-    for item in plan.items:
-        linked += place_image(item.source, stage / "images" / item.name)
-        lines = detections_to_yolo_annotations(_detections(plan, item),
-                                               image_shape=(item.labels.height, item.labels.width))
-        _write(stage / "labels" / f"{item.stem}.txt", "".join(f"{ln}\n" for ln in lines))
-        ticker.tick()
-    data = {"train": "images", "val": "images", "nc": len(plan.classes),
-            "names": dict(enumerate(plan.classes))}
-    _write(stage / "data.yaml", yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    return linked
-
-
-def write_coco(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
-    """``images/`` and one ``annotations.json`` written by supervision's ``as_coco``.
-
-    The dataset is built from the linked image paths, so supervision reads only their headers
-    (sizes, EXIF-oriented) and ``file_name`` is the flat name inside ``images/``.
-    """
-    import supervision as sv
-
-    linked = 0
-    paths: list[str] = []
-    annotations = {}
-    (stage / "images").mkdir()
-    for item in plan.items:
-        target = stage / "images" / item.name
-        linked += place_image(item.source, target)
-        paths.append(str(target))
-        annotations[str(target)] = _detections(plan, item)
-        ticker.tick()
-    dataset = sv.DetectionDataset(classes=plan.classes, images=paths, annotations=annotations)
-    dataset.as_coco(annotations_path=str(stage / "annotations.json"))
-    return linked
-
-
-def write_voc_dataset(stage: Path, plan: ExportPlan, ticker: _Ticker) -> int:
-    """``Annotations/``, ``JPEGImages/``, ``ImageSets/Main/trainval.txt`` and ``labelmap.txt``.
-
-    Annotations are written by our own VOC writer, not supervision's, which drops difficult,
-    truncated, occluded, pose and ``verified`` and rounds to the nearest pixel (ADR 0007).
-    """
-    linked = 0
-    for sub in ("Annotations", "JPEGImages"):
-        (stage / sub).mkdir()
-    for item in plan.items:
-        linked += place_image(item.source, stage / "JPEGImages" / item.name)
-        labels = replace(item.labels, filename=item.name, folder="JPEGImages", path="")
-        _write(stage / "Annotations" / f"{item.stem}.xml", voc_bytes(labels))
-        ticker.tick()
-    _write(stage / "ImageSets" / "Main" / "trainval.txt",
-                      "".join(f"{item.stem}\n" for item in plan.items))
-    _write(stage / "labelmap.txt", _labelmap(plan.classes))
-    return linked
-
-
-def _check_labelmap_names(classes: list[str]) -> None:
-    """``labelmap.txt`` is ``name:color::`` lines with ``#`` comments: a name with ``:``, a line
-    break or a leading ``#`` would be read back as another class or none. Refused, not mangled."""
-    bad = [n for n in classes if ":" in n or n.lstrip().startswith("#") or _CONTROL.search(n)]
-    if bad:
-        raise ExportError("class names that cannot be written to VOC's labelmap.txt (no ':', no line break, "
-                          f"no leading '#'): {', '.join(repr(n) for n in bad)}; rename the class or export "
-                          "as YOLO or COCO")
-
-
-def _labelmap(classes: list[str]) -> str:
-    """Datumaro/CVAT's ``label:color_rgb:parts:actions`` file; without it they assume VOC's 20 classes."""
-    lines = ["# label:color_rgb:parts:actions", "background:0,0,0::"]
-    for i, name in enumerate(classes, start=1):
-        r, g, b = (i * 73) % 256, (i * 151) % 256, (i * 211) % 256
-        lines.append(f"{name}:{r},{g},{b}::")
-    return "\n".join(lines) + "\n"
-

@@ -2,7 +2,8 @@
 
 A label file holds one object per line, ``class cx cy w h``, normalized to the image size, so
 turning it into pixels needs the EXIF-oriented image size and a class list (``classes.txt``,
-``obj.names`` or ``data.yaml``), which YOLO keeps in a separate file.
+``obj.names`` or ``data.yaml``), which YOLO keeps in a separate file. ``write_yolo`` is the
+YOLO export (``formats/registry.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import yaml
 
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT
+from autolabel_gui.formats.export import ExportPlan, Ticker, place_image, sv_detections, write_file
 from autolabel_gui.formats.voc import AnnotationError, read_label_file
 
 CLASS_FILES: tuple[str, ...] = ("classes.txt", "obj.names", "data.yaml", "data.yml")
@@ -137,3 +139,26 @@ def read_yolo_labels(path: Path, width: int, height: int, class_names: list[str]
         if box.area > 0:
             boxes.append(box)
     return boxes
+
+
+def write_yolo(stage: Path, plan: ExportPlan, ticker: Ticker) -> int:
+    """Ultralytics layout: ``images/``, ``labels/`` (an empty file for a negative) and ``data.yaml``.
+
+    Lines come from supervision's ``detections_to_yolo_annotations``; we give it the size we
+    already checked instead of letting ``as_yolo`` decode every image just to learn its shape.
+    """
+    from supervision.dataset.formats.yolo import detections_to_yolo_annotations
+
+    linked = 0
+    for sub in ("images", "labels"):
+        (stage / sub).mkdir()
+    for item in plan.items:
+        linked += place_image(item.source, stage / "images" / item.name)
+        lines = detections_to_yolo_annotations(sv_detections(plan, item),
+                                               image_shape=(item.labels.height, item.labels.width))
+        write_file(stage / "labels" / f"{item.stem}.txt", "".join(f"{ln}\n" for ln in lines))
+        ticker.tick()
+    data = {"train": "images", "val": "images", "nc": len(plan.classes),
+            "names": dict(enumerate(plan.classes))}
+    write_file(stage / "data.yaml", yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return linked

@@ -28,7 +28,7 @@ from autolabel_gui.app.project import ProjectSettings, run_id_of
 from autolabel_gui.app.trust import remember_chosen
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.review import ReviewState
-from autolabel_gui.detection.base import create_detector
+from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.gui.box_tools import BoxTools
 from autolabel_gui.gui.canvas import Canvas
 from autolabel_gui.gui.colors import class_colors
@@ -129,7 +129,7 @@ class MainWindow(QMainWindow):
         self.class_panel = ClassPanel(self)
         self.threshold_panel = ThresholdPanel(ProjectSettings().box_threshold, self)
         self._build_docks()
-        self.box_tools = BoxTools(self)
+        self.box_tools = BoxTools(self, self)
         self._build_status_bar()
         self.user_keys = load_user_keymap()
         self.actions_by_id = build_actions(self, route_by_mode(self._handlers(), self.grid), self.user_keys.keymap)
@@ -146,6 +146,7 @@ class MainWindow(QMainWindow):
         self.threshold_panel.threshold_changed.connect(self._threshold_changed)
         self.threshold_panel.threshold_changed.connect(self.grid.refresh)
         self.box_tools.view_changed.connect(self.grid.refresh)
+        self.box_tools.add_to_project.connect(self._add_to_project)
         self.resize(1400, 900)
         self._restore_geometry()
         self.canvas.setFocus()

@@ -24,7 +24,7 @@ from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.leftovers import sweep_leftovers
 from autolabel_gui.core.review import HIDDEN_PENDING, UNSEEN_PROPOSALS, ReviewState
 from autolabel_gui.core.view_filter import ViewFilter
-from autolabel_gui.detection.base import create_detector
+from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.gui.canvas import Canvas
 from autolabel_gui.gui.file_list import FileListModel
 from autolabel_gui.gui.image_cache import ImageCache

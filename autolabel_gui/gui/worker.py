@@ -23,7 +23,8 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, create_detector
+from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable
+from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.detection.compute_path import describe
 from autolabel_gui.detection.pipeline import DetectionPipeline, DetectorFactory
 
