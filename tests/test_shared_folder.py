@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from autolabel_gui.app.conflicts import ABSENT, CONFLICTS_DIR, NOT_THIS_TOOL, ConflictChoice, flat_name
 from autolabel_gui.app.session import ReviewSession
+from autolabel_gui.core.atomic import new_file_mode
 from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
@@ -87,6 +88,7 @@ def test_second_save_of_an_image_does_not_replace_the_first(tmp_path):
     assert copy == conflict.mine_copy
     assert copy.name.startswith(f"{flat_name('rocket.png')}.") and copy.name.endswith(".bob.xml")
     assert _boxes(copy) == [B_BOX] and read_voc(copy).verified
+    assert copy.stat().st_mode & 0o777 == new_file_mode()  # teammates can read it
     # who and when: the save note matches the file on disk
     assert conflict.saved_by is not None and conflict.saved_by.startswith("alice@")
     assert conflict.saved_at is not None
@@ -260,14 +262,8 @@ def test_ctrl_s_in_a_second_window_asks_and_keeps_both(open_review):
     b = open_review(["rocket.png"], proposals, root=a.root)
     a.controller.session.voc.user = "alice"
     b.controller.session.voc.user = "bob"
-    asked = []
-
-    def answer(conflict):
-        asked.append(conflict)
-        return ConflictChoice.MERGE
-
-    b.window.ask_conflict = answer
-    a.window.ask_conflict = answer
+    b.conflict_answers.append(ConflictChoice.MERGE)
+    asked = b.conflicts
 
     def press_in(h, key, modifier=Qt.KeyboardModifier.NoModifier):
         h.window.activateWindow()
@@ -281,7 +277,7 @@ def test_ctrl_s_in_a_second_window_asks_and_keeps_both(open_review):
     press_in(a, Qt.Key.Key_Return)
     press_in(a, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     assert a.saved("rocket.png") == [A_BOX]
-    assert b.state.items and not asked
+    assert b.state.items and not asked and not a.conflicts
     b.controller.edit(lambda s: (s.select(0), s.delete_selected(), s.select(1), s.accept_selected()))
     press_in(b, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     [conflict] = asked
