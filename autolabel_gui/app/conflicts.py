@@ -228,12 +228,12 @@ class SharedVocWriter:
     def _conflict(self, rel: str, labels: ImageLabels, data: bytes, current: bytes | None) -> Conflict:
         """Keep ours aside and describe theirs. Their file gone by now: an empty version."""
         path = self.folder.voc_path(rel)
-        mine_copy = self.keep_copy(rel, data, self.user)
         if current is None:
             theirs = ImageLabels(labels.filename, labels.width, labels.height, labels.depth, [],
                                  folder=labels.folder, path=labels.path)
-        else:
-            theirs = parse_voc(current, path)  # AnnotationError: unreadable, never replaced
+        else:  # AnnotationError: unreadable, never replaced; the save fails and is retried
+            theirs = parse_voc(current, path)
+        mine_copy = self.keep_copy(rel, data, self.user)
         found = identity_of(current)
         note = read_note(self.state_dir, rel)
         if note is not None and note.sha256 == found:
