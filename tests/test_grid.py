@@ -187,16 +187,16 @@ def test_an_image_chosen_in_the_file_list_closes_the_grid(open_review):
 
 
 def test_an_image_whose_save_fails_stays_unverified_and_is_said(open_review, monkeypatch):
-    import autolabel_gui.app.session as session_module
+    import autolabel_gui.app.conflicts as writer_module  # the session writes VOC files through it
 
-    real_write = session_module.write_voc
+    real_write = writer_module.write_voc
 
-    def write_voc(path, labels):
+    def write_voc(path, labels, **kwargs):
         if path.name == "img03.xml":
             raise OSError(28, "No space left on device")
-        real_write(path, labels)
+        real_write(path, labels, **kwargs)
 
-    monkeypatch.setattr(session_module, "write_voc", write_voc)
+    monkeypatch.setattr(writer_module, "write_voc", write_voc)
     h, grid = open_grid(open_review)
     h.press(Key.Key_Space)
     assert not h.voc_path("img03.png").exists()

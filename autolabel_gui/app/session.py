@@ -10,6 +10,9 @@ are tested without a display:
   why; it is never written over.
 - Saving writes the VOC file only when the accepted boxes changed, or to mark the image
   verified; the review record goes to the cache when a decision about a proposal changed.
+- Saving never replaces what someone else saved after this session opened the image
+  (``app.conflicts``): the save comes back with a ``Conflict`` and ``resolve`` applies the
+  annotator's choice.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from autolabel_gui.app.conflicts import Conflict, ConflictChoice, Resolved, SharedVocWriter, read_current
 from autolabel_gui.app.status import Status
 from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
 from autolabel_gui.core.cache import ProposalCache
@@ -29,7 +33,7 @@ from autolabel_gui.core.review import ReviewState, without_duplicates
 from autolabel_gui.core.view_filter import ViewFilter
 from autolabel_gui.detection.run_plan import RunPlan
 from autolabel_gui.formats.existing import load_existing_labels, load_foreign_labels
-from autolabel_gui.formats.voc import AnnotationError, parse_voc, read_label_file, write_voc
+from autolabel_gui.formats.voc import AnnotationError, parse_voc, read_label_file
 
 
 @dataclass(slots=True)
@@ -42,10 +46,12 @@ class Opened:
 
 @dataclass(slots=True)
 class Saved:
-    """What a save did: whether the VOC file was written, and the error if it failed."""
+    """What a save did: whether the VOC file was written, and the error if it failed;
+    ``conflict``: not written, someone else saved the file meanwhile (ours is kept aside)."""
 
     written: bool = False
     error: str | None = None
+    conflict: Conflict | None = None
 
 
 @dataclass(slots=True)
@@ -61,7 +67,7 @@ class ReviewSession:
     """Review states of the images opened so far (undo history survives leaving an image)."""
 
     def __init__(self, folder: ImageFolder, cache: ProposalCache | None, class_names: list[str],
-                 plan: RunPlan | None, threshold: float) -> None:
+                 plan: RunPlan | None, threshold: float, *, user: str | None = None) -> None:
         """``plan``: the cache runs whose proposals are shown (None: no model settings)."""
         self.folder = folder
         self.cache = cache
@@ -74,12 +80,17 @@ class ReviewSession:
         self._unsaved: dict[str, _Failed] = {}
         self._on_disk: dict[str, tuple[int, int, int] | None] = {}
         """The VOC file of each opened image as this session last read or wrote it (mtime, size, inode)."""
+        self.voc = SharedVocWriter(folder, cache, user)
+        self._loaded: dict[str, str | None] = {}
+        """Per opened image, the identity of the VOC file it was loaded from (read before)."""
+        self._conflicts: dict[str, Conflict] = {}
 
     def open(self, rel: str) -> Opened:
         """The state of image ``rel``: kept from an earlier visit, or loaded now."""
         opened = self._opened.get(rel)
         if opened is None:
             self._on_disk[rel] = self._voc_identity(rel)
+            self._loaded[rel] = self.voc.identity(rel)  # read first: a save in between is a conflict
             opened = self._load(rel)
             self._opened[rel] = opened
         opened.state.set_threshold(self.threshold)
@@ -162,7 +173,9 @@ class ReviewSession:
         verify = verify or (failed is not None and failed.verify)
         result = self._write(rel, verify)
         opened = self._opened.get(rel)
-        if result.error is None:
+        if result.conflict is not None:  # ours is on disk aside: asked about, never retried blindly
+            self._unsaved.pop(rel, None)
+        elif result.error is None:
             self._unsaved.pop(rel, None)
             self.retry_unsaved()
         elif opened is not None and not opened.state.read_only:
@@ -172,8 +185,9 @@ class ReviewSession:
     def retry_unsaved(self) -> list[str]:
         """Save again the images whose save failed earlier; returns those that still fail."""
         for rel, failed in list(self._unsaved.items()):
-            error = self._write(rel, failed.verify).error
-            if error is None:
+            result = self._write(rel, failed.verify)
+            error = result.error
+            if error is None or result.conflict is not None:
                 del self._unsaved[rel]
             else:
                 failed.error = error
@@ -197,9 +211,13 @@ class ReviewSession:
         if verify or state.boxes_changed:
             path = self.folder.voc_path(rel)
             try:
-                write_voc(path, self._labels(rel, state, verified))
+                written = self.voc.write(rel, self._labels(rel, state, verified), self._loaded.get(rel))
             except (AnnotationError, OSError, ValueError) as exc:
                 return Saved(error=f"{path}: not saved ({exc})")
+            if isinstance(written, Conflict):
+                self._conflicts[rel] = written
+                return Saved(conflict=written)
+            self._loaded[rel] = written
             result.written = True
             self._on_disk[rel] = self._voc_identity(rel)
             if verify:
@@ -288,3 +306,73 @@ class ReviewSession:
         if labels.verified:
             return None
         return [replace(b, score=None, state=BoxState.PROPOSED) for b in labels.boxes]
+
+    # ------------------------------------------------------------------ conflicts
+
+    def conflict(self, rel: str) -> Conflict | None:
+        """The conflict of ``rel``'s last save, until ``resolve`` settles it."""
+        return self._conflicts.get(rel)
+
+    def identity(self, rel: str) -> str | None:
+        """The identity (sha256 or ``absent``) of the VOC file this session last loaded or wrote."""
+        return self._loaded.get(rel)
+
+    def resolve(self, rel: str, choice: ConflictChoice, *, verify: bool = False) -> Resolved:
+        """Settle the conflict of ``rel``'s last save (``app.conflicts.ConflictChoice``).
+
+        THEIRS reloads their file (my copy stays aside); MINE keeps their file aside and writes
+        mine; MERGE keeps theirs aside and writes their boxes plus mine (same class and IoU >=
+        0.7 once), verified only if both were, or ``verify`` (the annotator verifies now). If
+        the file changed yet again, nothing is written and ``Resolved.conflict`` says so.
+        """
+        conflict = self._conflicts.pop(rel, None)
+        if conflict is None or rel not in self._opened:
+            return Resolved(rel, choice, error=f"{rel}: no conflict to resolve")
+        kept = [conflict.mine_copy]
+        if choice is ConflictChoice.THEIRS:
+            self._reopen(rel)
+            return Resolved(rel, choice, kept=kept, boxes=len(conflict.theirs.boxes),
+                            verified=conflict.theirs.verified)
+        path = self.folder.voc_path(rel)
+        try:
+            data = read_current(path)
+            if data is not None:
+                kept.append(self.voc.keep_copy(rel, data, conflict.saved_by or "other"))
+        except OSError as exc:
+            self._conflicts[rel] = conflict
+            return Resolved(rel, choice, error=f"{path}: their version could not be kept aside ({exc}); not saved")
+        mine = conflict.mine
+        if choice is ConflictChoice.MINE:
+            labels = mine
+        else:
+            theirs = conflict.theirs
+            boxes = list(theirs.boxes) + without_duplicates(mine.boxes, theirs.boxes)
+            verified = (theirs.verified and mine.verified) or verify
+            labels = ImageLabels(mine.filename, mine.width, mine.height, mine.depth, boxes, verified,
+                                 mine.folder, mine.path)
+        try:
+            written = self.voc.write(rel, labels, conflict.theirs_sha256)
+        except (AnnotationError, OSError, ValueError) as exc:
+            self._conflicts[rel] = conflict
+            return Resolved(rel, choice, kept=kept, error=f"{path}: not saved ({exc})")
+        if isinstance(written, Conflict):
+            self._conflicts[rel] = written
+            return Resolved(rel, choice, kept=kept + [written.mine_copy], conflict=written)
+        self._loaded[rel] = written
+        state = self._opened[rel].state
+        if self.cache is not None and self.run_id is not None:
+            try:
+                self.cache.put_review(rel, state.record(self.run_id))
+            except sqlite3.Error:
+                pass  # the file is what matters; the record is written again with the next save
+        if choice is ConflictChoice.MINE:
+            state.mark_saved(labels.verified)
+        else:
+            self._reopen(rel)
+        return Resolved(rel, choice, written=True, kept=kept, boxes=len(labels.boxes), verified=labels.verified)
+
+    def _reopen(self, rel: str) -> None:
+        """Forget the state of ``rel`` and load it again from its file."""
+        self._opened.pop(rel, None)
+        self._unsaved.pop(rel, None)
+        self.open(rel)

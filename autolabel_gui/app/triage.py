@@ -56,7 +56,10 @@ def accept_and_verify(session: ReviewSession, rel: str, model_runs: bool) -> tup
     if blocker is not None:
         return 0, blocker
     count = state.accept_all_visible()
-    return count, session.save(rel, verify=True).error
+    saved = session.save(rel, verify=True)
+    if saved.conflict is not None:  # someone saved it meanwhile: theirs stays, ours is kept aside
+        return count, saved.conflict.text
+    return count, saved.error
 
 
 class Triage:

@@ -7,6 +7,7 @@ import re
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 TEMP_SUFFIX = ".tmp"
@@ -16,10 +17,13 @@ the 8 characters ``tempfile.mkstemp`` draws (lower-case letters, digits, ``_``),
 Should Python ever draw other characters, nothing matches and nothing is removed."""
 
 
-def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+def atomic_write_bytes(path: Path | str, data: bytes, *, expected: Callable[[], None] | None = None) -> None:
     """Write to a temporary file in the same folder, fsync it, then rename it over ``path``.
 
-    The folder is fsynced too, so the rename itself survives a power cut.
+    The folder is fsynced too, so the rename itself survives a power cut. ``expected`` is
+    called just before the rename (the temporary file is complete): it raises to refuse the
+    rename (the target is then untouched and the temporary file removed), so a caller can check
+    that ``path`` still holds what it expects as late as possible (``app.conflicts``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -32,6 +36,8 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if expected is not None:
+            expected()
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -14,6 +14,10 @@ the window and a headless ``label`` run may work on one folder at the same time:
 block the writer, and each finished image is its own committed transaction, so a killed run
 loses at most the batch in flight. Thresholds are applied at read time by the caller, so moving
 a threshold slider never re-runs the model. See docs/decisions/0005-proposal-cache.md.
+
+On a network file system (``core.sharedfs``) WAL cannot work across machines (it needs shared
+memory), so the file is opened with a rollback journal (``journal_mode=DELETE``) there and the
+log says so; see docs/decisions/0012-shared-folders.md.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from autolabel_gui.core.atomic import atomic_write_text
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.folder import STATE_DIR
 from autolabel_gui.core.records import ImageKey, Outcome, ReviewRecord
+from autolabel_gui.core.sharedfs import is_shared_filesystem
 from autolabel_gui.core.userdirs import user_cache_dir
 
 log = logging.getLogger(__name__)
@@ -124,6 +129,10 @@ class ProposalCache:
         self.read_only = read_only
         self.moved_aside: Path | None = None
         self._lock = threading.RLock()
+        self.shared = False
+        """On a network file system: a rollback journal instead of WAL (set when opened)."""
+        self.journal_mode = ""
+        """What SQLite says the file's journal mode is (``wal``, or ``delete`` when shared)."""
         if read_only:
             self._conn = self._connect_read_only()
             return
@@ -168,8 +177,16 @@ class ProposalCache:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            self.shared = is_shared_filesystem(self.path.parent)
+            wanted = "delete" if self.shared else "wal"
+            self.journal_mode = str(conn.execute(f"PRAGMA journal_mode={wanted}").fetchone()[0]).lower()
+            conn.execute("PRAGMA synchronous=FULL" if self.shared else "PRAGMA synchronous=NORMAL")
+            if self.shared:
+                log.info("%s: on a network file system; SQLite opened with journal_mode=%s (not WAL, which "
+                         "needs memory shared between the processes)", self.path, self.journal_mode)
+            if self.journal_mode != wanted:
+                log.warning("%s: journal_mode is %s, not %s (another process holds it open in that mode)",
+                            self.path, self.journal_mode, wanted)
             if conn.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
                 conn.executescript(_SCHEMA + f"PRAGMA user_version={_SCHEMA_VERSION};")
             conn.execute("SELECT count(*) FROM reviews").fetchone()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from lxml import etree
@@ -106,12 +107,14 @@ def voc_bytes(labels: ImageLabels) -> bytes:
     return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
 
 
-def write_voc(path: Path | str, labels: ImageLabels, *, on_unreadable: str = "raise") -> None:
+def write_voc(path: Path | str, labels: ImageLabels, *, on_unreadable: str = "raise",
+              expected: Callable[[], None] | None = None) -> None:
     """Write ``labels`` to ``path`` atomically (a reader sees the old file or the new one).
 
     An existing file at ``path`` that is not a readable VOC file may be someone's work in
     another format, so it is never overwritten silently: ``on_unreadable="raise"`` raises
-    AnnotationError, ``"backup"`` renames it to ``<name>.unreadable[-N]`` first.
+    AnnotationError, ``"backup"`` renames it to ``<name>.unreadable[-N]`` first. ``expected``:
+    see ``atomic_write_bytes`` (called just before the rename; raising refuses the write).
     """
     path = Path(path)
     data = voc_bytes(labels)
@@ -124,7 +127,7 @@ def write_voc(path: Path | str, labels: ImageLabels, *, on_unreadable: str = "ra
             if on_unreadable == "raise":
                 raise AnnotationError(path, f"not overwritten, the existing file is unreadable ({exc.reason})") from exc
             os.replace(path, _backup_name(path))
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data, expected=expected)
 
 
 def read_voc(path: Path | str) -> ImageLabels:

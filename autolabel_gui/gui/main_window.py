@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from autolabel_gui.app.class_change import ClassChange, class_change
+from autolabel_gui.app.conflicts import Conflict, ConflictChoice
 from autolabel_gui.app.model_progress import folder_writable
 from autolabel_gui.app.project import ProjectSettings, run_id_of
 from autolabel_gui.app.trust import remember_chosen
@@ -32,6 +33,7 @@ from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.gui.box_tools import BoxTools
 from autolabel_gui.gui.canvas import Canvas
 from autolabel_gui.gui.colors import class_colors
+from autolabel_gui.gui.conflict_dialog import ask_conflict
 from autolabel_gui.gui.file_list import FileListPanel
 from autolabel_gui.gui.grid_triage import GridTriage, route_by_mode
 from autolabel_gui.gui.keymap import MOVE_STEPS, OPEN_FOLDER_TITLE, ShortcutsDialog, build_actions
@@ -116,6 +118,9 @@ class MainWindow(QMainWindow):
         # Whether to go ahead with a class change that costs model time (its cost) -> yes/no.
         # A modal question; tests put their own answer here.
         self.ask_class_change: Callable[[ClassChange], bool] = self._confirm_class_change
+        # Someone else saved an image since it was opened here: which version to keep. A modal
+        # QMessageBox (gui/conflict_dialog.py); tests put their own answer here.
+        self.ask_conflict: Callable[[Conflict], ConflictChoice] = lambda c: ask_conflict(self, c)
         self.close_wait_ms: int | None = None
         """How long closing waits for a forward pass in flight (None: until it ends). The
         application sets 1.5 s and then ends the process without it (``worker_left_running``)."""
@@ -171,6 +176,7 @@ class MainWindow(QMainWindow):
         controller = ReviewController(self.canvas, folder, settings, self.class_panel.current_class,
                                       detector_factory=self._detector_factory, parent=self)
         self.controller = controller
+        controller.ask_conflict = lambda conflict: self.ask_conflict(conflict)
         self.box_tools.attach(controller)
         controller.message.connect(self.show_message)
         controller.current_changed.connect(self._current_changed)

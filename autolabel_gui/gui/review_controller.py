@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from autolabel_gui.app.conflicts import Conflict, ConflictChoice
 from autolabel_gui.app.model_progress import ModelProgress, detection_order, refused_text, waiting_text
 from autolabel_gui.app.project import ProjectSettings, plan_of
 from autolabel_gui.app.session import ReviewSession
@@ -76,6 +77,8 @@ class ReviewController(QObject):
         self.detection = DetectionController(folder, self.cache, settings, self, detector_factory=detector_factory)
         self.banner = ModelBanner(canvas)
         self.manual = False
+        self.ask_conflict: Callable[[Conflict], ConflictChoice] | None = None
+        """Asked when a save finds the file saved by someone else meanwhile (the window's)."""
         """The annotator chose to review without the model: nothing waits for it."""
         self._threshold_unsaved = False
         self.current: str | None = None
@@ -316,6 +319,9 @@ class ReviewController(QObject):
         if rel is None:
             return False
         saved = self.session.save(rel, verify=verify)
+        if saved.conflict is not None:
+            self._resolve_conflict(saved.conflict)
+            return False
         if saved.error:
             self.message.emit(saved.error, True)
             return False
@@ -327,6 +333,25 @@ class ReviewController(QObject):
             self.message.emit(f"Saved {self.folder.voc_path(rel).name} (verified).", False)
         self.boxes_changed.emit()
         return True
+
+    def _resolve_conflict(self, conflict: Conflict) -> None:
+        """Someone saved this image after it was opened: ask which version to keep, apply it,
+        say what happened (ours is already kept aside whatever the answer)."""
+        rel = conflict.rel
+        for _ in range(3):  # they may save yet again while the question is open
+            if self.ask_conflict is None:
+                self.message.emit(conflict.text, True)
+                return
+            resolved = self.session.resolve(rel, self.ask_conflict(conflict))
+            self.message.emit(resolved.text, resolved.error is not None or resolved.conflict is not None)
+            if resolved.conflict is None:
+                break
+            conflict = resolved.conflict
+        status = self.session.status(rel)
+        if status is not None:
+            self.files.set_status(rel, status)
+        if rel == self.current:
+            self._sync(full=True)
 
     def save_all(self) -> dict[str, str]:
         """Before the folder is closed: save the open image and every image whose save failed
