@@ -21,7 +21,9 @@ from autolabel_gui.app.session import ReviewSession
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.core.records import ImageKey, Outcome, ReviewRecord
+from autolabel_gui.detection.run_plan import PromptGroup, RunPlan
 
 CLASSES = ["dog", "cat"]
 RUN = "run-1"
@@ -31,7 +33,8 @@ def review(root: Path, seed: int, steps: int, user: str, log_path: Path) -> None
     rng = random.Random(seed)
     folder = ImageFolder(root)
     cache = ProposalCache.for_folder(root)
-    session = ReviewSession(folder, cache, CLASSES, RUN, 0.35, user=user)
+    plan = RunPlan((PromptGroup(Ontology.from_names(CLASSES), RUN),), tuple(CLASSES))
+    session = ReviewSession(folder, cache, CLASSES, plan, 0.35, user=user)
     rel = rng.choice(folder.images)
     with open(log_path, "a", encoding="utf-8") as log:
         def note(**entry) -> None:
@@ -43,7 +46,7 @@ def review(root: Path, seed: int, steps: int, user: str, log_path: Path) -> None
             if op < 0.15:
                 rel = rng.choice(folder.images)
             elif op < 0.2:  # the window closed and opened again
-                session = ReviewSession(folder, cache, CLASSES, RUN, 0.35, user=user)
+                session = ReviewSession(folder, cache, CLASSES, plan, 0.35, user=user)
             state = session.open(rel).state
             if rng.random() < 0.7 or not state.items:
                 x, y = rng.uniform(0, 100), rng.uniform(0, 60)

@@ -349,7 +349,7 @@ def test_the_grid_never_verifies_an_image_held_elsewhere(tmp_path):
 
 
 def test_an_image_whose_save_failed_keeps_its_lease_until_the_save_works(tmp_path, monkeypatch):
-    import autolabel_gui.app.session as session_module
+    import autolabel_gui.app.conflicts as session_module  # the module that writes VOC files
 
     (sa, sb), (la, lb) = _shared(tmp_path)
     opened = la.open(sa, "a.png")

@@ -257,9 +257,16 @@ def test_ctrl_s_in_a_second_window_asks_and_keeps_both(open_review):
 
     from tests.fixtures.window import proposal
 
+    from autolabel_gui.core.leases import lease_name
+
     proposals = {"rocket.png": [proposal(32, 10, 80, 60, "person", 0.9), proposal(100, 40, 150, 90, "cat", 0.8)]}
-    a = open_review(["rocket.png"], proposals)
-    b = open_review(["rocket.png"], proposals, root=a.root)
+    a = open_review(["rocket.png", "other.png"], proposals)
+    b = open_review(["rocket.png", "other.png"], proposals, root=a.root)
+    # A's laptop slept past its lease (it expired; A does not know yet): B takes the image.
+    a.controller.go_to("rocket.png")
+    (a.root / ".autolabel" / "leases" / lease_name("rocket.png")).unlink(missing_ok=True)
+    b.controller.go_to("rocket.png")
+    assert not b.state.read_only
     a.controller.session.voc.user = "alice"
     b.controller.session.voc.user = "bob"
     b.conflict_answers.append(ConflictChoice.MERGE)
