@@ -252,12 +252,11 @@ def test_resolving_while_they_save_again_asks_again(tmp_path):
 
 
 def test_ctrl_s_in_a_second_window_asks_and_keeps_both(open_review):
+    from autolabel_gui.core.leases import lease_name
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
 
     from tests.fixtures.window import proposal
-
-    from autolabel_gui.core.leases import lease_name
 
     proposals = {"rocket.png": [proposal(32, 10, 80, 60, "person", 0.9), proposal(100, 40, 150, 90, "cat", 0.8)]}
     a = open_review(["rocket.png", "other.png"], proposals)
