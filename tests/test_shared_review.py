@@ -4,9 +4,12 @@ a deleted VOC file, a class list that grows, pre-labels written by ``label --voc
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from autolabel_gui.app.prelabel import VocWriter
 from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.app.session import ReviewSession
@@ -112,7 +115,7 @@ def test_prelabels_written_by_label_open_as_proposals_never_twice(tmp_path: Path
     assert writer.write("a.png", PROPOSALS) == "written"
     voc = folder.voc_path("a.png")
     assert len(read_voc(voc).boxes) == 2
-    assert annotation_status(voc, True, cache.outputs()) is Status.PROPOSALS
+    assert annotation_status(voc, True, cache.output_digests()) is Status.PROPOSALS
 
     session = _session(folder, cache)
     state = session.open("a.png").state
@@ -145,4 +148,42 @@ def test_a_prelabel_file_someone_edited_is_their_work(tmp_path: Path) -> None:
     assert cache.get_output(voc) != hashlib.sha256(voc.read_bytes()).hexdigest()
     state = _session(folder, cache).open("a.png").state
     assert sorted(b.label for b in state.accepted_boxes()) == ["dog", "dog"]
-    assert annotation_status(voc, True, cache.outputs()) is Status.IN_REVIEW
+    assert annotation_status(voc, True, cache.output_digests()) is Status.IN_REVIEW
+
+
+@pytest.fixture
+def second_mount(tmp_path: Path):
+    """``tmp_path/a`` mounted a second time at ``tmp_path/b`` (a bind mount: another path, the
+    same files, as two machines mount one share); skipped where mounting is not allowed."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "--bind", str(first), str(second)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("bind mounts need root")
+    yield first, second
+    subprocess.run(["umount", str(second)], check=False)
+
+
+def test_a_second_mount_of_the_folder_sees_prelabels_and_conflicts(second_mount) -> None:
+    first, second = second_mount
+    folder_a, cache_a = _folder(first)
+    VocWriter(folder_a, cache_a, OLD.box_threshold, print, OLD.classes).write("a.png", PROPOSALS)
+    folder_b = ImageFolder(second)
+    cache_b = ProposalCache.for_folder(second)
+    state = _session(folder_b, cache_b).open("a.png").state
+    assert state.accepted_boxes() == [] and state.pending_count() == 2, "pre-labels, from the other mount too"
+
+    on_a, on_b = _session(folder_a, cache_a), _session(folder_b, cache_b)
+    on_a.open("a.png")
+    on_b.open("a.png")
+    assert _verify(on_b, "a.png")
+    saved_by_b = folder_b.voc_path("a.png").read_bytes()
+    state_a = on_a.get("a.png")
+    state_a.add_box(Box(1, 1, 9, 9, "dog", None, BoxState.ACCEPTED))
+    result = on_a.save("a.png", verify=True)
+    assert result.conflict is not None, "B's save, seen through the other mount, is not replaced"
+    assert folder_a.voc_path("a.png").read_bytes() == saved_by_b
+    assert read_voc(result.conflict.mine_copy).boxes
+    with cache_a as c:
+        assert c._run(lambda conn: conn.execute("PRAGMA integrity_check").fetchone())[0] == "ok"

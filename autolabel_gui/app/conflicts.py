@@ -219,7 +219,7 @@ class SharedVocWriter:
         if self.cache is None:
             return False
         try:
-            if self.cache.get_output(path) != found:
+            if not self.cache.wrote(found):
                 return False
             return not parse_voc(current, path).verified  # label's own, untouched pre-labelling
         except (AnnotationError, OSError, sqlite3.Error):  # not sure: it is theirs

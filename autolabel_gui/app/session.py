@@ -293,11 +293,10 @@ class ReviewSession:
         if self.cache is None or not voc.exists():
             return None
         try:
-            digest = self.cache.get_output(voc)
-            data = read_label_file(voc) if digest is not None else b""
+            data = read_label_file(voc)
+            if not self.cache.wrote(hashlib.sha256(data).hexdigest()):
+                return None
         except (AnnotationError, OSError, sqlite3.Error):
-            return None
-        if digest is None or digest != hashlib.sha256(data).hexdigest():
             return None
         try:
             labels = parse_voc(data, voc)

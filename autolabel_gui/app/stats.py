@@ -57,7 +57,7 @@ def compute_stats(folder: ImageFolder, classes: list[str], cache: ProposalCache 
     else:
         ready = run.cached_relpaths(cache) if isinstance(run, RunPlan) else cache.cached_relpaths(run)
     extra: dict[str, ClassCount] = {}
-    prelabels = cache.outputs() if cache is not None else {}
+    prelabels = cache.output_digests() if cache is not None else set()
     for rel in folder.images:
         voc = folder.voc_path(rel)
         if not voc.exists() or is_prelabel_file(voc, prelabels):

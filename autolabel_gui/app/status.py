@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 from autolabel_gui.core.folder import ImageFolder
@@ -32,13 +32,13 @@ _VERIFIED = re.compile(rb"<annotation\b[^>]*\bverified\s*=\s*[\"']yes[\"']", re.
 _HEAD_BYTES = 4096
 
 
-def annotation_status(voc_path: Path, has_proposals: bool, prelabels: Mapping[str, str] | None = None) -> Status:
+def annotation_status(voc_path: Path, has_proposals: bool, prelabels: Collection[str] = ()) -> Status:
     """Status from the VOC file's first bytes (``verified`` sits on the root element), so a
     folder of 100,000 images gets its statuses without parsing 100,000 XML documents.
 
-    ``prelabels``: the files ``label --voc-dir`` wrote (resolved path -> sha256, the cache's
-    output digests). Such a file, unchanged since, holds model proposals nobody has reviewed:
-    "proposals ready", like an image with no file at all.
+    ``prelabels``: the sha256 of the files ``label --voc-dir`` wrote (the cache's output
+    digests). Such a file, unchanged since, holds model proposals nobody has reviewed: "proposals
+    ready", like an image with no file at all.
     """
     try:
         with open(voc_path, "rb") as fh:
@@ -54,13 +54,10 @@ def annotation_status(voc_path: Path, has_proposals: bool, prelabels: Mapping[st
     return Status.IN_REVIEW
 
 
-def is_prelabel_file(voc_path: Path, prelabels: Mapping[str, str]) -> bool:
-    """The file is byte for byte what ``label`` wrote (its digest among ``prelabels``)."""
+def is_prelabel_file(voc_path: Path, prelabels: Collection[str]) -> bool:
+    """The file is byte for byte one ``label`` wrote (its digest among ``prelabels``)."""
     try:
-        expected = prelabels.get(str(voc_path.resolve()))
-        if expected is None:
-            return False
-        return hashlib.sha256(read_limited(voc_path, SMALL_FILE_LIMIT)).hexdigest() == expected
+        return hashlib.sha256(read_limited(voc_path, SMALL_FILE_LIMIT)).hexdigest() in prelabels
     except OSError:
         return False
 

@@ -315,10 +315,16 @@ class ProposalCache:
         self._run(lambda c: c.execute("INSERT OR REPLACE INTO outputs(path, sha256) VALUES (?, ?)",
                                       (str(Path(path).resolve()), sha256)))
 
-    def outputs(self) -> dict[str, str]:
-        """Every file ``label`` wrote (resolved path -> sha256), for the file list's statuses."""
-        rows = self._run(lambda c: c.execute("SELECT path, sha256 FROM outputs").fetchall())
-        return {str(p): str(d) for p, d in rows}
+    def output_digests(self) -> set[str]:
+        """The sha256 of every file ``label`` wrote, for the file list's statuses. By content,
+        not path: the GPU box that ran ``label`` may mount the shared folder elsewhere."""
+        rows = self._run(lambda c: c.execute("SELECT sha256 FROM outputs").fetchall())
+        return {str(r[0]) for r in rows}
+
+    def wrote(self, sha256: str) -> bool:
+        """``label`` wrote a file with exactly these bytes (under any mount path of the folder)."""
+        return self._run(lambda c: c.execute("SELECT 1 FROM outputs WHERE sha256=? LIMIT 1",
+                                             (sha256,)).fetchone()) is not None
 
     def get_output(self, path: Path | str) -> str | None:
         """The digest recorded by ``put_output``; a file whose bytes differ was changed by someone."""

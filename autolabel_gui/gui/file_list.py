@@ -80,12 +80,12 @@ class FileListModel(QAbstractListModel):
     counts_changed = Signal()
 
     def __init__(self, folder: ImageFolder, cached: Callable[[], set[str]], parent=None, *,
-                 failed: dict[str, str] | None = None, prelabels: dict[str, str] | None = None) -> None:
+                 failed: dict[str, str] | None = None, prelabels: set[str] | None = None) -> None:
         """``cached()``: the images with proposals (a live set, kept up to date by the caller);
         ``failed``: images the model failed on -> why (also live); ``prelabels``: the VOC files
         ``label`` wrote (``app.status.annotation_status``)."""
         super().__init__(parent)
-        self.prelabels = prelabels or {}
+        self.prelabels = prelabels or set()
         self.predates: dict[str, list[str]] = {}
         """Verified images -> the classes added since their verification (``app.status.verified_before``)."""
         self._failed = failed if failed is not None else {}

@@ -71,7 +71,7 @@ class ReviewController(QObject):
         cached = plan.cached_relpaths(self.cache) if plan is not None else set()
         self.progress = ModelProgress.of(folder.images, cached)
         self.files = FileListModel(folder, lambda: self.progress.done, self, failed=self.progress.failed,
-                                   prelabels=self.cache.outputs())
+                                   prelabels=self.cache.output_digests())
         self._find_predating()
         self.images = ImageCache(folder, parent=self)
         self.detection = DetectionController(folder, self.cache, settings, self, detector_factory=detector_factory)
