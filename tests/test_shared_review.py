@@ -162,7 +162,7 @@ def second_mount(tmp_path: Path):
                                            capture_output=True).returncode != 0:
         pytest.skip("bind mounts need root")
     yield first, second
-    subprocess.run(["umount", str(second)], check=False)
+    subprocess.run(["umount", "--lazy", str(second)], check=False)  # lazy: an open file does not keep it
 
 
 def test_a_second_mount_of_the_folder_sees_prelabels_and_conflicts(second_mount) -> None:
@@ -187,3 +187,4 @@ def test_a_second_mount_of_the_folder_sees_prelabels_and_conflicts(second_mount)
     assert read_voc(result.conflict.mine_copy).boxes
     with cache_a as c:
         assert c._run(lambda conn: conn.execute("PRAGMA integrity_check").fetchone())[0] == "ok"
+    cache_b.close()
