@@ -356,7 +356,7 @@ def test_an_image_whose_save_failed_keeps_its_lease_until_the_save_works(tmp_pat
     opened.state.add_box(proposal(10, 10, 50, 50, "person", 0.9))
     real = session_module.write_voc
 
-    def full(*_args):
+    def full(*_args, **_kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(session_module, "write_voc", full)

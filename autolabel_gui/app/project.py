@@ -58,6 +58,15 @@ class ProjectSettings:
     def ontology(self) -> Ontology:
         return Ontology.from_names(self.classes, {k: v for k, v in self.prompts.items() if k in self.classes})
 
+    def __post_init__(self) -> None:
+        # Settings made in memory (a new folder, a test) start their groups from their class
+        # list, so the first change to it adds a group instead of making one group of all.
+        if not self.prompt_groups and self.classes and not self.problems():
+            try:
+                self.prompt_groups = [[[c.name, c.text] for c in self.ontology()]]
+            except ValueError:  # names listed twice: said when the settings are used
+                pass
+
     def groups(self) -> list[tuple[ClassSpec, ...]]:
         """``prompt_groups`` reconciled with the class list: a class whose name and prompt are
         in a group stays there; a new class, or one whose prompt changed, goes into one new
