@@ -188,3 +188,22 @@ def test_a_second_mount_of_the_folder_sees_prelabels_and_conflicts(second_mount)
     with cache_a as c:
         assert c._run(lambda conn: conn.execute("PRAGMA integrity_check").fetchone())[0] == "ok"
     cache_b.close()
+
+
+def test_two_classes_added_one_after_the_other_are_two_groups_and_cancel_adds_nothing(open_review) -> None:
+    """Seen under Xvfb: a second "+ Add" in the same window merged the first new class into its
+    group and re-detected it; Cancel on the question still said "Added to the project"."""
+    import json
+
+    h = open_review(["a.png"])
+    h.window._add_to_project(["bottle"])
+    h.window._add_to_project(["chair"])
+    saved = json.loads((h.root / ".autolabel" / "project.json").read_text())
+    assert [[name for name, _ in g] for g in saved["prompt_groups"]][1:] == [["bottle"], ["chair"]]
+    assert [sorted(g.names) for g in h.controller.session.plan.groups][1:] == [["bottle"], ["chair"]]
+    assert [c.added for c in h.class_changes] == [("bottle",), ("chair",)]
+
+    h.class_change_answer = False
+    h.window._add_to_project(["dog"])
+    assert "dog" not in json.loads((h.root / ".autolabel" / "project.json").read_text())["classes"]
+    assert "Added to the project" not in h.window.message_label.toolTip()

@@ -383,11 +383,10 @@ class MainWindow(QMainWindow):
             return
         old = self.controller.settings
         added = [n for n in names if n not in old.classes]
-        if added:
-            self._apply_settings(old, replace(old, classes=[*old.classes, *added]))
+        if added and self._apply_settings(old, replace(old, classes=[*old.classes, *added])):
             self.show_message(f"Added to the project: {', '.join(added)}.")
 
-    def _apply_settings(self, old: ProjectSettings, new: ProjectSettings) -> None:
+    def _apply_settings(self, old: ProjectSettings, new: ProjectSettings) -> bool:
         """Save the folder's new settings and show the folder under them. A new class list says
         first what it costs ("bottle: 46 images to detect…") and runs only if the user agrees."""
         assert self.controller is not None
@@ -397,7 +396,8 @@ class MainWindow(QMainWindow):
             change = class_change(old, new, c.folder.images, c.cache, c.detection.seconds_per_image())
             if change.images_to_detect and not self.ask_class_change(change):
                 self.show_message("Class list not changed.")
-                return
+                return False
+        new = new.with_groups_kept()  # the groups as saved: the next change adds to them
         remember_chosen([v for v in (new.weights, new.config, new.text_encoder) if v])  # the user picked them
         try:
             new.save(root)
@@ -410,7 +410,7 @@ class MainWindow(QMainWindow):
                                        prompt_groups=old.prompt_groups)) == run_id_of(old)
         if not same_model or new.annotations_path(root) != old.annotations_path(root):
             self.open_folder(root, new, first=self.controller.current)
-            return
+            return True
         if run_id_of(new) != run_id_of(old):
             self.controller.apply_classes(new)
             colors = class_colors(new.classes)
@@ -419,6 +419,7 @@ class MainWindow(QMainWindow):
         else:
             self.controller.reconfigure(new)
         self.threshold_panel.set_value(new.box_threshold)
+        return True
 
     def _confirm_class_change(self, change: ClassChange) -> bool:
         answer = QMessageBox.question(self, "Change the class list", change.text() + "\n\nGo ahead?",
