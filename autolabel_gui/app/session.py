@@ -22,7 +22,7 @@ import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from autolabel_gui.app.conflicts import Conflict, ConflictChoice, Resolved, SharedVocWriter, read_current
+from autolabel_gui.app.conflicts import ABSENT, Conflict, ConflictChoice, Resolved, SharedVocWriter, read_current
 from autolabel_gui.app.status import Status
 from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
 from autolabel_gui.core.cache import ProposalCache
@@ -78,18 +78,16 @@ class ReviewSession:
         self.view = ViewFilter()
         self._opened: dict[str, Opened] = {}
         self._unsaved: dict[str, _Failed] = {}
-        self._on_disk: dict[str, tuple[int, int, int] | None] = {}
-        """The VOC file of each opened image as this session last read or wrote it (mtime, size, inode)."""
         self.voc = SharedVocWriter(folder, cache, user)
         self._loaded: dict[str, str | None] = {}
-        """Per opened image, the identity of the VOC file it was loaded from (read before)."""
+        """Per opened image, the identity of its VOC file as this session last read or wrote it
+        (``SharedVocWriter.identity``: read before the image is loaded)."""
         self._conflicts: dict[str, Conflict] = {}
 
     def open(self, rel: str) -> Opened:
         """The state of image ``rel``: kept from an earlier visit, or loaded now."""
         opened = self._opened.get(rel)
         if opened is None:
-            self._on_disk[rel] = self._voc_identity(rel)
             self._loaded[rel] = self.voc.identity(rel)  # read first: a save in between is a conflict
             opened = self._load(rel)
             self._opened[rel] = opened
@@ -106,19 +104,11 @@ class ReviewSession:
         annotator may have changed them). A failed save of it is forgotten too."""
         self._opened.pop(rel, None)
         self._unsaved.pop(rel, None)
-        self._on_disk.pop(rel, None)
 
     def changed_on_disk(self, rel: str) -> bool:
         """Whether the VOC file of opened image ``rel`` changed since this session last read or
         wrote it: someone else wrote it (another annotator's window, ``label``)."""
-        return rel in self._opened and self._voc_identity(rel) != self._on_disk.get(rel)
-
-    def _voc_identity(self, rel: str) -> tuple[int, int, int] | None:
-        try:
-            st = self.folder.voc_path(rel).stat()
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size, st.st_ino
+        return rel in self._opened and self.voc.identity(rel) != self._loaded.get(rel)
 
     def opened(self) -> list[str]:
         """The images opened in this session so far."""
@@ -219,7 +209,6 @@ class ReviewSession:
                 return Saved(conflict=written)
             self._loaded[rel] = written
             result.written = True
-            self._on_disk[rel] = self._voc_identity(rel)
             if verify:
                 state.verified_classes = list(self.class_names)
         if self.cache is not None and self.run_id is not None and (state.record_changed or result.written):
@@ -261,7 +250,7 @@ class ReviewSession:
             return Opened(ReviewState(0, 0, read_only=True, threshold=self.threshold), str(exc))
         record = self.cache.get_review(rel) if self.cache is not None else None
         voc = self.folder.voc_path(rel)
-        prelabels = self._prelabels(voc)
+        prelabels = self._prelabels(voc, self._loaded.get(rel))
         try:
             labels = (load_foreign_labels if prelabels is not None else load_existing_labels)(
                 self.folder, rel, self.class_names)
@@ -286,17 +275,19 @@ class ReviewSession:
             state.set_proposals(without_duplicates(prelabels, boxes), from_model=False)
         return Opened(state)
 
-    def _prelabels(self, voc: Path) -> list[Box] | None:
+    def _prelabels(self, voc: Path, digest: str | None) -> list[Box] | None:
         """The boxes of a VOC file that ``label --voc-dir`` wrote and nobody changed since (its
-        digest is the one ``label`` recorded, and it is not verified), as proposals without a
-        score; None for any other file (a person's work stays accepted boxes)."""
-        if self.cache is None or not voc.exists():
+        ``digest``, read by ``open``, is one ``label`` recorded, and it is not verified), as
+        proposals without a score; None for any other file (a person's work stays accepted)."""
+        if self.cache is None or digest is None or digest == ABSENT:
             return None
         try:
-            data = read_label_file(voc)
-            if not self.cache.wrote(hashlib.sha256(data).hexdigest()):
+            if not self.cache.wrote(digest):
                 return None
+            data = read_label_file(voc)
         except (AnnotationError, OSError, sqlite3.Error):
+            return None
+        if hashlib.sha256(data).hexdigest() != digest:  # replaced since open() read it
             return None
         try:
             labels = parse_voc(data, voc)
@@ -372,6 +363,5 @@ class ReviewSession:
 
     def _reopen(self, rel: str) -> None:
         """Forget the state of ``rel`` and load it again from its file."""
-        self._opened.pop(rel, None)
-        self._unsaved.pop(rel, None)
+        self.forget(rel)
         self.open(rel)
