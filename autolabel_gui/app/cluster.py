@@ -248,8 +248,7 @@ def _commit(row: dict[str, Any], todo: dict[str, ImageKey], folder: FolderLike, 
         return DetectionResult(rel, error=f"{folder.image_path(rel)}: the file changed while it was labelled "
                                           f"(or the workers see another file at that path); run again to label it")
     boxes: list[Box] = proposals_from_json(str(row["boxes"]))
-    plan.store(cache, key, plan.groups, boxes)
-    return DetectionResult(rel, plan.merge([boxes]))
+    return DetectionResult(rel, plan.merge(plan.store(cache, key, [None] * len(plan.groups), boxes)))
 
 
 def _explain(exc: Exception) -> Exception:

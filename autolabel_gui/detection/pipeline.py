@@ -62,8 +62,11 @@ class _Pending:
     rel: str
     key: ImageKey
     image: Future | None
-    groups: tuple[PromptGroup, ...] = ()
-    """The prompt groups the cache lacks for this image: only those are detected."""
+    have: list[list[Box] | None]
+    """Each prompt group's cached proposals (``RunPlan.fetch``): only the missing are detected."""
+
+    def missing(self, plan: RunPlan) -> tuple[PromptGroup, ...]:
+        return tuple(g for g, got in zip(plan.groups, self.have) if got is None)
 
 
 class DetectionPipeline:
@@ -162,12 +165,13 @@ class DetectionPipeline:
                     except OSError as exc:
                         yield DetectionResult(rel, error=f"{self.folder.image_path(rel)}: {exc.strerror or exc}")
                         continue
-                    missing = self.plan.missing(self.cache, key)
-                    if not missing:
-                        yield DetectionResult(rel, self.plan.lookup(self.cache, key) or [], from_cache=True)
+                    have = self.plan.fetch(self.cache, key)
+                    cached = self.plan.complete(have)
+                    if cached is not None:
+                        yield DetectionResult(rel, self.plan.merge(cached), from_cache=True)
                         continue
                     pending.append(_Pending(rel, key, pool.submit(self.model.decode, self.folder.image_path(rel)),
-                                            missing))
+                                            have))
                 if not pending or cancel.is_set():
                     break
                 batch = [pending.popleft() for _ in range(min(self.batch_size, len(pending)))]
@@ -188,7 +192,7 @@ class DetectionPipeline:
             p.image = None  # only ``decoded`` holds the images, and only until this call ends
         by_groups: dict[tuple[PromptGroup, ...], list[int]] = {}
         for i, p in enumerate(batch):
-            by_groups.setdefault(p.groups, []).append(i)
+            by_groups.setdefault(p.missing(self.plan), []).append(i)
         outputs: list[list[Box] | str] = [[] for _ in batch]
         for groups, indices in by_groups.items():
             ontology = self.plan.detection_ontology(groups)
@@ -200,7 +204,5 @@ class DetectionPipeline:
             if isinstance(out, str):
                 results.append(DetectionResult(p.rel, error=out))
                 continue
-            self.plan.store(self.cache, p.key, p.groups, out)
-            merged = self.plan.lookup(self.cache, p.key)
-            results.append(DetectionResult(p.rel, merged if merged is not None else self.plan.merge([out])))
+            results.append(DetectionResult(p.rel, self.plan.merge(self.plan.store(self.cache, p.key, p.have, out))))
         yield from results

@@ -101,25 +101,33 @@ class RunPlan:
 
     # -- the cache, seen through the plan -----------------------------------------------------
 
-    def missing(self, cache: ProposalCache, key: ImageKey) -> tuple[PromptGroup, ...]:
-        """The groups the model has not yet run on this file."""
-        return tuple(g for g in self.groups if cache.get(key, g.run_id) is None)
+    def fetch(self, cache: ProposalCache, key: ImageKey) -> list[list[Box] | None]:
+        """Each group's cached proposals for this file (None: the model has not run it yet)."""
+        return [cache.get(key, g.run_id) for g in self.groups]
+
+    @staticmethod
+    def complete(have: list[list[Box] | None]) -> list[list[Box]] | None:
+        """``fetch``'s answer when no group is missing, else None."""
+        return None if any(got is None for got in have) else [got for got in have if got is not None]
 
     def lookup(self, cache: ProposalCache, key: ImageKey) -> list[Box] | None:
         """Every group's proposals for this file, or None while one group is missing."""
-        per_group = []
-        for group in self.groups:
-            boxes = cache.get(key, group.run_id)
-            if boxes is None:
-                return None
-            per_group.append(boxes)
-        return self.merge(per_group)
+        per_group = self.complete(self.fetch(cache, key))
+        return None if per_group is None else self.merge(per_group)
 
-    def store(self, cache: ProposalCache, key: ImageKey, groups: Sequence[PromptGroup],
-              boxes: Iterable[Box]) -> None:
-        """Commit a detection of ``groups`` as one cache row per group."""
-        for group, part in zip(groups, self.split(boxes, groups)):
-            cache.put(key, group.run_id, part)
+    def store(self, cache: ProposalCache, key: ImageKey, have: list[list[Box] | None],
+              boxes: Iterable[Box]) -> list[list[Box]]:
+        """Commit a detection of the groups missing from ``have`` (``fetch``), one cache row per
+        group; returns every group's proposals, for ``merge``."""
+        missing = [g for g, got in zip(self.groups, have) if got is None]
+        found = iter(self.split(boxes, missing))
+        complete: list[list[Box]] = []
+        for group, got in zip(self.groups, have):
+            if got is None:
+                got = next(found)
+                cache.put(key, group.run_id, got)
+            complete.append(got)
+        return complete
 
     def cached_relpaths(self, cache: ProposalCache) -> set[str]:
         """Images with proposals of every group (file identity not re-checked)."""
