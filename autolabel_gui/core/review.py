@@ -279,6 +279,12 @@ class ReviewState:
         self._redo.clear()
         return True
 
+    def waits_for_model(self, model_runs: bool) -> bool:
+        """``verify_blocker``'s "waiting for the model", alone: the canvas banner asks this on
+        every redraw, without the cost of the other checks (``unseen_proposals`` compares every
+        proposal with every settled one)."""
+        return not self.read_only and model_runs and not self.model_done and not self.verified
+
     def verify_blocker(self, model_runs: bool) -> str | None:
         """Why this image cannot be marked verified now, or None when it can.
 
@@ -295,7 +301,7 @@ class ReviewState:
         """
         if self.read_only:
             return "read-only"
-        if model_runs and not self.model_done and not self.verified:
+        if self.waits_for_model(model_runs):
             return "waiting for the model"
         if self.hidden_pending_count():
             return HIDDEN_PENDING

@@ -497,7 +497,7 @@ class ReviewController(QObject):
     def _show_where_the_model_is(self) -> None:
         """The canvas banner: shown while the image on screen waits for the model."""
         state = self.state
-        waiting = state is not None and state.verify_blocker(self.model_runs) == "waiting for the model"
+        waiting = state is not None and state.waits_for_model(self.model_runs)
         if not waiting:
             self._banner_timer.stop()
             self.banner.set_text(self.leases.note(self.current) or self._settled_text(state))
