@@ -162,10 +162,9 @@ class ProjectSettings:
                 values[name] = data[name]
             else:
                 notes.append(f"{path}: setting '{name}' ignored: {problem}")
-        loaded = cls(**values, notes=notes)  # type: ignore[arg-type]
-        # A folder from before prompt groups: its whole class list is its first group, so the
-        # proposals cached under the old run id stay valid (the first group's id is that id).
-        return loaded.with_groups_kept() if "prompt_groups" not in values else loaded
+        # A folder from before prompt groups gets its whole class list as its first group
+        # (``__post_init__``), so the proposals cached under the old run id stay valid.
+        return cls(**values, notes=notes)  # type: ignore[arg-type]
 
     def problems(self) -> list[str]:
         """What is wrong with these values (empty when they may be used and saved)."""
@@ -177,7 +176,8 @@ class ProjectSettings:
         problems = self.problems()
         if problems:
             raise ValueError("settings not saved: " + "; ".join(problems))
-        data = {name: getattr(self.with_groups_kept(), name) for name in _SAVED_FIELDS}
+        kept = self.with_groups_kept()
+        data = {name: getattr(kept, name) for name in _SAVED_FIELDS}
         atomic_write_text(self.path_for(folder), json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
 
     def with_model(self, entry: ModelEntry) -> ProjectSettings:

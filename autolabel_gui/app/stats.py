@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from autolabel_gui.app.status import REVIEW_STATUSES, Status, is_prelabel_file, verified_before
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.records import RESULTS
+from autolabel_gui.core.records import RESULTS, ReviewRecord
 from autolabel_gui.detection.run_plan import RunPlan
 from autolabel_gui.formats.voc import AnnotationError, read_voc
 
@@ -82,16 +82,17 @@ def compute_stats(folder: ImageFolder, classes: list[str], cache: ProposalCache 
                 count.boxes_unverified += n
     stats.classes.update(sorted(extra.items()))
     if cache is not None:
-        _add_outcomes(stats, cache)
-        stale = verified_before(folder, cache.iter_reviews(), classes)
+        records = list(cache.iter_reviews())
+        _add_outcomes(stats, records)
+        stale = verified_before(folder, records, classes)
         stats.verified_before = dict(Counter(c for added in stale.values() for c in added))
     return stats
 
 
-def _add_outcomes(stats: FolderStats, cache: ProposalCache) -> None:
+def _add_outcomes(stats: FolderStats, records: list[tuple[str, ReviewRecord]]) -> None:
     """Outcomes of proposals only: boxes the human drew (score None) say nothing about prompts."""
     scores: dict[str, list[float]] = {r: [] for r in RESULTS}
-    for _rel, record in cache.iter_reviews():
+    for _rel, record in records:
         for outcome in record.outcomes:
             if outcome.score is None:
                 stats.drawn += 1

@@ -49,13 +49,16 @@ def annotation_status(voc_path: Path, has_proposals: bool, prelabels: Collection
         return Status.IN_REVIEW
     if _VERIFIED.search(head):
         return Status.VERIFIED
-    if prelabels and is_prelabel_file(voc_path, prelabels):
+    if is_prelabel_file(voc_path, prelabels):
         return Status.PROPOSALS
     return Status.IN_REVIEW
 
 
 def is_prelabel_file(voc_path: Path, prelabels: Collection[str]) -> bool:
-    """The file is byte for byte one ``label`` wrote (its digest among ``prelabels``)."""
+    """The file is byte for byte one ``label`` wrote (its digest among ``prelabels``); read
+    and hashed only when ``label`` wrote anything."""
+    if not prelabels:
+        return False
     try:
         return hashlib.sha256(read_limited(voc_path, SMALL_FILE_LIMIT)).hexdigest() in prelabels
     except OSError:

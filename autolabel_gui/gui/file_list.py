@@ -162,9 +162,6 @@ class FileListModel(QAbstractListModel):
                 index = self.index(row)
                 self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole])
 
-    def held(self, rel: str) -> str | None:
-        return self._held.get(rel)
-
     # -- statuses --------------------------------------------------------------------------
 
     def relpath(self, row: int) -> str:

@@ -77,9 +77,9 @@ class ReviewController(QObject):
         self.detection = DetectionController(folder, self.cache, settings, self, detector_factory=detector_factory)
         self.banner = ModelBanner(canvas)
         self.manual = False
+        """The annotator chose to review without the model: nothing waits for it."""
         self.ask_conflict: Callable[[Conflict], ConflictChoice] | None = None
         """Asked when a save finds the file saved by someone else meanwhile (the window's)."""
-        """The annotator chose to review without the model: nothing waits for it."""
         self._threshold_unsaved = False
         self.current: str | None = None
         self._shown = False
