@@ -202,6 +202,10 @@ def test_two_classes_added_one_after_the_other_are_two_groups_and_cancel_adds_no
     assert [[name for name, _ in g] for g in saved["prompt_groups"]][1:] == [["bottle"], ["chair"]]
     assert [sorted(g.names) for g in h.controller.session.plan.groups][1:] == [["bottle"], ["chair"]]
     assert [c.added for c in h.class_changes] == [("bottle",), ("chair",)]
+    from autolabel_gui.gui.colors import class_colors
+
+    colors = class_colors(h.controller.settings.classes)
+    assert h.window.box_tools.boxes_panel.model._colors["chair"] == colors["chair"], "the boxes panel follows"
 
     h.class_change_answer = False
     h.window._add_to_project(["dog"])

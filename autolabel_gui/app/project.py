@@ -24,6 +24,7 @@ from autolabel_gui.detection.base import DEFAULT_BACKEND, DetectorConfig
 from autolabel_gui.detection.catalogue import BACKENDS
 from autolabel_gui.detection.compute_path import PRECISIONS
 from autolabel_gui.detection.gdino_spec import DEFAULT_TEXT_ENCODER
+from autolabel_gui.detection.ids import model_id_for
 from autolabel_gui.detection.models import ModelEntry, model_named
 from autolabel_gui.detection.run_plan import RunPlan
 from autolabel_gui.formats.export import voc_class_names
@@ -372,6 +373,15 @@ def plan_of(settings: ProjectSettings) -> RunPlan | None:
     """The cache runs of ``settings`` (``detection.run_plan``), or None when they are invalid."""
     try:
         return settings.run_plan()
+    except ValueError:
+        return None
+
+
+def model_id_of(settings: ProjectSettings) -> str | None:
+    """The id of the model ``settings`` run, prompts aside (``detection.ids.model_id_for``), or
+    None when they are invalid: a class change keeps it, another model or threshold does not."""
+    try:
+        return model_id_for(settings.detector_config())
     except ValueError:
         return None
 

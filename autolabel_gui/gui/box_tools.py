@@ -25,7 +25,6 @@ from autolabel_gui.core.view_filter import ViewFilter
 from autolabel_gui.gui.boxes_panel import BoxesPanel
 from autolabel_gui.gui.canvas import Canvas
 from autolabel_gui.gui.class_picker import ClassPicker, PickedClass
-from autolabel_gui.gui.colors import class_colors
 from autolabel_gui.gui.panels import ClassPanel
 from autolabel_gui.gui.review_controller import ReviewController
 
@@ -88,8 +87,7 @@ class BoxTools(QObject):
         }
 
     def attach(self, controller: ReviewController) -> None:
-        """A folder was opened: it shows what this window shows."""
-        self.boxes_panel.set_class_colors(class_colors(controller.settings.classes))
+        """A folder was opened: it shows what this window shows (the window gives the colours)."""
         controller.set_view(self.view)
 
     def refresh(self) -> None:

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from autolabel_gui.app.class_change import ClassChange, class_change
 from autolabel_gui.app.conflicts import Conflict, ConflictChoice
 from autolabel_gui.app.model_progress import folder_writable
-from autolabel_gui.app.project import ProjectSettings, run_id_of
+from autolabel_gui.app.project import ProjectSettings, model_id_of, run_id_of
 from autolabel_gui.app.trust import remember_chosen
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.review import ReviewState
@@ -184,9 +184,7 @@ class MainWindow(QMainWindow):
         controller.model_state.connect(self._model_state)
         controller.progress_changed.connect(self.progress_label.setText)
         self.file_panel.set_model(controller.files)
-        colors = class_colors(settings.classes)
-        self.canvas.set_class_colors(colors)
-        self.class_panel.set_classes(settings.classes, colors)
+        self._show_classes(settings.classes)
         self.threshold_panel.set_value(settings.box_threshold)
         self.model_label.setText(model_text("loading", "loading the model"))
         self.setWindowTitle(f"{root.name} — autolabel-gui")
@@ -406,20 +404,23 @@ class MainWindow(QMainWindow):
         # A new model (weights, text threshold, precision) or VOC folder is a new view of the
         # folder: reopening rebuilds everything that reads the cache or the VOC files. A new
         # class list keeps every proposal and detects only the new classes (ADR 0013).
-        same_model = run_id_of(replace(new, classes=old.classes, prompts=old.prompts,
-                                       prompt_groups=old.prompt_groups)) == run_id_of(old)
-        if not same_model or new.annotations_path(root) != old.annotations_path(root):
+        if model_id_of(new) != model_id_of(old) or new.annotations_path(root) != old.annotations_path(root):
             self.open_folder(root, new, first=self.controller.current)
             return True
         if run_id_of(new) != run_id_of(old):
             self.controller.apply_classes(new)
-            colors = class_colors(new.classes)
-            self.canvas.set_class_colors(colors)
-            self.class_panel.set_classes(new.classes, colors)
+            self._show_classes(new.classes)
         else:
             self.controller.reconfigure(new)
         self.threshold_panel.set_value(new.box_threshold)
         return True
+
+    def _show_classes(self, classes: list[str]) -> None:
+        """One colour per class on the canvas, in the class panel and in the boxes panel."""
+        colors = class_colors(classes)
+        self.canvas.set_class_colors(colors)
+        self.class_panel.set_classes(classes, colors)
+        self.box_tools.boxes_panel.set_class_colors(colors)
 
     def _confirm_class_change(self, change: ClassChange) -> bool:
         answer = QMessageBox.question(self, "Change the class list", change.text() + "\n\nGo ahead?",
