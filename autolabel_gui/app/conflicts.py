@@ -13,8 +13,8 @@ write of the window goes through ``SharedVocWriter``:
   ``flock`` around check and rename, so on a local disk no save is lost. Across machines on a
   network share (no reliable locks there) the window left is that between the last check and
   the rename, microseconds, and ADR 0012 says so.
-- Not a conflict: a file byte-for-byte what ``label --voc-dir`` wrote (its digest in
-  ``ProposalCache.get_output``) and unverified is the model's pre-labelling, not someone's work;
+- Not a conflict: a file byte-for-byte what ``label --voc-dir`` wrote (its digest among
+  ``ProposalCache.wrote``'s) and unverified is the model's pre-labelling, not someone's work;
   a file deleted meanwhile (nothing to keep).
 - After each write a save note (``core.save_notes``) records who wrote which bytes and when; a
   conflict names that person only when the note's sha256 is the file's, otherwise "someone (not
@@ -43,8 +43,9 @@ from autolabel_gui.core.boxes import ImageLabels
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import STATE_DIR, ImageFolder
 from autolabel_gui.core.safe_read import LABEL_FILE_LIMIT, read_limited
-from autolabel_gui.core.save_notes import SAVES_DIR, SaveNote, current_host, current_user, read_note, write_note
+from autolabel_gui.core.save_notes import SAVES_DIR, SaveNote, read_note, write_note
 from autolabel_gui.core.sharedfs import is_shared_filesystem
+from autolabel_gui.core.whoami import current_host, current_user
 from autolabel_gui.formats.voc import AnnotationError, parse_voc, voc_bytes, write_voc
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,8 @@ class SharedVocWriter:
         self.cache = cache
         self.user = user or current_user()
         self.host = host or current_host()
+        self._local = not is_shared_filesystem(folder.root)
+        """A local disk: processes of this machine take ``_commit_lock`` (decided once, not per save)."""
 
     @property
     def state_dir(self) -> Path:
@@ -259,7 +262,7 @@ class SharedVocWriter:
         fd = -1
         saves = self.state_dir / SAVES_DIR
         try:
-            if not is_shared_filesystem(self.folder.root):
+            if self._local:
                 saves.mkdir(parents=True, exist_ok=True)
                 fd = os.open(saves / ".commit.lock", os.O_RDWR | os.O_CREAT, 0o666)
                 fcntl.flock(fd, fcntl.LOCK_EX)

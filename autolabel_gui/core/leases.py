@@ -26,13 +26,11 @@ Qt-free and stdlib only.
 from __future__ import annotations
 
 import errno
-import getpass
 import hashlib
 import json
 import math
 import os
 import secrets
-import socket
 import stat
 import time
 from collections.abc import Callable
@@ -41,6 +39,7 @@ from pathlib import Path
 
 from autolabel_gui.core.atomic import atomic_write_bytes, new_file_mode, sweep_stale_temp_files
 from autolabel_gui.core.safe_read import UnsafeFileError, read_limited
+from autolabel_gui.core.whoami import current_host, current_user, shown_name
 
 LEASES_DIR = "leases"
 LEASE_SUFFIX = ".json"
@@ -60,11 +59,6 @@ class LeasesUnavailable(OSError):
     """Leases cannot be kept in this folder (read-only, or the lease folder leads outside it)."""
 
 
-def _clean(text: str, limit: int = 64) -> str:
-    """A name from someone else's file, safe to show: printable, no markup, bounded."""
-    return "".join(c if c.isprintable() and c not in "<>&" else "?" for c in text[:limit])
-
-
 @dataclass(frozen=True, slots=True)
 class Holder:
     """Who holds a lease: one window (``session``) of one process on one machine."""
@@ -79,15 +73,11 @@ class Holder:
     @classmethod
     def current(cls) -> Holder:
         """This process, with a new random session id."""
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):  # no user name (a container without passwd entry)
-            user = f"uid-{os.getuid()}" if hasattr(os, "getuid") else "unknown"
-        return cls(user, socket.gethostname() or "unknown-host", os.getpid(), secrets.token_hex(8), time.time())
+        return cls(current_user(), current_host(), os.getpid(), secrets.token_hex(8), time.time())
 
     @property
     def who(self) -> str:
-        return f"{_clean(self.user)}@{_clean(self.host)}"
+        return f"{shown_name(self.user)}@{shown_name(self.host)}"
 
     def since_text(self) -> str:
         """``since`` as local hours and minutes ("14:02")."""
@@ -98,7 +88,7 @@ class Holder:
 
     def describe(self) -> str:
         """"alice on laptop-2 since 14:02"."""
-        return f"{_clean(self.user)} on {_clean(self.host)} since {self.since_text()}"
+        return f"{shown_name(self.user)} on {shown_name(self.host)} since {self.since_text()}"
 
 
 @dataclass(frozen=True, slots=True)

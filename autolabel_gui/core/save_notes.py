@@ -13,19 +13,17 @@ that is not what this module writes is ignored (None), never an error.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import logging
 import math
-import os
 import re
-import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from autolabel_gui.core.atomic import atomic_write_text
 from autolabel_gui.core.safe_read import read_limited
+from autolabel_gui.core.whoami import shown_name
 
 log = logging.getLogger(__name__)
 
@@ -34,27 +32,6 @@ NOTE_LIMIT = 16 * 1024
 """A real note is about 200 bytes."""
 _FIELD_LIMIT = 1024
 _SHA256 = re.compile(r"\A[0-9a-f]{64}\Z")
-USER_ENV = "AUTOLABEL_USER"
-"""Overrides the user name a save is recorded under (tests run two annotators in one process)."""
-
-
-def current_user() -> str:
-    """The name saves are recorded under: ``AUTOLABEL_USER``, else the login name."""
-    name = os.environ.get(USER_ENV, "").strip()
-    if name:
-        return name
-    try:
-        return getpass.getuser() or "unknown"
-    except (KeyError, OSError, ImportError):
-        return "unknown"
-
-
-def current_host() -> str:
-    try:
-        return socket.gethostname() or "unknown"
-    except OSError:
-        return "unknown"
-
 
 @dataclass(frozen=True, slots=True)
 class SaveNote:
@@ -108,9 +85,4 @@ def _validated(data: object, relpath: str) -> SaveNote | None:
     rel, sha, user, host = (str(t) for t in texts)
     if rel != relpath or not _SHA256.match(sha):
         return None
-    return SaveNote(rel, sha, _printable(user), _printable(host), float(saved_at))
-
-
-def _printable(text: str) -> str:
-    """A name shown in a dialog: no control characters (a hostile note cannot fake lines)."""
-    return "".join(c if c.isprintable() else "?" for c in text)
+    return SaveNote(rel, sha, shown_name(user), shown_name(host), float(saved_at))
