@@ -419,3 +419,32 @@ def test_on_a_network_file_system_the_cache_uses_a_rollback_journal(tmp_path, mo
         assert cache._conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     assert any("journal_mode=delete" in r.getMessage() for r in caplog.records)
     assert not (tmp_path / ".autolabel" / "cache.sqlite-wal").exists()
+
+
+def test_the_conflict_question_names_who_and_gives_each_answer(qtbot, tmp_path):
+    from autolabel_gui.gui.conflict_dialog import ask_conflict
+    from PySide6.QtCore import Qt, QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    _folder, _a, _b, saved = _two_saves(tmp_path)
+    conflict = saved.conflict
+    assert conflict is not None
+    seen: dict[str, object] = {}
+
+    def answer(button: str | None) -> None:
+        box = QApplication.activeModalWidget()
+        assert isinstance(box, QMessageBox)
+        seen["text"] = box.text() + "\n" + box.informativeText()
+        buttons = {b.text(): b for b in box.buttons()}
+        seen["buttons"] = sorted(buttons)
+        if button is None:
+            qtbot.keyClick(box, Qt.Key.Key_Escape)
+        else:
+            buttons[button].click()
+
+    for button, choice in (("Keep theirs", ConflictChoice.THEIRS), ("Keep mine", ConflictChoice.MINE),
+                           ("Merge both", ConflictChoice.MERGE), (None, ConflictChoice.THEIRS)):
+        QTimer.singleShot(0, lambda b=button: answer(b))
+        assert ask_conflict(None, conflict) is choice
+    assert seen["buttons"] == ["Keep mine", "Keep theirs", "Merge both"]
+    assert conflict.who in str(seen["text"]) and str(conflict.mine_copy) in str(seen["text"])

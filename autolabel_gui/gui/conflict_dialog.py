@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from autolabel_gui.app.conflicts import Conflict, ConflictChoice
+from autolabel_gui.gui.choice_box import choose
 
 
 def ask_conflict(parent: QWidget | None, conflict: Conflict) -> ConflictChoice:
@@ -21,15 +22,7 @@ def ask_conflict(parent: QWidget | None, conflict: Conflict) -> ConflictChoice:
         f"Your version was not written over theirs; a copy is in\n{conflict.mine_copy}\n\n"
         "Keep theirs drops your edits (the copy stays). Keep mine writes yours (theirs is copied "
         "aside first). Merge both keeps their boxes and yours, each object once.")
-    theirs = box.addButton("Keep theirs", QMessageBox.ButtonRole.RejectRole)
-    mine = box.addButton("Keep mine", QMessageBox.ButtonRole.DestructiveRole)
-    merge = box.addButton("Merge both", QMessageBox.ButtonRole.AcceptRole)
-    box.setDefaultButton(merge)
-    box.setEscapeButton(theirs)
-    box.exec()
-    clicked = box.clickedButton()
-    if clicked is mine:
-        return ConflictChoice.MINE
-    if clicked is merge:
-        return ConflictChoice.MERGE
-    return ConflictChoice.THEIRS
+    return choose(box, [("Keep theirs", QMessageBox.ButtonRole.RejectRole, ConflictChoice.THEIRS),
+                        ("Keep mine", QMessageBox.ButtonRole.DestructiveRole, ConflictChoice.MINE),
+                        ("Merge both", QMessageBox.ButtonRole.AcceptRole, ConflictChoice.MERGE)],
+                  default=ConflictChoice.MERGE, escape=ConflictChoice.THEIRS)

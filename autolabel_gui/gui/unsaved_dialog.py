@@ -11,6 +11,8 @@ from collections.abc import Mapping
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from autolabel_gui.gui.choice_box import choose
+
 SHOWN = 8
 """Files named in the message itself; the rest are in the details."""
 
@@ -42,16 +44,9 @@ def ask_unsaved(parent: QWidget | None, failed: Mapping[str, str], action: str) 
     box.setInformativeText(unsaved_text(failed) + "\n\nFree some space or make the folder writable, "
                            "then Retry.")
     box.setDetailedText("\n".join(failed[rel] for rel in sorted(failed)))
-    retry = box.addButton("Retry", QMessageBox.ButtonRole.AcceptRole)
     those = "that image" if len(failed) == 1 else f"those {count}"
-    discard = box.addButton(f"{action} without saving {those}", QMessageBox.ButtonRole.DestructiveRole)
-    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
-    box.setDefaultButton(retry)
-    box.setEscapeButton(cancel)
-    box.exec()
-    clicked = box.clickedButton()
-    if clicked is retry:
-        return UnsavedChoice.RETRY
-    if clicked is discard:
-        return UnsavedChoice.DISCARD
-    return UnsavedChoice.CANCEL
+    return choose(box, [("Retry", QMessageBox.ButtonRole.AcceptRole, UnsavedChoice.RETRY),
+                        (f"{action} without saving {those}", QMessageBox.ButtonRole.DestructiveRole,
+                         UnsavedChoice.DISCARD),
+                        (QMessageBox.StandardButton.Cancel, None, UnsavedChoice.CANCEL)],
+                  default=UnsavedChoice.RETRY, escape=UnsavedChoice.CANCEL)
