@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -63,7 +64,10 @@ B_BOX = ("cat", (100.0, 40.0, 150.0, 90.0))
 
 def _two_saves(tmp_path: Path):
     """A and B open rocket.png; A saves a box at xmin 33, then B saves its own box."""
-    folder = _folder(tmp_path)
+    return _two_saves_in(_folder(tmp_path))
+
+
+def _two_saves_in(folder: ImageFolder):
     a, b = _session(folder, "alice"), _session(folder, "bob")
     a.open("rocket.png").state.add_box(_box(32, 10, 80, 60))
     b.open("rocket.png").state.add_box(_box(100, 40, 150, 90, "cat"))
@@ -448,3 +452,22 @@ def test_the_conflict_question_names_who_and_gives_each_answer(qtbot, tmp_path):
         assert ask_conflict(None, conflict) is choice
     assert seen["buttons"] == ["Keep mine", "Keep theirs", "Merge both"]
     assert conflict.who in str(seen["text"]) and str(conflict.mine_copy) in str(seen["text"])
+
+
+@pytest.mark.parametrize("state_mode", [0o777, 0o2770, 0o700])
+def test_folders_made_in_autolabel_take_its_mode_not_the_umask(tmp_path, state_mode):
+    """Seen with two Unix users: under umask 022 the first annotator's leases/ and saves/ were
+    0755 in a .autolabel the team had made 0777, and the second reviewed without leases."""
+    from autolabel_gui.core.leases import Holder, LeaseBook
+
+    folder = _folder(tmp_path)
+    folder.state_dir.mkdir()
+    os.chmod(folder.state_dir, state_mode)
+    old = os.umask(0o022)
+    try:
+        LeaseBook(folder.state_dir, Holder.current(), root=folder.root).acquire("rocket.png")
+        _two_saves_in(folder)
+    finally:
+        os.umask(old)
+    for name in ("leases", "saves", "conflicts"):
+        assert stat.S_IMODE((folder.state_dir / name).stat().st_mode) == state_mode, name

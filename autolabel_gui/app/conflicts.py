@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autolabel_gui.core.atomic import atomic_write_bytes
+from autolabel_gui.core.atomic import atomic_write_bytes, make_dir_like_parent
 from autolabel_gui.core.boxes import ImageLabels
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import STATE_DIR, ImageFolder
@@ -205,7 +205,7 @@ class SharedVocWriter:
 
     def keep_copy(self, rel: str, data: bytes, user: str | None) -> Path:
         """Put ``data`` (a version of ``rel``) into the conflicts folder; returns its path."""
-        folder = self.state_dir / CONFLICTS_DIR
+        folder = make_dir_like_parent(self.state_dir / CONFLICTS_DIR)
         stamp = time.strftime("%Y%m%d-%H%M%S") + f".{time.time_ns() // 1000 % 1_000_000:06d}"
         name = _UNSAFE_NAME.sub("_", user or "unknown")
         target = folder / f"{flat_name(rel)}.{stamp}.{name}.xml"
@@ -263,8 +263,9 @@ class SharedVocWriter:
         saves = self.state_dir / SAVES_DIR
         try:
             if self._local:
-                saves.mkdir(parents=True, exist_ok=True)
-                fd = os.open(saves / ".commit.lock", os.O_RDWR | os.O_CREAT, 0o666)
+                make_dir_like_parent(saves)
+                # read-only is enough for flock, so another annotator's lock file serves too
+                fd = os.open(saves / ".commit.lock", os.O_RDONLY | os.O_CREAT, 0o666)
                 fcntl.flock(fd, fcntl.LOCK_EX)
         except OSError as exc:
             log.debug("%s: saving without the commit lock (%s)", self.state_dir, exc)

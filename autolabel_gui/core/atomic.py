@@ -55,6 +55,27 @@ def current_umask() -> int:
     return mask
 
 
+def make_dir_like_parent(path: Path | str) -> Path:
+    """Create folder ``path`` (and missing parents, as ``mkdir -p``); each folder created takes
+    the permission bits of the folder it is made in, not those the umask would give.
+
+    For the folders the tool makes in ``.autolabel/`` (leases, save notes, conflict copies): a
+    team that made ``.autolabel`` writable for its group gets sub-folders every annotator can
+    write (under the usual umask 022 the first annotator's ``leases/`` was 0755, and the second
+    reviewed without leases); a private folder gives private sub-folders, as the umask would.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return path
+    parent = make_dir_like_parent(path.parent)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return path
+    os.chmod(path, stat.S_IMODE(parent.stat().st_mode))  # mkdir's mode is masked by the umask
+    return path
+
+
 def new_file_mode() -> int:
     """The mode ``open()`` gives a new file: 0666 less the umask (0644 under the usual 022)."""
     return 0o666 & ~current_umask()

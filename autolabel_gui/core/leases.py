@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from autolabel_gui.core.atomic import atomic_write_bytes, new_file_mode, sweep_stale_temp_files
+from autolabel_gui.core.atomic import atomic_write_bytes, make_dir_like_parent, new_file_mode, sweep_stale_temp_files
 from autolabel_gui.core.safe_read import UnsafeFileError, read_limited
 from autolabel_gui.core.whoami import current_host, current_user, shown_name
 
@@ -188,7 +188,7 @@ class LeaseBook:
         root = Path(root) if root is not None else state_dir.parent
         self.dir = state_dir / LEASES_DIR
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            make_dir_like_parent(self.dir)
             inside = self.dir.resolve().is_relative_to(root.resolve())
         except OSError as exc:
             raise LeasesUnavailable(exc.errno or errno.EIO, f"cannot create the lease folder ({exc.strerror or exc})",

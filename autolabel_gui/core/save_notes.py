@@ -21,7 +21,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from autolabel_gui.core.atomic import atomic_write_text
+from autolabel_gui.core.atomic import atomic_write_text, make_dir_like_parent
 from autolabel_gui.core.safe_read import read_limited
 from autolabel_gui.core.whoami import shown_name
 
@@ -54,7 +54,9 @@ def note_path(state_dir: Path, relpath: str) -> Path:
 
 def write_note(state_dir: Path, note: SaveNote) -> None:
     """Replace the image's note (atomically; raises OSError when it cannot be written)."""
-    atomic_write_text(note_path(state_dir, note.relpath), json.dumps(asdict(note), ensure_ascii=False))
+    path = note_path(state_dir, note.relpath)
+    make_dir_like_parent(path.parent)
+    atomic_write_text(path, json.dumps(asdict(note), ensure_ascii=False))
 
 
 def read_note(state_dir: Path, relpath: str) -> SaveNote | None:
