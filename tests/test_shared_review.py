@@ -211,3 +211,37 @@ def test_two_classes_added_one_after_the_other_are_two_groups_and_cancel_adds_no
     h.window._add_to_project(["dog"])
     assert "dog" not in json.loads((h.root / ".autolabel" / "project.json").read_text())["classes"]
     assert "Added to the project" not in h.window.message_label.toolTip()
+
+
+def _saved(root: Path) -> dict:
+    import json
+
+    return json.loads((root / ".autolabel" / "project.json").read_text())
+
+
+def test_a_window_saves_only_what_it_changed_over_what_others_saved(tmp_path: Path) -> None:
+    """Seen with two annotators: ] in one window wrote its whole settings and removed the classes
+    the other had added."""
+    start = ProjectSettings(classes=["dog", "cat"], weights="/models/theirs.pth")
+    start.save(tmp_path)
+    a = b = start
+    a_new = replace(a, classes=["dog", "cat", "bottle"]).save_changes(tmp_path, a)
+    b_new = replace(b, box_threshold=0.6).save_changes(tmp_path, b)
+    assert _saved(tmp_path)["classes"] == ["dog", "cat", "bottle"] and _saved(tmp_path)["box_threshold"] == 0.6
+    assert _saved(tmp_path)["weights"] == "/models/theirs.pth", "a value this window did not change stays"
+    assert b_new.classes == ["dog", "cat", "bottle"], "the settings as saved"
+    replace(b, classes=["dog", "cat", "chair"]).save_changes(tmp_path, b)  # b still had the old list
+    replace(a_new, classes=["dog", "bottle"]).save_changes(tmp_path, a_new)
+    saved = _saved(tmp_path)
+    assert saved["classes"] == ["dog", "bottle", "chair"], "adds of both kept, the removal applied"
+    assert [[n for n, _ in g] for g in saved["prompt_groups"]] == [["dog", "cat"], ["bottle"], ["chair"]]
+
+
+def test_moving_the_threshold_in_one_window_keeps_classes_added_in_another(open_review) -> None:
+    a = open_review(["a.png"])
+    b = open_review(["a.png"], root=a.root)
+    a.window._add_to_project(["bottle"])
+    b.controller.set_threshold(0.6)
+    b.controller.save_threshold()
+    saved = _saved(a.root)
+    assert "bottle" in saved["classes"] and saved["box_threshold"] == 0.6

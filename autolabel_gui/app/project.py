@@ -132,22 +132,8 @@ class ProjectSettings:
         range, and a model file the user did not choose (``app.trust``), is left at its default;
         each such decision is in ``notes`` for the command line and the window to say.
         """
-        path = cls.path_for(folder)
-        try:
-            raw = read_limited(path, SMALL_FILE_LIMIT)
-        except FileNotFoundError:
-            return cls()
-        except OSError as exc:
-            raise ValueError(f"{path}: cannot read project settings: {exc.strerror or exc}") from exc
-        try:
-            data = json.loads(raw.decode("utf-8-sig"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ValueError(f"{path}: cannot read project settings: {exc}") from exc
-        except RecursionError:
-            raise ValueError(f"{path}: cannot read project settings: nested too deeply") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: cannot read project settings: not a JSON object")
-        return cls._from_dict(data, Path(folder), path)
+        data = _read_file(cls.path_for(folder))
+        return cls() if data is None else cls._from_dict(data, Path(folder), cls.path_for(folder))
 
     @classmethod
     def _from_dict(cls, data: dict, folder: Path, path: Path) -> ProjectSettings:
@@ -180,6 +166,47 @@ class ProjectSettings:
         kept = self.with_groups_kept()
         data = {name: getattr(kept, name) for name in _SAVED_FIELDS}
         atomic_write_text(self.path_for(folder), json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+
+    def save_changes(self, folder: Path, old: ProjectSettings) -> ProjectSettings:
+        """Write into the folder's file only what changed from ``old`` to these settings, over
+        what the file holds now; returns these settings with the class list, prompts and prompt
+        groups as saved (another annotator's classes included).
+
+        Several windows share a folder: each keeps the settings it opened with, so writing them
+        whole would undo what another annotator saved since (seen: a threshold moved in one
+        window removed the classes another had added). Classes and prompts are merged by name
+        (added and removed ones applied to the file's list); any other changed value replaces
+        the file's; values this window did not change stay as the file has them, even those
+        this machine ignores (a model file it does not trust). Invalid values raise ValueError.
+        """
+        path = self.path_for(folder)
+        data = _read_file(path)
+        if data is None:  # nobody saved settings here yet: these are the folder's
+            self.save(folder)
+            return self.with_groups_kept()
+        names = [n for n in _SAVED_FIELDS if n != "prompt_groups" and getattr(self, n) != getattr(old, n)]
+        file_classes, file_prompts = data.get("classes"), data.get("prompts")
+        for name in names:
+            data[name] = getattr(self, name)
+        if "classes" in names and isinstance(file_classes, list) and _field_problem("classes", file_classes) is None:
+            gone = set(old.classes) - set(self.classes)
+            data["classes"] = ([c for c in file_classes if c not in gone]
+                               + [c for c in self.classes if c not in old.classes and c not in file_classes])
+        if "prompts" in names and isinstance(file_prompts, dict) and _field_problem("prompts", file_prompts) is None:
+            data["prompts"] = {**{k: v for k, v in file_prompts.items() if k in self.prompts or k not in old.prompts},
+                               **{k: v for k, v in self.prompts.items() if old.prompts.get(k) != v}}
+        groups: list[list[list[str]]] = self.prompt_groups
+        if _field_problem("prompt_groups", data.get("prompt_groups")) is None:
+            groups = data["prompt_groups"]
+        merged = replace(self, classes=list(data.get("classes", self.classes)),
+                         prompts=dict(data.get("prompts", self.prompts)), prompt_groups=groups).with_groups_kept()
+        data["prompt_groups"] = merged.prompt_groups
+        problems = [p for name in (*names, "classes", "prompts", "prompt_groups") if name in data
+                    and (p := _field_problem(name, data[name])) is not None]
+        if problems:
+            raise ValueError("settings not saved: " + "; ".join(problems))
+        atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+        return merged
 
     def with_model(self, entry: ModelEntry) -> ProjectSettings:
         """These settings running catalogue model ``entry``: exactly what ``--model NAME`` sets,
@@ -220,6 +247,26 @@ class ProjectSettings:
             raise ValueError("; ".join(problems))
         remember_chosen([str(changes[n]) for n in (*_FOLDER_CHOSEN_PATHS,) if changes.get(n)])
         return new
+
+
+def _read_file(path: Path) -> dict | None:
+    """The settings file as a JSON object, None when there is none; ValueError naming the file
+    and why when it cannot be read (a FIFO, a device, a huge file, broken or deep JSON)."""
+    try:
+        raw = read_limited(path, SMALL_FILE_LIMIT)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read project settings: {exc.strerror or exc}") from exc
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read project settings: {exc}") from exc
+    except RecursionError:
+        raise ValueError(f"{path}: cannot read project settings: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: cannot read project settings: not a JSON object")
+    return data
 
 
 def classes_from_arg(value: str) -> list[str]:

@@ -395,12 +395,12 @@ class MainWindow(QMainWindow):
             if change.images_to_detect and not self.ask_class_change(change):
                 self.show_message("Class list not changed.")
                 return False
-        new = new.with_groups_kept()  # the groups as saved: the next change adds to them
         remember_chosen([v for v in (new.weights, new.config, new.text_encoder) if v])  # the user picked them
-        try:
-            new.save(root)
+        try:  # over what the file holds now: another annotator may have added classes since
+            new = new.save_changes(root, old)
         except (OSError, ValueError) as exc:
             self.show_message(f"{ProjectSettings.path_for(root)}: settings not saved ({exc})", error=True)
+            new = new.with_groups_kept()  # the groups as they would be saved: the next change adds to them
         # A new model (weights, text threshold, precision) or VOC folder is a new view of the
         # folder: reopening rebuilds everything that reads the cache or the VOC files. A new
         # class list keeps every proposal and detects only the new classes (ADR 0013).

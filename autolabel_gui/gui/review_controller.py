@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
@@ -80,7 +81,8 @@ class ReviewController(QObject):
         """The annotator chose to review without the model: nothing waits for it."""
         self.ask_conflict: Callable[[Conflict], ConflictChoice] | None = None
         """Asked when a save finds the file saved by someone else meanwhile (the window's)."""
-        self._threshold_unsaved = False
+        self._saved_threshold = settings.box_threshold
+        """The score threshold as last kept in the folder's settings (``save_threshold``)."""
         self.current: str | None = None
         self._shown = False
         self._rerun: str | None = None
@@ -387,20 +389,19 @@ class ReviewController(QObject):
     def set_threshold(self, threshold: float) -> None:
         self.session.set_threshold(threshold)
         threshold = round(threshold, 4)
-        if threshold != self.settings.box_threshold:
-            self.settings.box_threshold = threshold
-            self._threshold_unsaved = True
+        self.settings.box_threshold = threshold
         self._sync()
 
     def save_threshold(self) -> None:
         """Keep the score threshold with the folder, so the next session shows what this one did
         (it is not part of the run id: nothing is recomputed). Seen: after a restart at 0.35,
         images verified at 0.80 showed dozens of never-reviewed proposals as pending."""
-        if not self._threshold_unsaved:
+        if self.settings.box_threshold == self._saved_threshold:
             return
-        self._threshold_unsaved = False
-        try:
-            self.settings.save(self.folder.root)
+        old = replace(self.settings, box_threshold=self._saved_threshold)
+        self._saved_threshold = self.settings.box_threshold
+        try:  # only the threshold: another annotator's window may have saved classes since
+            self.settings.save_changes(self.folder.root, old)
         except (OSError, ValueError) as exc:
             self.message.emit(f"{ProjectSettings.path_for(self.folder.root)}: score threshold not kept ({exc})", True)
 
@@ -416,8 +417,10 @@ class ReviewController(QObject):
             self._sync()
 
     def reconfigure(self, settings: ProjectSettings) -> None:
-        """New thresholds or model settings with the same classes and annotation folder."""
+        """New thresholds or model settings with the same classes and annotation folder (saved
+        by the window)."""
         self.settings = settings
+        self._saved_threshold = settings.box_threshold
         self.detection.reconfigure(settings)
 
     def apply_classes(self, settings: ProjectSettings) -> None:
@@ -430,6 +433,7 @@ class ReviewController(QObject):
             self.reconfigure(settings)
             return
         self.settings = settings
+        self._saved_threshold = settings.box_threshold
         self.run_id = plan.id
         self.session.set_plan(plan, settings.classes)
         self.progress.done = ModelProgress.of(self.folder.images, plan.cached_relpaths(self.cache)).done
