@@ -19,7 +19,7 @@ from autolabel_gui.app.triage import accept_and_verify
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.records import ImageKey
+from autolabel_gui.core.records import ImageKey, ReviewRecord
 from autolabel_gui.core.review import UNSEEN_PROPOSALS
 from autolabel_gui.formats.voc import read_voc
 
@@ -245,3 +245,15 @@ def test_moving_the_threshold_in_one_window_keeps_classes_added_in_another(open_
     b.controller.save_threshold()
     saved = _saved(a.root)
     assert "bottle" in saved["classes"] and saved["box_threshold"] == 0.6
+
+
+def test_verified_class_lists_are_read_from_the_cache_as_untrusted(tmp_path: Path) -> None:
+    cache = ProposalCache.for_folder(tmp_path)
+    cache.put_review("good.png", ReviewRecord("r", [], [], ["dog", "cat"]))
+    cache.put_review("none.png", ReviewRecord("r", [], [], None))
+    for rel, text in (("broken.png", '{"verified_classes": ["dog"'), ("numbers.png", '{"verified_classes": [1, 2]}'),
+                      ("text.png", '{"verified_classes": "dog"}'),
+                      ("deep.png", '{"verified_classes": ' + "[" * 100_000 + "]" * 100_000 + "}")):
+        cache._run(lambda c, rel=rel, text=text: c.execute("INSERT OR REPLACE INTO reviews VALUES (?, ?, 0)",
+                                                             (rel, text)))
+    assert cache.verified_classes() == {"good.png": ["dog", "cat"]}

@@ -84,7 +84,8 @@ def compute_stats(folder: ImageFolder, classes: list[str], cache: ProposalCache 
     if cache is not None:
         records = list(cache.iter_reviews())
         _add_outcomes(stats, records)
-        stale = verified_before(folder, records, classes)
+        seen = {rel: r.verified_classes for rel, r in records if r.verified_classes is not None}
+        stale = verified_before(folder, seen, classes)
         stats.verified_before = dict(Counter(c for added in stale.values() for c in added))
     return stats
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.records import ReviewRecord
 from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_limited
 
 
@@ -65,16 +64,15 @@ def is_prelabel_file(voc_path: Path, prelabels: Collection[str]) -> bool:
         return False
 
 
-def verified_before(folder: ImageFolder, records: Iterable[tuple[str, ReviewRecord]],
+def verified_before(folder: ImageFolder, verified_classes: Mapping[str, Sequence[str]],
                     classes: Sequence[str]) -> dict[str, list[str]]:
     """Verified images whose last verification predates classes of ``classes`` -> those
-    classes: their files may miss objects of them (the review record keeps the class list
-    each verification saw; images verified elsewhere, with no record, are not known)."""
+    classes: their files may miss objects of them. ``verified_classes``: image -> the class list
+    its last verification saw (``ProposalCache.verified_classes``; images verified elsewhere,
+    with no record, are not known)."""
     out: dict[str, list[str]] = {}
-    for rel, record in records:
-        if record.verified_classes is None:
-            continue
-        added = [c for c in classes if c not in record.verified_classes]
+    for rel, seen in verified_classes.items():
+        added = [c for c in classes if c not in seen]
         if added and annotation_status(folder.voc_path(rel), False) is Status.VERIFIED:
             out[rel] = added
     return out

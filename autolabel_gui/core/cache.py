@@ -303,6 +303,23 @@ class ProposalCache:
         row = self._run(lambda c: c.execute("SELECT record FROM reviews WHERE relpath=?", (relpath,)).fetchone())
         return None if row is None else _record_from_json(row[0])
 
+    def verified_classes(self) -> dict[str, list[str]]:
+        """Per image, the class list of its last verification (``ReviewRecord.verified_classes``)
+        where a record keeps one: read by SQLite's JSON functions, so a window opening a folder
+        of 20,000 reviewed images does not build 20,000 records to find them (7 s in Python)."""
+        rows = self._run(lambda c: c.execute(
+            "SELECT relpath, json_extract(record, '$.verified_classes') FROM reviews "
+            "WHERE json_valid(record) AND json_type(record, '$.verified_classes') = 'array'").fetchall())
+        out: dict[str, list[str]] = {}
+        for relpath, text in rows:
+            try:
+                classes = json.loads(text)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(classes, list) and all(isinstance(c, str) for c in classes):
+                out[str(relpath)] = classes
+        return out
+
     def iter_reviews(self) -> Iterator[tuple[str, ReviewRecord]]:
         rows = self._run(lambda c: c.execute("SELECT relpath, record FROM reviews ORDER BY relpath").fetchall())
         for relpath, text in rows:

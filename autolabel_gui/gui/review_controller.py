@@ -515,7 +515,7 @@ class ReviewController(QObject):
     def _find_predating(self) -> None:
         """The file list's "verified before a class was added" (from the review records)."""
         try:
-            self.files.predates = verified_before(self.folder, self.cache.iter_reviews(), self.settings.classes)
+            self.files.predates = verified_before(self.folder, self.cache.verified_classes(), self.settings.classes)
         except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
             self.message.emit(f"{self.cache.path}: review records not read ({exc})", True)
 
