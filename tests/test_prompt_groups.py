@@ -172,3 +172,14 @@ def test_two_groups_detected_together_equal_each_group_alone(tiny_gdino) -> None
     for i in range(len(images)):
         split = plan.split(both[i], plan.groups)
         assert split == [alone[0][i], alone[1][i]], "a group's proposals do not depend on the other groups"
+
+
+def test_groups_with_no_class_in_the_list_are_never_run(folder, tmp_path: Path) -> None:
+    """Seen on a hostile project.json: 990 groups of classes not in the list cost a forward pass
+    each per image, for proposals all thrown away."""
+    groups = [[["person", "person"], ["dog", "dog"]]] + [[[f"ghost{i}", f"ghost{i}"]] for i in range(50)]
+    settings = ProjectSettings(classes=["person", "dog"], prompt_groups=groups)
+    assert [sorted(g.names) for g in settings.run_plan().groups] == [["dog", "person"]]
+    factory = RecordingFactory()
+    _run(folder, ProposalCache(tmp_path / "c.sqlite"), settings, factory)
+    assert factory.ontologies and all(names == ["person", "dog"] for names in factory.ontologies)

@@ -51,8 +51,13 @@ class RunPlan:
     @classmethod
     def build(cls, config: DetectorConfig, groups: Sequence[Sequence[ClassSpec]],
               active: Iterable[str]) -> RunPlan:
-        built = tuple(PromptGroup(o, run_id_for(config, o)) for o in (Ontology(tuple(g)) for g in groups if g))
-        return cls(built, tuple(active))
+        """The plan of ``groups`` for the classes ``active``; a group none of whose classes is
+        active is left out: its proposals would all be dropped, so the model never runs it (a
+        folder's file naming hundreds of such groups must not cost hundreds of passes)."""
+        active = tuple(active)
+        built = tuple(PromptGroup(o, run_id_for(config, o)) for o in (Ontology(tuple(g)) for g in groups if g)
+                      if set(o.names) & set(active))
+        return cls(built, active)
 
     @classmethod
     def single(cls, config: DetectorConfig, ontology: Ontology) -> RunPlan:
