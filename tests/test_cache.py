@@ -251,6 +251,6 @@ def test_outputs_remember_what_the_tool_wrote_and_old_caches_gain_the_table(tmp_
     cache = ProposalCache(path)
     assert cache.get(ImageKey("a.jpg", 1, 1), "run") == [], "an older cache keeps its proposals"
     xml = tmp_path / "voc" / "a.xml"
-    assert cache.get_output(xml) is None
+    assert not cache.wrote("ab" * 32)
     cache.put_output(xml, "ab" * 32)
-    assert cache.get_output(tmp_path / "voc" / ".." / "voc" / "a.xml") == "ab" * 32
+    assert cache.wrote("ab" * 32) and cache.output_digests() == {"ab" * 32}

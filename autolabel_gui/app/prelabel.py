@@ -80,6 +80,6 @@ class VocWriter:
         except OSError as exc:
             self.note(f"not overwritten (cannot read it): {path}: {exc.strerror or exc}")
             return "unreadable"
-        if self.cache.get_output(path) != hashlib.sha256(data).hexdigest():
+        if not self.cache.wrote(hashlib.sha256(data).hexdigest()):  # by content: the folder may have moved
             return "kept"
         return None

@@ -342,9 +342,3 @@ class ProposalCache:
         """``label`` wrote a file with exactly these bytes (under any mount path of the folder)."""
         return self._run(lambda c: c.execute("SELECT 1 FROM outputs WHERE sha256=? LIMIT 1",
                                              (sha256,)).fetchone()) is not None
-
-    def get_output(self, path: Path | str) -> str | None:
-        """The digest recorded by ``put_output``; a file whose bytes differ was changed by someone."""
-        row = self._run(lambda c: c.execute("SELECT sha256 FROM outputs WHERE path=?",
-                                            (str(Path(path).resolve()),)).fetchone())
-        return None if row is None else row[0]
