@@ -471,3 +471,28 @@ def test_folders_made_in_autolabel_take_its_mode_not_the_umask(tmp_path, state_m
         os.umask(old)
     for name in ("leases", "saves", "conflicts"):
         assert stat.S_IMODE((folder.state_dir / name).stat().st_mode) == state_mode, name
+
+
+@pytest.mark.parametrize("link", ["saves", "conflicts", ".autolabel"])
+def test_a_link_in_autolabel_never_makes_a_save_write_elsewhere(tmp_path, link):
+    """Seen on a folder someone handed over: .autolabel/saves -> /elsewhere received the save
+    notes and the commit lock."""
+    from autolabel_gui.core.leases import Holder, LeaseBook, LeasesUnavailable
+
+    root, elsewhere = tmp_path / "folder", tmp_path / "elsewhere"
+    root.mkdir()
+    elsewhere.mkdir()
+    folder = _folder(root)
+    if link == ".autolabel":
+        (root / ".autolabel").symlink_to(elsewhere)
+    else:
+        folder.state_dir.mkdir()
+        (folder.state_dir / link).symlink_to(elsewhere)
+    _folder_saves = _two_saves_in(folder)[3]
+    assert list(elsewhere.iterdir()) == [], "nothing written through the link"
+    assert _boxes(folder.voc_path("rocket.png")) == [A_BOX], "the first save stands"
+    assert _folder_saves.conflict is not None or _folder_saves.error is not None, "the second is not written over it"
+    if link == ".autolabel":
+        with pytest.raises(LeasesUnavailable):
+            LeaseBook(folder.state_dir, Holder.current(), root=folder.root)
+        assert list(elsewhere.iterdir()) == []

@@ -205,7 +205,7 @@ class SharedVocWriter:
 
     def keep_copy(self, rel: str, data: bytes, user: str | None) -> Path:
         """Put ``data`` (a version of ``rel``) into the conflicts folder; returns its path."""
-        folder = make_dir_like_parent(self.state_dir / CONFLICTS_DIR)
+        folder = make_dir_like_parent(self.state_dir / CONFLICTS_DIR, within=self.state_dir.parent)
         stamp = time.strftime("%Y%m%d-%H%M%S") + f".{time.time_ns() // 1000 % 1_000_000:06d}"
         name = _UNSAFE_NAME.sub("_", user or "unknown")
         target = folder / f"{flat_name(rel)}.{stamp}.{name}.xml"
@@ -263,7 +263,7 @@ class SharedVocWriter:
         saves = self.state_dir / SAVES_DIR
         try:
             if self._local:
-                make_dir_like_parent(saves)
+                make_dir_like_parent(saves, within=self.state_dir.parent)
                 # read-only is enough for flock, so another annotator's lock file serves too
                 fd = os.open(saves / ".commit.lock", os.O_RDONLY | os.O_CREAT, 0o666)
                 fcntl.flock(fd, fcntl.LOCK_EX)

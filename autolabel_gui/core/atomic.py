@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -55,9 +56,11 @@ def current_umask() -> int:
     return mask
 
 
-def make_dir_like_parent(path: Path | str) -> Path:
+def make_dir_like_parent(path: Path | str, within: Path | str | None = None) -> Path:
     """Create folder ``path`` (and missing parents, as ``mkdir -p``); each folder created takes
-    the permission bits of the folder it is made in, not those the umask would give.
+    the permission bits of the folder it is made in, not those the umask would give. With
+    ``within``, ``path`` must resolve inside it (a symbolic link in a folder someone handed over
+    must not make the tool write elsewhere): OSError, before anything is created, otherwise.
 
     For the folders the tool makes in ``.autolabel/`` (leases, save notes, conflict copies): a
     team that made ``.autolabel`` writable for its group gets sub-folders every annotator can
@@ -65,6 +68,8 @@ def make_dir_like_parent(path: Path | str) -> Path:
     reviewed without leases); a private folder gives private sub-folders, as the umask would.
     """
     path = Path(path)
+    if within is not None and not path.resolve().is_relative_to(Path(within).resolve()):
+        raise OSError(errno.EACCES, f"{path} leads outside {within} (a symbolic link); not written there", str(path))
     if path.is_dir():
         return path
     parent = make_dir_like_parent(path.parent)

@@ -188,8 +188,9 @@ class LeaseBook:
         root = Path(root) if root is not None else state_dir.parent
         self.dir = state_dir / LEASES_DIR
         try:
-            make_dir_like_parent(self.dir)
             inside = self.dir.resolve().is_relative_to(root.resolve())
+            if inside:  # never created outside, where a link in the folder may lead
+                make_dir_like_parent(self.dir)
         except OSError as exc:
             raise LeasesUnavailable(exc.errno or errno.EIO, f"cannot create the lease folder ({exc.strerror or exc})",
                                     str(self.dir)) from None

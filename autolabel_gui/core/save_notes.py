@@ -55,7 +55,7 @@ def note_path(state_dir: Path, relpath: str) -> Path:
 def write_note(state_dir: Path, note: SaveNote) -> None:
     """Replace the image's note (atomically; raises OSError when it cannot be written)."""
     path = note_path(state_dir, note.relpath)
-    make_dir_like_parent(path.parent)
+    make_dir_like_parent(path.parent, within=Path(state_dir).parent)
     atomic_write_text(path, json.dumps(asdict(note), ensure_ascii=False))
 
 
