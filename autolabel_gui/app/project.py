@@ -17,7 +17,7 @@ from typing import Any
 
 from autolabel_gui.app.trust import folder_model_problem, remember_chosen
 from autolabel_gui.core.atomic import atomic_write_text
-from autolabel_gui.core.folder import STATE_DIR, ImageFolder
+from autolabel_gui.core.folder import STATE_DIR, ImageFolder, is_inside
 from autolabel_gui.core.ontology import ClassSpec, Ontology, parse_prompt_args, split_class_names
 from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_limited
 from autolabel_gui.detection.base import DEFAULT_BACKEND, DetectorConfig
@@ -127,13 +127,18 @@ class ProjectSettings:
     def load(cls, folder: Path) -> ProjectSettings:
         """Read the folder's settings as untrusted input; a missing file gives defaults.
 
-        The file must be a small regular JSON file (a FIFO, a device or a huge file raises
-        ValueError naming it and why, as does broken JSON). A value of the wrong type or out of
-        range, and a model file the user did not choose (``app.trust``), is left at its default;
+        The file must be a small regular JSON file in the folder (a link out of it, a FIFO, a
+        device or a huge file raises ValueError naming it and why, as does broken JSON). A value
+        of the wrong type or out of range, and a model file the user did not choose
+        (``app.trust``), is left at its default;
         each such decision is in ``notes`` for the command line and the window to say.
         """
-        data = _read_file(cls.path_for(folder))
-        return cls() if data is None else cls._from_dict(data, Path(folder), cls.path_for(folder))
+        path = cls.path_for(folder)
+        if not is_inside(path, folder):
+            raise ValueError(f"{path}: cannot read project settings: it leads outside the folder (a symbolic "
+                             f"link); remove the link")
+        data = _read_file(path)
+        return cls() if data is None else cls._from_dict(data, Path(folder), path)
 
     @classmethod
     def _from_dict(cls, data: dict, folder: Path, path: Path) -> ProjectSettings:
@@ -163,6 +168,7 @@ class ProjectSettings:
         problems = self.problems()
         if problems:
             raise ValueError("settings not saved: " + "; ".join(problems))
+        _check_inside(folder)
         kept = self.with_groups_kept()
         data = {name: getattr(kept, name) for name in _SAVED_FIELDS}
         atomic_write_text(self.path_for(folder), json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
@@ -180,6 +186,7 @@ class ProjectSettings:
         this machine ignores (a model file it does not trust). Invalid values raise ValueError.
         """
         path = self.path_for(folder)
+        _check_inside(folder)
         data = _read_file(path)
         if data is None:  # nobody saved settings here yet: these are the folder's
             self.save(folder)
@@ -247,6 +254,13 @@ class ProjectSettings:
             raise ValueError("; ".join(problems))
         remember_chosen([str(changes[n]) for n in (*_FOLDER_CHOSEN_PATHS,) if changes.get(n)])
         return new
+
+
+def _check_inside(folder: Path) -> None:
+    """ValueError when the settings file leads out of ``folder`` (never written there)."""
+    path = ProjectSettings.path_for(folder)
+    if not is_inside(path, folder):
+        raise ValueError(f"{path} leads outside the folder (a symbolic link); settings not saved")
 
 
 def _read_file(path: Path) -> dict | None:
@@ -399,11 +413,8 @@ def _path_problem(name: str, value: str, folder: Path) -> str | None:
         target = Path(value).expanduser()
         if not target.is_absolute():
             target = folder / target
-        try:
-            if folder.resolve() in [target.resolve(), *target.resolve().parents]:
-                return None
-        except (OSError, RuntimeError):
-            pass
+        if is_inside(target, folder):
+            return None
         if folder_model_problem(value, folder) is None:
             return None
         return ("it is outside the image folder and you have not chosen it on this machine "

@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from autolabel_gui.core.folder import is_inside
+
 TEMP_SUFFIX = ".tmp"
 _TEMP_NAME = re.compile(r"\A\..+\.[a-z0-9_]{8}\.tmp\Z")
 """The name ``atomic_write_bytes`` gives its temporary file: ``.`` + target name + ``.``, then
@@ -68,7 +70,7 @@ def make_dir_like_parent(path: Path | str, within: Path | str | None = None) -> 
     reviewed without leases); a private folder gives private sub-folders, as the umask would.
     """
     path = Path(path)
-    if within is not None and not path.resolve().is_relative_to(Path(within).resolve()):
+    if within is not None and not is_inside(path, within):
         raise OSError(errno.EACCES, f"{path} leads outside {within} (a symbolic link); not written there", str(path))
     if path.is_dir():
         return path

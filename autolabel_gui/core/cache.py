@@ -35,7 +35,7 @@ from typing import TypeVar
 
 from autolabel_gui.core.atomic import atomic_write_text
 from autolabel_gui.core.boxes import Box, BoxState
-from autolabel_gui.core.folder import STATE_DIR
+from autolabel_gui.core.folder import STATE_DIR, is_inside
 from autolabel_gui.core.records import ImageKey, Outcome, ReviewRecord
 from autolabel_gui.core.sharedfs import is_shared_filesystem
 from autolabel_gui.core.userdirs import user_cache_dir
@@ -71,6 +71,25 @@ CREATE TABLE IF NOT EXISTS outputs (
 
 T = TypeVar("T")
 
+_OWN_OBJECTS = frozenset({("table", "proposals"), ("table", "reviews"), ("table", "outputs")})
+"""What this tool puts in the file; anything else (a view, a trigger) came with someone's folder."""
+_BAD_RECORD = (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError)
+"""What decoding a doctored row raises (the cache travels with the folder: untrusted input)."""
+
+
+class UntrustedCache(sqlite3.DatabaseError):
+    """The file holds objects this tool never makes (views, triggers, other tables): their SQL
+    could run without end on any query, so the file is set aside like a corrupt one."""
+
+
+def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a cache with anything but this tool's tables, before any of its SQL can run."""
+    conn.execute("PRAGMA trusted_schema=OFF")
+    objects = conn.execute("SELECT type, name FROM sqlite_master").fetchall()
+    unknown = [f"{kind} {name!r}" for kind, name in objects if (kind, name) not in _OWN_OBJECTS]
+    if unknown:
+        raise UntrustedCache(f"{path}: not a cache of this tool (it also holds {', '.join(unknown[:3])})")
+
 
 def proposals_to_json(boxes: list[Box]) -> str:
     """The cache's text for proposals; also how ``label --ray`` workers send them to the driver."""
@@ -78,7 +97,24 @@ def proposals_to_json(boxes: list[Box]) -> str:
 
 
 def proposals_from_json(text: str) -> list[Box]:
-    return [Box(x0, y0, x1, y1, label, score, BoxState.PROPOSED) for x0, y0, x1, y1, label, score in json.loads(text)]
+    """Raises ValueError or TypeError for text that is not a list of proposals (a doctored cache)."""
+    return [Box(*_corners(x0, y0, x1, y1), _text(label), _score(score), BoxState.PROPOSED)
+            for x0, y0, x1, y1, label, score in json.loads(text)]
+
+
+def _corners(*values: object) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = (float(v) for v in values)  # type: ignore[arg-type]  # TypeError/ValueError: not numbers
+    return x0, y0, x1, y1
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"a class name must be text, not {type(value).__name__}")
+    return value
+
+
+def _score(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
 
 
 def _box_to_dict(b: Box) -> dict:
@@ -87,8 +123,7 @@ def _box_to_dict(b: Box) -> dict:
 
 
 def _box_from_dict(d: dict) -> Box:
-    x0, y0, x1, y1 = d["xyxy"]
-    return Box(x0, y0, x1, y1, d["label"], d.get("score"), BoxState(d.get("state", "rejected")),
+    return Box(*_corners(*d["xyxy"]), _text(d["label"]), _score(d.get("score")), BoxState(d.get("state", "rejected")),
                d.get("difficult", False), d.get("truncated", False), d.get("occluded", False),
                d.get("pose", "Unspecified"))
 
@@ -151,10 +186,15 @@ class ProposalCache:
 
     @classmethod
     def for_folder(cls, root: Path | str) -> ProposalCache:
-        """``root/.autolabel/cache.sqlite``, or a per-user cache dir when the folder is read-only."""
+        """``root/.autolabel/cache.sqlite``, or a per-user cache dir when the folder is read-only
+        or its cache leads out of it (a link to another project's cache or database is never
+        opened, let alone written)."""
         root = Path(root)
+        path = root / STATE_DIR / CACHE_FILE
         try:
-            return cls(root / STATE_DIR / CACHE_FILE)
+            if not is_inside(path, root):
+                raise OSError(f"{path} leads outside the folder (a symbolic link); not used")
+            return cls(path)
         except (OSError, sqlite3.Error) as exc:
             digest = hashlib.sha256(str(root.resolve()).encode("utf-8")).hexdigest()[:16]
             fallback = user_cache_dir() / digest
@@ -169,7 +209,7 @@ class ProposalCache:
         try:
             return self._connect()
         except sqlite3.DatabaseError as exc:
-            if getattr(exc, "sqlite_errorcode", None) not in _CORRUPTION_CODES:
+            if not isinstance(exc, UntrustedCache) and getattr(exc, "sqlite_errorcode", None) not in _CORRUPTION_CODES:
                 raise
             self._move_aside(exc)
             return self._connect()
@@ -177,6 +217,7 @@ class ProposalCache:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
         try:
+            _check_schema(conn, self.path)
             self.shared = is_shared_filesystem(self.path.parent)
             wanted = "delete" if self.shared else "wal"
             self.journal_mode = str(conn.execute(f"PRAGMA journal_mode={wanted}").fetchone()[0]).lower()
@@ -208,13 +249,15 @@ class ProposalCache:
                 last = exc
                 continue
             try:
+                _check_schema(conn, self.path)
                 conn.execute("PRAGMA query_only=1")
                 if conn.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
                     raise sqlite3.DatabaseError(f"{self.path}: a cache of an older version (not read)")
                 conn.execute("SELECT count(*) FROM reviews").fetchone()
             except sqlite3.DatabaseError as exc:
                 conn.close()
-                if getattr(exc, "sqlite_errorcode", None) in _CORRUPTION_CODES or "older version" in str(exc):
+                if (isinstance(exc, UntrustedCache) or getattr(exc, "sqlite_errorcode", None) in _CORRUPTION_CODES
+                        or "older version" in str(exc)):
                     raise
                 last = exc
                 continue
@@ -272,7 +315,11 @@ class ProposalCache:
             (key.relpath, run_id)).fetchone())
         if row is None or (row[0], row[1]) != (key.size, key.mtime_ns):
             return None
-        return proposals_from_json(row[2])
+        try:
+            return proposals_from_json(row[2])
+        except _BAD_RECORD as exc:  # a doctored row: computed again, as if never cached
+            log.warning("%s: proposals of %s not read (%s); detecting again", self.path, key.relpath, exc)
+            return None
 
     def put(self, key: ImageKey, run_id: str, boxes: list[Box]) -> None:
         """Store (committed at once) the proposals of one image, replacing a stale entry."""
@@ -301,7 +348,7 @@ class ProposalCache:
 
     def get_review(self, relpath: str) -> ReviewRecord | None:
         row = self._run(lambda c: c.execute("SELECT record FROM reviews WHERE relpath=?", (relpath,)).fetchone())
-        return None if row is None else _record_from_json(row[0])
+        return None if row is None else self._record(relpath, row[0])
 
     def verified_classes(self) -> dict[str, list[str]]:
         """Per image, the class list of its last verification (``ReviewRecord.verified_classes``)
@@ -323,7 +370,18 @@ class ProposalCache:
     def iter_reviews(self) -> Iterator[tuple[str, ReviewRecord]]:
         rows = self._run(lambda c: c.execute("SELECT relpath, record FROM reviews ORDER BY relpath").fetchall())
         for relpath, text in rows:
-            yield relpath, _record_from_json(text)
+            record = self._record(relpath, text)
+            if record is not None:
+                yield relpath, record
+
+    def _record(self, relpath: str, text: str) -> ReviewRecord | None:
+        """A review record, or None (with a warning naming it) when the row is not one."""
+        try:
+            return _record_from_json(text)
+        except _BAD_RECORD as exc:
+            log.warning("%s: review record of %s not read (%s); its decisions are not known", self.path, relpath,
+                        type(exc).__name__)
+            return None
 
     # -- output digests: the files ``label`` wrote, its licence to replace them --------------
 

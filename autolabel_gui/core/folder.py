@@ -20,6 +20,15 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 STATE_DIR = ".autolabel"
 """The hidden folder in ``root`` that holds our settings and proposal cache."""
 
+
+def is_inside(path: Path | str, root: Path | str) -> bool:
+    """``path`` is ``root`` or in it once links are followed: a link in a folder someone handed
+    over must not make the tool read its settings from, or write, anywhere else."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError):  # a link loop
+        return False
+
 _DIGITS = re.compile(r"(\d+)")
 
 

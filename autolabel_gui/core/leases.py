@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autolabel_gui.core.atomic import atomic_write_bytes, make_dir_like_parent, new_file_mode, sweep_stale_temp_files
+from autolabel_gui.core.folder import is_inside
 from autolabel_gui.core.safe_read import UnsafeFileError, read_limited
 from autolabel_gui.core.whoami import current_host, current_user, shown_name
 
@@ -188,7 +189,7 @@ class LeaseBook:
         root = Path(root) if root is not None else state_dir.parent
         self.dir = state_dir / LEASES_DIR
         try:
-            inside = self.dir.resolve().is_relative_to(root.resolve())
+            inside = is_inside(self.dir, root)
             if inside:  # never created outside, where a link in the folder may lead
                 make_dir_like_parent(self.dir)
         except OSError as exc:

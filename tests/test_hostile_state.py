@@ -1,0 +1,136 @@
+"""What travels with a folder (its .autolabel: settings, cache) is untrusted: found by running
+``label`` and ``stats`` on folders built as someone hostile would (the closing note's table)."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from autolabel_gui.app.project import ProjectSettings
+from autolabel_gui.app.stats import compute_stats
+from autolabel_gui.core.boxes import Box, BoxState
+from autolabel_gui.core.cache import ProposalCache
+from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.records import ImageKey, ReviewRecord
+
+from tests.fixtures.images import ImageSpec, write_image
+
+
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    return tmp_path / "user-cache"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _victim(tmp_path: Path) -> Path:
+    """Another project's .autolabel, with settings and a cache of its own."""
+    victim = tmp_path / "victim" / ".autolabel"
+    ProjectSettings(classes=["dog"]).save(victim.parent)
+    with ProposalCache(victim / "cache.sqlite") as cache:
+        cache.put(ImageKey("x.jpg", 1, 1), "run", [Box(1, 2, 3, 4, "dog", 0.9, BoxState.PROPOSED)])
+    return victim
+
+
+def test_a_linked_autolabel_is_neither_read_nor_written(tmp_path: Path, user_cache: Path) -> None:
+    victim = _victim(tmp_path)
+    before = {p.name: _digest(p) for p in victim.iterdir()}
+    root = tmp_path / "handed"
+    root.mkdir()
+    (root / ".autolabel").symlink_to(victim)
+
+    with pytest.raises(ValueError, match="leads outside the folder"):
+        ProjectSettings.load(root)
+    with pytest.raises(ValueError, match="leads outside the folder"):
+        ProjectSettings(classes=["cat"]).save(root)
+    with ProposalCache.for_folder(root) as cache:
+        cache.put(ImageKey("a.jpg", 1, 1), "run", [])
+        assert cache.path.is_relative_to(user_cache)
+    assert {p.name: _digest(p) for p in victim.iterdir()} == before
+
+
+def test_a_cache_linked_to_another_database_is_never_opened(tmp_path: Path, user_cache: Path) -> None:
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE secrets (v TEXT)")
+        conn.execute("INSERT INTO secrets VALUES ('keep me')")
+    conn.close()
+    before = _digest(other)
+    root = tmp_path / "handed"
+    (root / ".autolabel").mkdir(parents=True)
+    (root / ".autolabel" / "cache.sqlite").symlink_to(other)
+    with ProposalCache.for_folder(root) as cache:
+        assert cache.path.is_relative_to(user_cache)
+    assert _digest(other) == before and not other.with_name("other.db-wal").exists()
+
+
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c"
+DOCTORED = {
+    "view": ["DROP TABLE reviews", f"CREATE VIEW reviews(relpath, record, updated_ns) AS SELECT x, '{{}}', 0 FROM "
+                                   f"({ENDLESS})"],
+    "trigger": [f"CREATE TRIGGER t AFTER INSERT ON proposals BEGIN SELECT count(*) FROM ({ENDLESS}); END"],
+}
+
+
+@pytest.mark.parametrize("attack", sorted(DOCTORED))
+def test_a_doctored_cache_is_set_aside_instead_of_hanging(tmp_path: Path, attack: str) -> None:
+    """A view over an endless query (every read hung) or a trigger running one (label hung after
+    its first image): the file is moved aside and a fresh cache started, within seconds."""
+    path = tmp_path / ".autolabel" / "cache.sqlite"
+    ProposalCache(path).close()
+    with sqlite3.connect(path) as conn:
+        for statement in DOCTORED[attack]:
+            conn.execute(statement)
+    conn.close()
+    script = (f"from autolabel_gui.core.cache import ProposalCache\n"
+              f"from autolabel_gui.core.records import ImageKey, ReviewRecord\n"
+              f"c = ProposalCache.for_folder({str(tmp_path)!r})\n"
+              f"c.put(ImageKey('a.jpg', 1, 1), 'run', [])\n"
+              f"c.put_review('a.jpg', ReviewRecord('run'))\n"
+              f"print(len(list(c.iter_reviews())), c.moved_aside is not None)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "True"]
+    assert "not a cache of this tool" in done.stderr
+    with pytest.raises(sqlite3.DatabaseError):  # stats opens it read-only: says "not read", never hangs
+        aside = next(tmp_path.joinpath(".autolabel").glob("cache.sqlite.corrupt-*"))
+        ProposalCache(aside, read_only=True)
+
+
+BAD_RECORDS = {
+    "wrong shape": '{"run_id": 1, "rejected": "x", "outcomes": 5}',
+    "deep": '{"run_id": "r", "rejected": ' + "[" * 100_000 + "]" * 100_000 + ', "outcomes": []}',
+    "short outcome": '{"run_id": "r", "rejected": [], "outcomes": [["dog", 0.5]]}',
+    "bad state": '{"run_id": "r", "rejected": [{"xyxy": [1, 2, 3, 4], "label": "dog", "state": "bogus"}], '
+                 '"outcomes": []}',
+    "text corners": '{"run_id": "r", "rejected": [{"xyxy": ["a", 2, 3, 4], "label": "dog"}], "outcomes": []}',
+    "not json": "not json",
+}
+
+
+def test_doctored_rows_are_left_out_with_a_warning_never_a_traceback(tmp_path: Path, caplog) -> None:
+    write_image(tmp_path / "a.png", ImageSpec(size=(64, 48)))
+    cache = ProposalCache.for_folder(tmp_path)
+    key = ImageKey.from_path(tmp_path, "a.png")
+    cache.put_review("good.png", ReviewRecord("r"))
+    with sqlite3.connect(cache.path) as conn:
+        for rel, text in BAD_RECORDS.items():
+            conn.execute("INSERT INTO reviews VALUES (?, ?, 0)", (rel, text))
+        rows = (("short", "[[1, 2, 3]]"), ("text", '[["a", 2, 3, 4, "dog", 0.5]]'), ("label", "[[1, 2, 3, 4, 5, 0.5]]"))
+        for run, boxes in rows:
+            conn.execute("INSERT INTO proposals VALUES (?, ?, ?, ?, ?, 0)",
+                         (key.relpath, run, key.size, key.mtime_ns, boxes))
+    conn.close()
+    assert [rel for rel, _ in cache.iter_reviews()] == ["good.png"]
+    assert all(cache.get_review(rel) is None for rel in BAD_RECORDS)
+    assert all(cache.get(key, run) is None for run in ("short", "text", "label")), "detected again"
+    stats = compute_stats(ImageFolder(tmp_path), ["dog"], cache, "short")
+    assert stats.images == 1
+    assert "review record of wrong shape not read" in caplog.text
