@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {problem}", file=sys.stderr)
     sweep_leftovers(images)
     try:
-        cache = ProposalCache(args.cache) if args.cache else ProposalCache.for_folder(folder)
+        cache = ProposalCache(args.cache, chosen=True) if args.cache else ProposalCache.for_folder(folder)
     except (OSError, sqlite3.Error) as exc:
         where = args.cache or folder / ".autolabel"
         _err(f"cannot open the proposal cache {where}: {exc}; pass --cache FILE in a folder you can write to")

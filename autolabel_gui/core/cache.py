@@ -152,16 +152,19 @@ class ProposalCache:
     and the file are kept from when it held proposals only, so existing caches open unchanged.
     """
 
-    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False, chosen: bool = False) -> None:
         """Open (creating it if needed) the cache at ``path``.
 
         ``read_only`` is for reports (``stats``): the file is opened with SQLite's ``mode=ro``
         (``immutable=1`` when even that needs a write, as WAL does in a read-only folder),
         nothing is created, and a corrupt file raises ``sqlite3.DatabaseError`` instead of
-        being moved aside: a reading command never changes the dataset.
+        being moved aside: a reading command never changes the dataset. ``chosen``: the user
+        named this file (``label --cache``), so it is not a folder's untrusted file and its
+        schema is not checked; any other cache holding views or triggers is set aside.
         """
         self.path = Path(path)
         self.read_only = read_only
+        self.chosen = chosen
         self.moved_aside: Path | None = None
         self._lock = threading.RLock()
         self.shared = False
@@ -217,7 +220,8 @@ class ProposalCache:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
         try:
-            _check_schema(conn, self.path)
+            if not self.chosen:
+                _check_schema(conn, self.path)
             self.shared = is_shared_filesystem(self.path.parent)
             wanted = "delete" if self.shared else "wal"
             self.journal_mode = str(conn.execute(f"PRAGMA journal_mode={wanted}").fetchone()[0]).lower()
@@ -249,7 +253,8 @@ class ProposalCache:
                 last = exc
                 continue
             try:
-                _check_schema(conn, self.path)
+                if not self.chosen:
+                    _check_schema(conn, self.path)
                 conn.execute("PRAGMA query_only=1")
                 if conn.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
                     raise sqlite3.DatabaseError(f"{self.path}: a cache of an older version (not read)")
