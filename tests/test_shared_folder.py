@@ -20,6 +20,7 @@ from autolabel_gui.core.atomic import new_file_mode
 from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.records import ReviewRecord
 from autolabel_gui.core.save_notes import SaveNote, note_path, read_note, write_note
 from autolabel_gui.core.sharedfs import SHARED_FS_ENV, is_network_type, is_shared_filesystem, mount_of
 from autolabel_gui.formats.voc import read_voc, voc_bytes, write_voc
@@ -471,6 +472,26 @@ def test_folders_made_in_autolabel_take_its_mode_not_the_umask(tmp_path, state_m
         os.umask(old)
     for name in ("leases", "saves", "conflicts"):
         assert stat.S_IMODE((folder.state_dir / name).stat().st_mode) == state_mode, name
+
+
+@pytest.mark.parametrize("folder_mode", [0o777, 0o755, 0o700])
+def test_the_cache_every_annotator_writes_takes_the_folders_mode(tmp_path, folder_mode):
+    """Seen as a second Unix user under Xvfb: root's cache.sqlite was 0644 in a folder the team
+    had made 0777, and bob's window said "the rejected proposals … are not remembered"."""
+    root = tmp_path / "team"
+    root.mkdir()
+    os.chmod(root, folder_mode)
+    old = os.umask(0o022)
+    state = root / ".autolabel"
+    try:
+        with ProposalCache.for_folder(root) as cache:
+            cache.put_review("a.png", ReviewRecord("run"))
+            modes = {name: stat.S_IMODE((state / name).stat().st_mode)
+                     for name in ("cache.sqlite", "cache.sqlite-wal", "cache.sqlite-shm")}
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(state.stat().st_mode) == folder_mode
+    assert modes == dict.fromkeys(modes, folder_mode & 0o666)
 
 
 @pytest.mark.parametrize("link", ["saves", "conflicts", ".autolabel"])

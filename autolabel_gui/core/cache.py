@@ -27,13 +27,14 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from autolabel_gui.core.atomic import atomic_write_text
+from autolabel_gui.core.atomic import atomic_write_text, make_dir_like_parent
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.folder import STATE_DIR, is_inside
 from autolabel_gui.core.records import ImageKey, Outcome, ReviewRecord
@@ -75,6 +76,23 @@ _OWN_OBJECTS = frozenset({("table", "proposals"), ("table", "reviews"), ("table"
 """What this tool puts in the file; anything else (a view, a trigger) came with someone's folder."""
 _BAD_RECORD = (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError)
 """What decoding a doctored row raises (the cache travels with the folder: untrusted input)."""
+
+
+def _create_like_folder(path: Path) -> None:
+    """An empty cache file (SQLite takes it as a new database) readable and writable by whoever
+    may write its folder: ``.autolabel`` made writable for a team gives every annotator the
+    cache (under umask 022 the first one's file was 0644, and the others' review records were
+    refused); SQLite gives ``-wal`` and ``-shm`` the file's mode. The folder is made like its
+    parent (``make_dir_like_parent``)."""
+    folder = make_dir_like_parent(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it meanwhile: theirs stands
+        return
+    try:
+        os.fchmod(fd, stat.S_IMODE(folder.stat().st_mode) & 0o666)
+    finally:
+        os.close(fd)
 
 
 class UntrustedCache(sqlite3.DatabaseError):
@@ -175,8 +193,9 @@ class ProposalCache:
             self._conn = self._connect_read_only()
             return
         existed = self.path.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if not existed:
+                _create_like_folder(self.path)
             self._conn = self._open()
         except BaseException:
             if not existed:  # a full disk: no empty cache.sqlite left to puzzle over
