@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from autolabel_gui.app.conflicts import ABSENT, CONFLICTS_DIR, NOT_THIS_TOOL, ConflictChoice, flat_name
+from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.app.session import ReviewSession
 from autolabel_gui.core.atomic import new_file_mode
 from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
@@ -484,6 +485,7 @@ def test_the_cache_every_annotator_writes_takes_the_folders_mode(tmp_path, folde
     old = os.umask(0o022)
     state = root / ".autolabel"
     try:
+        ProjectSettings(classes=["cat"]).save(root)  # the window saves the settings first: it makes .autolabel
         with ProposalCache.for_folder(root) as cache:
             cache.put_review("a.png", ReviewRecord("run"))
             modes = {name: stat.S_IMODE((state / name).stat().st_mode)

@@ -23,13 +23,15 @@ Should Python ever draw other characters, nothing matches and nothing is removed
 def atomic_write_bytes(path: Path | str, data: bytes, *, expected: Callable[[], None] | None = None) -> None:
     """Write to a temporary file in the same folder, fsync it, then rename it over ``path``.
 
-    The folder is fsynced too, so the rename itself survives a power cut. ``expected`` is
+    The folder is fsynced too, so the rename itself survives a power cut. Missing folders are
+    made like their parent (``make_dir_like_parent``): ``.autolabel`` and annotation sub-folders
+    in a folder a team made writable for all of them stay writable for all of them. ``expected`` is
     called just before the rename (the temporary file is complete): it raises to refuse the
     rename (the target is then untouched and the temporary file removed), so a caller can check
     that ``path`` still holds what it expects as late as possible (``app.conflicts``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir_like_parent(path.parent)
     mode = _target_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
