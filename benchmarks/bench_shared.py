@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import platform
 import random
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,15 +28,7 @@ from autolabel_gui.core.boxes import Box, BoxState  # noqa: E402
 from autolabel_gui.core.cache import ProposalCache  # noqa: E402
 from autolabel_gui.core.records import ImageKey, Outcome, ReviewRecord  # noqa: E402
 from autolabel_gui.core.review import ReviewState  # noqa: E402
-
-
-def _timed(fn, repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from benchmarks.bench_images import median_time  # noqa: E402
 
 
 def _cpu() -> str:
@@ -69,8 +59,8 @@ def opening(records: int, tmp: Path) -> None:
     for i in range(records):
         cache.put_review(f"img{i}.jpg", ReviewRecord("run", rejected, outcomes, ["a", "b"]))
     cache._run(lambda c: c.execute("COMMIT"))
-    fast = _timed(cache.verified_classes, 3)
-    slow = _timed(lambda: {rel: r.verified_classes for rel, r in cache.iter_reviews()}, 3)
+    fast = median_time(cache.verified_classes, 3)
+    slow = median_time(lambda: {rel: r.verified_classes for rel, r in cache.iter_reviews()}, 3)
     print(f"1. opening a folder of {records} reviewed images: verified_classes {fast:.2f} s, "
           f"baseline (every record built) {slow:.2f} s, {slow / fast:.1f}x faster")
 
@@ -82,8 +72,8 @@ def banner(proposals: int) -> None:
     state = ReviewState(1000, 700, record=record)
     state.set_proposals(props)
     state.accept_all_visible()
-    quick = _timed(lambda: [state.waits_for_model(True) for _ in range(100)]) / 100
-    full = _timed(lambda: [state.verify_blocker(True) for _ in range(10)]) / 10
+    quick = median_time(lambda: [state.waits_for_model(True) for _ in range(100)], 5) / 100
+    full = median_time(lambda: [state.verify_blocker(True) for _ in range(10)], 5) / 10
     print(f"2. banner check per redraw, {proposals} proposals: waits_for_model {quick * 1e6:.1f} us, "
           f"baseline verify_blocker {full * 1e3:.2f} ms")
 
@@ -98,8 +88,8 @@ def lookup(tmp: Path) -> None:
     key = ImageKey("a.jpg", 1, 1)
     for group in plan.groups:
         cache.put(key, group.run_id, _boxes(rng, 100, BoxState.PROPOSED))
-    single = _timed(lambda: [cache.get(key, plan.groups[0].run_id) for _ in range(100)]) / 100
-    grouped = _timed(lambda: [plan.lookup(cache, key) for _ in range(100)]) / 100
+    single = median_time(lambda: [cache.get(key, plan.groups[0].run_id) for _ in range(100)], 5) / 100
+    grouped = median_time(lambda: [plan.lookup(cache, key) for _ in range(100)], 5) / 100
     print(f"3. opening an image, {len(plan.groups)} prompt groups of 100 proposals: RunPlan.lookup "
           f"{grouped * 1e3:.2f} ms, baseline one cache row {single * 1e3:.2f} ms")
 
