@@ -529,3 +529,20 @@ def test_hover_cursor_shows_what_a_drag_would_do(canvas):
     assert canvas.viewport().cursor().shape() == Qt.CursorShape.SizeAllCursor
     send_mouse(canvas, QEvent.Type.MouseMove, view_point(canvas, 350, 280), Qt.MouseButton.NoButton)
     assert canvas.viewport().cursor().shape() == Qt.CursorShape.ArrowCursor
+
+
+def test_a_drag_inside_the_selected_box_moves_it_and_a_click_there_picks_the_smaller_box(canvas):
+    """Seen in a crowd of ~40 proposals: a drag inside the selected box moved a smaller,
+    unselected one lying under the pointer."""
+    big, small = Box(50, 50, 350, 250, "person"), Box(150, 120, 200, 160, "cat")
+    canvas.set_boxes([big, small], selected=0)
+    recorder = edits(canvas)
+    selections = Recorder(canvas.selection_changed)
+    point = view_point(canvas, 170, 140)
+    drag(canvas, point, point + QPointF(30, 20), steps=10)
+    [(index, moved)] = recorder.calls
+    assert index == 0 and moved.x0 > big.x0 and moved.y0 > big.y0
+    assert canvas.box_item(1).box == small and selections.calls == []
+    on_small = view_point(canvas, 170, 140)
+    drag(canvas, on_small, on_small, steps=1)
+    assert selections.calls == [(1,)] and len(recorder.calls) == 1
