@@ -276,3 +276,16 @@ def test_picking_a_model_in_the_list_applies_it_and_picking_it_again_restores_it
     assert dialog.model.currentData() == second.name  # a threshold is no model file
     dialog.model.activated.emit(dialog.model.currentIndex())
     assert dialog.box_threshold.value() == pytest.approx(second.box_threshold)
+
+
+def test_the_class_table_shows_the_nine_classes_digits_reach_without_scrolling(qtbot, monkeypatch, tmp_path):
+    """Seen: the table showed four rows; a class list is read (and reordered) at a glance."""
+    monkeypatch.setenv("AUTOLABEL_WEIGHTS", str(tmp_path / "absent.pth"))
+    dlg = SettingsDialog(ProjectSettings(classes=[f"class{i}" for i in range(9)]))
+    qtbot.addWidget(dlg)
+    dlg.show()
+    table = dlg.class_table.table
+    qtbot.waitExposed(dlg)
+    last = table.visualItemRect(table.item(8, 0))
+    assert last.isValid() and last.bottom() <= table.viewport().height()
+    assert table.verticalScrollBar().maximum() == 0

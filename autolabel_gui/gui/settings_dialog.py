@@ -104,6 +104,10 @@ def model_status(config: DetectorConfig) -> tuple[bool, str, str]:
     return False, re.split(r"(?<=\.)\s", problem, maxsplit=1)[0], problem  # the first sentence; all of it on hover
 
 
+VISIBLE_CLASS_ROWS = 9
+"""Class rows shown without scrolling: the nine the digit keys reach (seen: only four showed)."""
+
+
 class ClassTable(QWidget):
     """An ordered, editable list of (class, prompt) rows with add/remove/up/down buttons."""
 
@@ -117,6 +121,8 @@ class ClassTable(QWidget):
         self.table.horizontalHeader().resizeSection(0, 180)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.verticalHeader().setVisible(True)  # row numbers = digit keys 1..9
+        self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height()
+                                    + VISIBLE_CLASS_ROWS * self.table.verticalHeader().defaultSectionSize() + 4)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.add_button = QPushButton("Add")
