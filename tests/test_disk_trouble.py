@@ -234,7 +234,7 @@ def test_window_with_a_full_cache_disk_saves_the_voc_file_and_says_what_was_not_
     _FullDiskConnection.full = False  # space freed: the next save writes the record too
     h.press(Qt.Key.Key_Space)
     h.wait_shown("b.png")
-    record = h.controller.cache.get_review("a.png")
+    record = h.controller.review.cache.get_review("a.png")
     assert [b.label for b in record.rejected if b.state is BoxState.REJECTED] == ["person"]
 
 
@@ -303,7 +303,7 @@ def test_quitting_while_a_save_fails_cancel_keeps_the_window_and_the_edits(open_
     other = tmp_path / "other"
     write_image(other / "x.png")
     assert not h.window.open_folder(other, ProjectSettings()), "opening another folder asks the same"
-    assert h.questions[1][1] == "Close the folder" and h.controller.folder.root == h.root
+    assert h.questions[1][1] == "Close the folder" and h.controller.review.folder.root == h.root
     assert list(h.root.glob("*.xml")) == []
 
     trouble.fixed()

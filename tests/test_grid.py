@@ -219,8 +219,8 @@ def test_with_the_model_running_a_page_holds_only_the_images_it_has_finished(ope
     images = [f"m{i}.png" for i in range(8)]
     h = open_review(images, detector_factory=lambda config: _SlowDetector(config.device))
     c, grid = h.controller, h.window.grid
-    qtbot.waitUntil(lambda: len(c.progress.done) >= 2, timeout=60_000)
-    done = set(c.progress.done)  # proposals arrive only while events are processed: not during the key
+    qtbot.waitUntil(lambda: len(c.review.progress.done) >= 2, timeout=60_000)
+    done = set(c.review.progress.done)  # proposals arrive only while events are processed: not during the key
     h.press(Key.Key_G)
     assert grid.active
     assert set(grid.triage.page) == done

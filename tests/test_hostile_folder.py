@@ -133,12 +133,12 @@ def test_window_goes_through_the_hostile_folder(open_review, tmp_path, qtbot, mo
     c = h.controller
     qtbot.waitUntil(lambda: QApplication.focusWidget() is h.window.canvas)  # keys reach the window
     readable, unreadable = corpus.readable_for(True), corpus.unreadable_for(True)
-    assert set(c.folder.images) == set(readable) | set(unreadable)
+    assert set(c.review.folder.images) == set(readable) | set(unreadable)
     assert any("problem(s) while listing" in text for text, _ in messages)
-    for i, rel in enumerate(c.folder.images):
+    for i, rel in enumerate(c.review.folder.images):
         if i:
             h.press(Qt.Key.Key_D)
-        path = str(c.folder.image_path(rel))
+        path = str(c.review.folder.image_path(rel))
         qtbot.waitUntil(lambda rel=rel, path=path: c.current == rel and (c.image_on_canvas or any(
             path in text for text, error in messages if error)), timeout=60_000)
         qtbot.wait(20)  # a second report, if any, would arrive now
@@ -149,25 +149,25 @@ def test_window_goes_through_the_hostile_folder(open_review, tmp_path, qtbot, mo
         else:
             assert not c.image_on_canvas and c.state.read_only, rel
             assert len(reports) == 1 and unreadable[rel] in reports[0].lower(), (rel, reports)
-    malformed, wrong_size = (str(c.folder.voc_path(r)) for r in ("vocs/malformed.jpg", "vocs/wrong_size.jpg"))
+    malformed, wrong_size = (str(c.review.folder.voc_path(r)) for r in ("vocs/malformed.jpg", "vocs/wrong_size.jpg"))
     assert any(malformed in text and "not valid XML" in text for text, error in messages if error)
     assert any(wrong_size in text and "640x480" in text for text, error in messages if error)
     h.press(Qt.Key.Key_D)
     assert changed(before, snapshot(corpus.root, corpus.voc_dir)) == [], "browsing changed a file"
 
     for rel in ("plain.jpg", "vocs/unknown_class.jpg", "vocs/outside.jpg", "vocs/wrong_size.jpg", "vocs/malformed.jpg"):
-        c.go_to(rel)
+        c.review.go_to(rel)
         qtbot.waitUntil(lambda: c.image_on_canvas)
         h.press(Qt.Key.Key_Space)
-    c.go_to("broken/truncated.jpg")  # its header is fine, its pixels are not: never verified unseen
+    c.review.go_to("broken/truncated.jpg")  # its header is fine, its pixels are not: never verified unseen
     qtbot.waitUntil(lambda: c.state.read_only)
     h.press(Qt.Key.Key_Space)
     assert "not saved" in messages[-1][0] and messages[-1][1]
-    edited = {c.folder.voc_path(r) for r in ("vocs/unknown_class.jpg", "vocs/outside.jpg")}
+    edited = {c.review.folder.voc_path(r) for r in ("vocs/unknown_class.jpg", "vocs/outside.jpg")}
     after = snapshot(corpus.root, corpus.voc_dir)
     assert set(changed(before, after)) == edited, "only the files the user saved changed"
-    assert set(after) - set(before) == {c.folder.voc_path("plain.jpg")}
-    assert [b.label for b in read_voc(c.folder.voc_path("vocs/unknown_class.jpg")).boxes] == ["zebra"]
-    assert [(b.label, b.xyxy) for b in read_voc(c.folder.voc_path("vocs/outside.jpg")).boxes] == [
+    assert set(after) - set(before) == {c.review.folder.voc_path("plain.jpg")}
+    assert [b.label for b in read_voc(c.review.folder.voc_path("vocs/unknown_class.jpg")).boxes] == ["zebra"]
+    assert [(b.label, b.xyxy) for b in read_voc(c.review.folder.voc_path("vocs/outside.jpg")).boxes] == [
         ("dog", (39.0, 29.0, 64.0, 48.0))]
     assert all(read_voc(p).verified for p in edited)

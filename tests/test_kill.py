@@ -170,7 +170,7 @@ _WINDOW_SESSION = textwrap.dedent("""
         while not (c.image_on_canvas and c.state is not None and len(c.state.items) == 2):
             app.processEvents()
         if c.state.verified:  # done by an earlier session
-            if not c.next_unverified():
+            if not c.review.next_unverified():
                 break
             continue
         rel = c.current

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
+from autolabel_gui.app.folder_review import FolderReview
+from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.app.session import ReviewSession
 from autolabel_gui.app.shared_folder import FolderLeases
 from autolabel_gui.app.triage import Triage
@@ -34,6 +36,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
+from tests.fixtures.review import review_of
 from tests.fixtures.window import proposal, write_image
 
 TTL = 60.0
@@ -305,6 +308,12 @@ def test_the_lease_of_a_killed_process_on_this_host_is_taken_over_at_once(tmp_pa
 # ------------------------------------------------------------------ the review's rules, without a window
 
 
+def _grid_review(session: ReviewSession, leases: FolderLeases) -> FolderReview:
+    """Bob's review with ``session`` and ``leases``, no model: what his grid verifies through."""
+    return review_of(session.folder, ProjectSettings(classes=["person"]), model_runs=False, session=session,
+                     leases=leases)
+
+
 def _shared(tmp_path: Path, names=("a.png", "b.png", "c.png")):
     for i, name in enumerate(names):
         write_image(tmp_path / name, seed=i)
@@ -341,7 +350,7 @@ def test_the_grid_never_verifies_an_image_held_elsewhere(tmp_path):
     eligible = lambda rel: not lb.held_by_other(rel)  # noqa: E731 - what grid_triage adds
     assert triage.select("a.png", eligible) == ["a.png", "c.png"]
     triage.open(["a.png", "b.png", "c.png"])  # b.png taken by alice after the page was chosen
-    result = triage.verify_page(sb, model_runs=False, claim=lambda rel: lb.claim(sb, rel))
+    result = triage.verify_page(_grid_review(sb, lb).accept_and_verify)
     lb.drop_claims(keep="a.png")
     assert sorted(result.verified) == ["a.png", "c.png"] and "held by alice" in result.errors["b.png"]
     assert not (tmp_path / "b.xml").exists() and (tmp_path / "c.xml").exists()
@@ -383,7 +392,7 @@ def test_the_grid_never_writes_an_image_changed_on_disk_since_its_page_was_shown
     written = (tmp_path / "c.xml").read_bytes()
     triage = Triage(["c.png"], 2)
     triage.open(["c.png"])
-    result = triage.verify_page(sb, model_runs=False, claim=lambda rel: lb.claim(sb, rel))
+    result = triage.verify_page(_grid_review(sb, lb).accept_and_verify)
     assert result.verified == [] and "changed on disk" in result.errors["c.png"]
     assert (tmp_path / "c.xml").read_bytes() == written, "alice's file is left as she saved it"
     assert sb.get("c.png") is not shown, "the single view reads the new file"
@@ -412,11 +421,11 @@ def test_two_windows_on_one_folder_never_write_the_same_image(open_review):
     a = open_review(THREE, PROPOSALS)
     assert a.controller.current == "a.png" and not a.state.read_only
     b = open_review([], PROPOSALS, root=a.root)
-    b.controller.go_to("a.png")
+    b.controller.review.go_to("a.png")
     b.wait_shown("a.png")
     assert b.state.read_only
     said = b.window.message_label.text()
-    assert "held by" in said and "opened read-only" in said and a.controller.leases.book.me.user in said
+    assert "held by" in said and "opened read-only" in said and a.controller.review.leases.book.me.user in said
     assert "held by" in b.controller.banner.text() and b.controller.banner.isVisible()
     files = b.controller.files
     row = files.index(files.row_of("a.png"))
@@ -427,7 +436,7 @@ def test_two_windows_on_one_folder_never_write_the_same_image(open_review):
     assert b.controller.current == "a.png" and not (a.root / "a.xml").exists()
     assert "not saved" in b.window.message_label.text()
 
-    b.controller.go_to("c.png")
+    b.controller.review.go_to("c.png")
     b.wait_shown("c.png")
     _press(b, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)  # next unverified, wrapping
     assert b.controller.current == "b.png", "a.png, held by window A, is skipped"
@@ -435,8 +444,8 @@ def test_two_windows_on_one_folder_never_write_the_same_image(open_review):
     _press(a, Qt.Key.Key_D)  # A moves on, onto b.png, which B holds: read-only there
     a.wait_shown("b.png")
     assert a.state.read_only and "held by" in a.window.message_label.text()
-    b.controller.scan_leases()
-    b.controller.go_to("a.png")
+    b.controller.review.scan_leases()
+    b.controller.review.go_to("a.png")
     b.wait_shown("a.png")
     assert not b.state.read_only
     _press(b, Qt.Key.Key_Space)
@@ -449,11 +458,11 @@ def test_two_windows_on_one_folder_never_write_the_same_image(open_review):
 def test_the_image_on_screen_becomes_writable_once_its_holder_moves_on(open_review):
     a = open_review(THREE, PROPOSALS)
     b = open_review([], PROPOSALS, root=a.root)
-    b.controller.go_to("a.png")
+    b.controller.review.go_to("a.png")
     b.wait_shown("a.png")
     assert b.state.read_only
     _press(a, Qt.Key.Key_Space)  # A verifies a.png and moves on
     assert a.voc("a.png").verified and a.controller.current != "a.png"
-    b.controller.scan_leases()  # what B's timer does every few seconds
+    b.controller.review.scan_leases()  # what B's timer does every few seconds
     assert b.controller.current == "a.png" and not b.state.read_only and b.state.verified
     assert "yours" in b.window.message_label.text() and "held by" not in b.controller.banner.text()

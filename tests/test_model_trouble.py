@@ -24,6 +24,7 @@ from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.detection import base, catalogue
 from autolabel_gui.detection.ids import run_id_for
 from autolabel_gui.formats.voc import write_voc
+from autolabel_gui.gui.worker import unavailable
 
 from tests.fixtures.hostile import changed, label_args, small_model_settings, snapshot
 from tests.fixtures.pipeline import write_images
@@ -200,10 +201,25 @@ def test_window_through_emulated_cuda_oom_and_a_failing_image(open_review, tiny_
     qtbot.waitUntil(lambda: "ready on cpu" in h.window.model_label.text(), timeout=MODEL_TIMEOUT_MS)
     qtbot.waitUntil(lambda: tiny_gpu.failures > 0, timeout=MODEL_TIMEOUT_MS)  # failed while looking ahead
     qtbot.wait(50)
-    h.controller.go_to("d.png")
+    h.controller.review.go_to("d.png")
     qtbot.waitUntil(lambda: "detection failed" in h.window.message_label.text(), timeout=10_000)
     assert "ValueError: index 900 is out of bounds" in h.window.message_label.toolTip()
-    h.controller.go_to("b.png")
+    h.controller.review.go_to("b.png")
     qtbot.waitUntil(lambda: len(h.state.items) > 0, timeout=MODEL_TIMEOUT_MS)
     h.press(Qt.Key.Key_Space)
     assert h.voc("b.png").verified and h.saved("b.png")
+
+
+def test_only_missing_model_files_offer_the_download(tiny_gdino, tmp_path):
+    """The window's "run weights download" hint follows what went wrong, never the message's
+    words: missing weights or text encoder are ``MissingModelFiles``; a wrong file is not."""
+    with pytest.raises(base.MissingModelFiles, match="weights not found"):
+        catalogue.create_detector(tiny_gdino.detector_config(weights=str(tmp_path / "absent.pth")))
+    with pytest.raises(base.MissingModelFiles, match="text encoder folder not found"):
+        catalogue.create_detector(tiny_gdino.detector_config(text_encoder=str(tmp_path / "no-bert")))
+    html = tmp_path / "page.pth"
+    html.write_bytes(b"<!DOCTYPE html><html><body>weights moved</body></html>")
+    with pytest.raises(base.DetectorUnavailable) as info:
+        catalogue.create_detector(tiny_gdino.detector_config(weights=str(html)))
+    assert not isinstance(info.value, base.MissingModelFiles)
+    assert unavailable(info.value).download_fixes is False

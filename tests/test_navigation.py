@@ -157,7 +157,7 @@ def test_recent_folders_keep_the_last_opened_first(open_review, tmp_path):
     assert recent_folders(h.window.qsettings) == [str(first.resolve()), str(h.root.resolve())]
     menu.actions()[1].trigger()  # the images folder again, opened like File ▸ Open folder…
     h.wait_shown("a.png")
-    assert h.controller.folder.root == h.root
+    assert h.controller.review.folder.root == h.root
     assert recent_folders(h.window.qsettings)[0] == str(h.root.resolve())
 
 

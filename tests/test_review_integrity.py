@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from autolabel_gui.app.model_progress import ModelProgress, detection_order, waiting_text
+from autolabel_gui.app.image_statuses import ModelMark
+from autolabel_gui.app.model_progress import ModelProgress, ModelState, detection_order, waiting_text
 from autolabel_gui.app.stats import compute_stats
 from autolabel_gui.app.status import Status
 from autolabel_gui.core.boxes import BoxState
@@ -95,14 +96,14 @@ def test_space_held_down_faster_than_the_model_never_verifies_an_unseen_image(op
         labels = h.voc(rel)
         assert labels.verified
         assert sorted((b.label, b.xyxy) for b in labels.boxes) == expected_saved(h, rel), rel
-        assert rel in delivered or rel in c.progress.done
+        assert rel in delivered or rel in c.review.progress.done
 
 
 def test_proposals_arriving_after_a_refused_space_are_not_accepted(open_review, qtbot):
     gate = threading.Event()
     h = open_review(names(3), detector_factory=SlowFactory(0.0, gate))
     c = h.controller
-    qtbot.waitUntil(lambda: c.detection.state == "ready", timeout=60_000)
+    qtbot.waitUntil(lambda: c.detection.state.state.value == "ready", timeout=60_000)
     h.press(Key.Key_Space)
     assert c.current == "img01.png" and not h.voc_path("img01.png").exists()
     assert "Not verified" in h.window.message_label.text()
@@ -149,8 +150,8 @@ def test_the_canvas_says_where_the_model_is_and_when_it_found_nothing(open_revie
     gate.set()
     qtbot.waitUntil(lambda: h.window.progress_label.text() == "Proposals 4/4", timeout=30_000)
     assert not c.banner.isVisible()
-    assert c.progress.total == 4, "one figure whose denominator never moves"
-    c.set_threshold(0.99)  # the slider hides every proposal: nothing found above it
+    assert c.review.progress.total == 4, "one figure whose denominator never moves"
+    c.review.set_threshold(0.99)  # the slider hides every proposal: nothing found above it
     qtbot.waitUntil(lambda: c.banner.isVisible(), timeout=5_000)
     assert "found nothing" in c.banner.text()
 
@@ -160,13 +161,13 @@ def test_the_model_goes_through_the_whole_folder_without_navigation(open_review,
     factory = SlowFactory(0.0)
     h = open_review(images, detector_factory=factory)
     c = h.controller
-    qtbot.waitUntil(lambda: len(c.progress.done) == 30, timeout=120_000)
+    qtbot.waitUntil(lambda: len(c.review.progress.done) == 30, timeout=120_000)
     assert c.current == "img01.png"
     assert len(factory.detected) == 30, "each image once"
     with ProposalCache.for_folder(h.root) as cache:
-        assert cache.cached_relpaths(c.run_id) == set(images)
+        assert cache.cached_relpaths(c.review.run_id) == set(images)
     model = c.files
-    assert all(model.model_mark(rel) == "ready" for rel in images)
+    assert all(model.statuses.model_mark(rel) is ModelMark.READY for rel in images)
 
 
 def test_the_file_list_marks_waiting_failed_and_unreadable_images(open_review, qtbot):
@@ -178,14 +179,15 @@ def test_the_file_list_marks_waiting_failed_and_unreadable_images(open_review, q
     from PySide6.QtCore import Qt as _Qt
 
     row_c = model.row_of("c.png")
-    assert model.model_mark("c.png") == "waiting"
+    assert model.statuses.model_mark("c.png") is ModelMark.WAITING
     assert model.data(model.index(row_c), _Qt.ItemDataRole.FontRole).italic()
     assert "waiting for the model" in model.data(model.index(row_c), _Qt.ItemDataRole.ToolTipRole)
     gate.set()
-    qtbot.waitUntil(lambda: c.progress.finished("broken.png") and c.progress.finished("c.png"), timeout=30_000)
-    assert model.model_mark("c.png") == "ready"
+    progress = c.review.progress
+    qtbot.waitUntil(lambda: progress.finished("broken.png") and progress.finished("c.png"), timeout=30_000)
+    assert model.statuses.model_mark("c.png") is ModelMark.READY
     assert model.data(model.index(row_c), _Qt.ItemDataRole.FontRole) is None
-    assert model.model_mark("broken.png") == "failed"
+    assert model.statuses.model_mark("broken.png") is ModelMark.FAILED
     row_b = model.row_of("broken.png")
     assert "detection failed" in model.data(model.index(row_b), _Qt.ItemDataRole.ToolTipRole)
     h.press(Key.Key_D)  # a.png -> broken.png: it does not decode
@@ -203,7 +205,7 @@ def test_ctrl_s_records_visible_pending_proposals_as_rejected_for_stats(open_rev
     h.press(Key.Key_S, Mod.ControlModifier)
     assert h.saved("a.png") == [("person", (10, 10, 50, 60))] and h.voc("a.png").verified
     assert "1 pending proposal recorded as rejected" in h.window.message_label.text()
-    run_id = h.controller.run_id
+    run_id = h.controller.review.run_id
     h.close()
     with ProposalCache.for_folder(h.root) as cache:
         stats = compute_stats(ImageFolder(h.root), h.settings.classes, cache, run_id)
@@ -217,7 +219,7 @@ def test_manual_review_verifies_without_waiting_and_says_so(open_review, qtbot):
     h.press(Key.Key_Space)
     assert not h.voc_path("a.png").exists()
     h.window.actions_by_id["manual_review"].trigger()
-    assert c.manual and "Manual review" in h.window.message_label.text()
+    assert c.review.manual and "Manual review" in h.window.message_label.text()
     assert not c.banner.isVisible()
     h.press(Key.Key_Space)
     assert h.voc("a.png").verified and h.saved("a.png") == []
@@ -287,7 +289,7 @@ def test_closing_does_not_wait_for_a_forward_pass(tmp_path):
             if not started.is_set():
                 QTimer.singleShot(50, close_when_busy)
                 return
-            window.controller.edit(lambda s: s.add_box(proposal(1, 1, 20, 20, "person", None)))
+            window.controller.review.edit(lambda s: s.add_box(proposal(1, 1, 20, 20, "person", None)))
             print("closing", flush=True)
             window.close()
         QTimer.singleShot(50, close_when_busy)
@@ -315,12 +317,12 @@ def test_model_progress_rules():
     assert detection_order(images, 2, progress) == ["e.png", "f.png", "a.png"]
     assert progress.text(True) == "Proposals 1/6 · 1 failed"
     assert progress.text(False) == "Proposals 1/6 · 1 failed (model off)"
-    assert "Detecting" in waiting_text("ready", 0, progress)
-    assert "2 images ahead" in waiting_text("ready", 2, progress)
-    assert "Loading the model" in waiting_text("loading", None, progress)
-    assert waiting_text("ready", 0, progress).endswith("(model: 2 of 6 images done)")
+    assert "Detecting" in waiting_text(ModelState.READY, 0, progress)
+    assert "2 images ahead" in waiting_text(ModelState.READY, 2, progress)
+    assert "Loading the model" in waiting_text(ModelState.LOADING, None, progress)
+    assert waiting_text(ModelState.READY, 0, progress).endswith("(model: 2 of 6 images done)")
     done = ModelProgress.of(images, set(images))  # every image done: only a rerun (R) waits
-    assert waiting_text("ready", 0, done) == "Detecting… proposals for this image are coming"
+    assert waiting_text(ModelState.READY, 0, done) == "Detecting… proposals for this image are coming"
 
 
 def test_verify_blocker_rules():

@@ -268,12 +268,12 @@ def test_ctrl_s_in_a_second_window_asks_and_keeps_both(open_review):
     a = open_review(["rocket.png", "other.png"], proposals)
     b = open_review(["rocket.png", "other.png"], proposals, root=a.root)
     # A's laptop slept past its lease (it expired; A does not know yet): B takes the image.
-    a.controller.go_to("rocket.png")
+    a.controller.review.go_to("rocket.png")
     (a.root / ".autolabel" / "leases" / lease_name("rocket.png")).unlink(missing_ok=True)
-    b.controller.go_to("rocket.png")
+    b.controller.review.go_to("rocket.png")
     assert not b.state.read_only
-    a.controller.session.voc.user = "alice"
-    b.controller.session.voc.user = "bob"
+    a.controller.review.session.voc.user = "alice"
+    b.controller.review.session.voc.user = "bob"
     b.conflict_answers.append(ConflictChoice.MERGE)
     asked = b.conflicts
 
@@ -290,7 +290,7 @@ def test_ctrl_s_in_a_second_window_asks_and_keeps_both(open_review):
     press_in(a, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     assert a.saved("rocket.png") == [A_BOX]
     assert b.state.items and not asked and not a.conflicts
-    b.controller.edit(lambda s: (s.select(0), s.delete_selected(), s.select(1), s.accept_selected()))
+    b.controller.review.edit(lambda s: (s.select(0), s.delete_selected(), s.select(1), s.accept_selected()))
     press_in(b, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     [conflict] = asked
     assert conflict.saved_by is not None and conflict.saved_by.startswith("alice@")

@@ -15,15 +15,15 @@ from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.app.session import ReviewSession
 from autolabel_gui.app.stats import compute_stats, format_stats
 from autolabel_gui.app.status import Status, annotation_status
-from autolabel_gui.app.triage import accept_and_verify
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.records import ImageKey, ReviewRecord
-from autolabel_gui.core.review import UNSEEN_PROPOSALS
+from autolabel_gui.core.review import Blocker
 from autolabel_gui.formats.voc import read_voc
 
 from tests.fixtures.images import ImageSpec, write_image
+from tests.fixtures.review import review_of
 
 OLD = ProjectSettings(classes=["dog", "cat"]).with_groups_kept()
 NEW = replace(OLD, classes=["dog", "cat", "bottle"])
@@ -44,7 +44,8 @@ def _folder(tmp_path: Path, size=(64, 48)) -> tuple[ImageFolder, ProposalCache]:
 
 def _verify(session: ReviewSession, rel: str) -> bool:
     """Space; True when the image was saved verified."""
-    return accept_and_verify(session, rel, True)[1] is None
+    settings = ProjectSettings(classes=session.class_names)
+    return review_of(session.folder, settings, session=session).accept_and_verify(rel)[1] is None
 
 
 def _session(folder: ImageFolder, cache: ProposalCache, settings: ProjectSettings = OLD) -> ReviewSession:
@@ -85,7 +86,7 @@ def test_no_key_verifies_while_a_proposal_is_neither_shown_nor_reviewed(tmp_path
     folder, cache = _folder(tmp_path)
     state = _session(folder, cache).open("a.png").state
     state.items = tuple(it for it in state.items if it.box.label != "cat")  # lost from view somehow
-    assert state.verify_blocker(True) == UNSEEN_PROPOSALS
+    assert state.verify_blocker(True) == Blocker.UNSEEN_PROPOSALS
 
 
 def test_a_verified_image_is_not_reopened_by_a_new_class_but_says_it_predates_it(tmp_path: Path) -> None:
@@ -200,11 +201,11 @@ def test_two_classes_added_one_after_the_other_are_two_groups_and_cancel_adds_no
     h.window._add_to_project(["chair"])
     saved = json.loads((h.root / ".autolabel" / "project.json").read_text())
     assert [[name for name, _ in g] for g in saved["prompt_groups"]][1:] == [["bottle"], ["chair"]]
-    assert [sorted(g.names) for g in h.controller.session.plan.groups][1:] == [["bottle"], ["chair"]]
+    assert [sorted(g.names) for g in h.controller.review.session.plan.groups][1:] == [["bottle"], ["chair"]]
     assert [c.added for c in h.class_changes] == [("bottle",), ("chair",)]
     from autolabel_gui.gui.colors import class_colors
 
-    colors = class_colors(h.controller.settings.classes)
+    colors = class_colors(h.controller.review.settings.classes)
     assert h.window.box_tools.boxes_panel.model._colors["chair"] == colors["chair"], "the boxes panel follows"
 
     h.class_change_answer = False
@@ -241,8 +242,8 @@ def test_moving_the_threshold_in_one_window_keeps_classes_added_in_another(open_
     a = open_review(["a.png"])
     b = open_review(["a.png"], root=a.root)
     a.window._add_to_project(["bottle"])
-    b.controller.set_threshold(0.6)
-    b.controller.save_threshold()
+    b.controller.review.set_threshold(0.6)
+    b.controller.review.save_threshold()
     saved = _saved(a.root)
     assert "bottle" in saved["classes"] and saved["box_threshold"] == 0.6
 

@@ -94,7 +94,7 @@ def test_opening_a_folder_in_the_window_sweeps_its_annotation_folders(open_revie
             leftover(root / "sub" / "c.xml", OLD)]  # the image folder is not where labels go here
     mine = user_files(labels)
     h = open_review(["a.png", "b.png"], root=root, annotations_dir=str(labels))
-    assert h.controller.folder.images == ["a.png", "b.png", "sub/c.png"]
+    assert h.controller.review.folder.images == ["a.png", "b.png", "sub/c.png"]
     assert [p for p in stale if p.exists()] == []
     assert all(p.exists() for p in kept)
     assert {p: p.read_bytes() for p in mine} == mine

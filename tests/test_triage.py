@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from autolabel_gui.app.folder_review import FolderReview
+from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.app.session import ReviewSession
-from autolabel_gui.app.triage import Triage, accept_and_verify
+from autolabel_gui.app.triage import Triage
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
@@ -19,6 +21,7 @@ from autolabel_gui.detection.run_plan import PromptGroup, RunPlan
 from autolabel_gui.formats.voc import read_voc
 
 from tests.fixtures.images import GREEN, GREY, RED, ImageSpec, corner_colors, write_image
+from tests.fixtures.review import review_of
 
 IMAGES = [f"{c}.png" for c in "abcdefghijk"]
 RUN = "run-1"
@@ -43,7 +46,7 @@ def test_marked_images_are_set_aside_and_never_on_a_later_page(tmp_path):
         triage.picture_shown(rel)
     assert triage.toggle(1) and triage.toggle(3) and triage.toggle(3)  # the second press takes it back
     assert triage.marked() == ["b.png"]
-    result = triage.verify_page(session, model_runs=True)
+    result = triage.verify_page(_review(session).accept_and_verify)
     assert result.verified == ["a.png", "c.png", "d.png"] and result.set_aside == ["b.png"]
     unverified = lambda rel: not session.open(rel).state.verified  # noqa: E731
     assert triage.select("d.png", unverified, after=True) == ["e.png", "f.png"]  # b.png waits for the single view
@@ -58,7 +61,7 @@ def test_space_verifies_the_unmarked_exactly_as_on_one_image(tmp_path):
     for rel in IMAGES[:4]:
         triage.picture_shown(rel)
     triage.toggle(2)
-    result = triage.verify_page(session, model_runs=True)
+    result = triage.verify_page(_review(session).accept_and_verify)
     assert result.accepted == 6  # two visible proposals each; the 0.1 one stays out
     for rel in ("a.png", "b.png", "d.png"):
         labels = read_voc(folder.voc_path(rel))
@@ -72,7 +75,7 @@ def test_space_verifies_the_unmarked_exactly_as_on_one_image(tmp_path):
 def test_the_verify_gate_holds_in_the_grid_too(tmp_path):
     """An image the model has not seen is never verified, whatever the page says."""
     session, folder = _session(tmp_path, ["a.png"], proposals=False)
-    assert accept_and_verify(session, "a.png", model_runs=True) == (0, "waiting for the model")
+    assert _review(session).accept_and_verify("a.png") == (0, "waiting for the model")
     assert not folder.voc_path("a.png").exists()
 
 
@@ -88,6 +91,11 @@ def test_space_waits_until_every_picture_is_drawn_and_a_broken_one_is_marked():
     assert triage.marked() == ["d.png"]
     assert not triage.toggle(3)  # it cannot be unmarked: nobody has seen it
     assert not triage.toggle(7)
+
+
+def _review(session: ReviewSession) -> FolderReview:
+    """The folder's review around ``session``, its model running (Space waits for it)."""
+    return review_of(session.folder, ProjectSettings(classes=["dog", "cat"]), session=session)
 
 
 def _session(tmp_path: Path, images: list[str], proposals: bool = True) -> tuple[ReviewSession, ImageFolder]:

@@ -7,7 +7,7 @@ import pytest
 from autolabel_gui.app.box_rows import BoxRow, box_rows
 from autolabel_gui.app.class_filter import matching_classes, new_class_name
 from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
-from autolabel_gui.core.review import HIDDEN_PENDING, ReviewState
+from autolabel_gui.core.review import Blocker, ReviewState
 from autolabel_gui.core.view_filter import Show, ViewFilter
 from autolabel_gui.formats.voc import parse_voc, voc_bytes
 
@@ -40,7 +40,7 @@ def test_a_hidden_class_is_not_shown_not_reachable_and_blocks_verifying(state):
     for _ in range(3):
         state.select_next()
         assert state.items[state.selected].box.label != "cat"
-    assert state.verify_blocker(model_runs=False) == HIDDEN_PENDING
+    assert state.verify_blocker(model_runs=False) == Blocker.HIDDEN_PENDING
     # Space and Ctrl+S reach only what is shown, even when called without asking first
     assert state.accept_all_visible() == 1
     assert state.reject_visible_pending() == 0
@@ -80,7 +80,7 @@ def test_only_accepted_hides_pending_proposals_and_blocks_verifying(state):
     state.set_view(ViewFilter(show=Show.ACCEPTED))
     assert labels(state, state.visible_indices()) == ["person"]
     assert state.hidden_pending_count() == 2
-    assert state.verify_blocker(model_runs=False) == HIDDEN_PENDING
+    assert state.verify_blocker(model_runs=False) == Blocker.HIDDEN_PENDING
     assert state.accept_all_visible() == 0
 
 

@@ -383,12 +383,12 @@ def test_a_model_setting_that_changes_the_run_id_shows_that_runs_proposals(open_
     h = open_review(["a.png"], PROPOSALS)
     changed = replace(h.settings, text_threshold=0.3)
     new_run = put_proposals(h.root, changed, {"a.png": [proposal(60, 40, 120, 100, "cup", 0.7)]})
-    assert new_run != h.controller.run_id
+    assert new_run != h.controller.review.run_id
     monkeypatch.setattr(settings_dialog.SettingsDialog, "exec", lambda self: 1)
     monkeypatch.setattr(settings_dialog.SettingsDialog, "settings", lambda self: changed)
     h.press(Key.Key_Comma, Mod.ControlModifier)
     h.wait_shown("a.png")
-    assert h.controller.run_id == new_run
+    assert h.controller.review.run_id == new_run
     assert [(b.label, b.xyxy) for b in h.state.display_boxes()] == [("cup", (60, 40, 120, 100))]
 
 
@@ -619,3 +619,40 @@ def test_the_score_threshold_is_kept_with_the_folder(open_review, qtbot):
     h.close()
     assert kept() == 0.6
     assert ProjectSettings.load(h.root).box_threshold == 0.6
+
+
+def test_a_long_refusal_is_shown_whole_in_the_status_bar(open_review, qtbot):
+    """Seen: the hidden-proposals refusal and OS errors were cut off at the window's edge."""
+    h = open_review(["a.png"])
+    text = "Not verified: " + "a long reason that goes on " * 12 + "END"
+    h.window.show_message(text, error=True)
+    label = h.window.message_label
+    qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()))
+    assert label.text().endswith("END") and label.heightForWidth(label.width()) > label.fontMetrics().height() * 1.5
+
+
+def test_an_empty_folder_loads_no_model(open_review, qtbot, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    loads = []
+
+    def factory(config):
+        loads.append(config)
+        raise AssertionError("no model for a folder without images")
+
+    h = open_review([], detector_factory=factory, root=empty)
+    qtbot.waitUntil(lambda: "no images" in h.window.model_label.text())
+    assert loads == [] and h.window.model_label.text().startswith("No model: not loaded")
+
+
+def test_the_side_panels_show_no_image_while_the_grid_shows(open_review, qtbot):
+    h = open_review(["a.png", "b.png"], proposals={"a.png": [proposal(5, 5, 30, 30, "person", 0.9)],
+                                                     "b.png": [proposal(5, 5, 30, 30, "person", 0.9)]})
+    h.wait_shown("a.png")
+    assert "1 pending" in h.window.boxes_label.text()
+    h.press(Qt.Key.Key_G)
+    qtbot.waitUntil(lambda: h.window.grid.active)
+    assert h.window.boxes_label.text() == "" and h.window.state() is None
+    h.press(Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not h.window.grid.active)
+    assert "pending" in h.window.boxes_label.text()

@@ -71,7 +71,7 @@ def test_adding_a_class_keeps_every_proposal_and_the_model(open_review, tiny_gdi
     qtbot.waitUntil(lambda: h.window.progress_label.text().startswith("Proposals 2/2"), timeout=MODEL_TIMEOUT_MS)
     before = [it.box for it in h.state.items]
     assert before and len(built) == 1
-    old_group = h.controller.session.plan.groups[0]
+    old_group = h.controller.review.session.plan.groups[0]
     key = ImageKey.from_path(h.root, "b.png")
     with ProposalCache.for_folder(h.root) as cache:
         cached = cache.get(key, old_group.run_id)
@@ -86,4 +86,4 @@ def test_adding_a_class_keeps_every_proposal_and_the_model(open_review, tiny_gdi
     assert [b for b in (it.box for it in h.state.items) if b.label != "bottle"] == before
     with ProposalCache.for_folder(h.root) as cache:
         assert cached is not None and cache.get(key, old_group.run_id) == cached, "the old rows are kept"
-        assert cache.get(key, h.controller.session.plan.groups[1].run_id) is not None
+        assert cache.get(key, h.controller.review.session.plan.groups[1].run_id) is not None

@@ -25,7 +25,7 @@ class Recorder:
 
     def __init__(self, controller: DetectionController) -> None:
         self.events: list[tuple] = []
-        controller.model_state.connect(lambda s, m: self.events.append(("state", s, m)))
+        controller.model_state.connect(lambda st: self.events.append(("state", st.state.value, st.message)))
         controller.proposals_ready.connect(lambda r, b: self.events.append(("boxes", r, b)))
         controller.image_failed.connect(lambda r, e: self.events.append(("failed", r, e)))
 
@@ -163,6 +163,7 @@ def test_unexpected_error_is_emitted_and_the_thread_survives(qtbot, folder, tmp_
     assert ("error", "OperationalError: disk I/O error") in rec.of("state")
     controller.prioritize("img2.png", [])
     qtbot.waitUntil(lambda: "img2.png" in rec.delivered(), timeout=10_000)
+    assert rec.of("state")[-1] == ("ready", "model working again"), "the error is not left standing"
 
 
 def test_cuda_out_of_memory_falls_back_to_cpu(qtbot, folder, make):

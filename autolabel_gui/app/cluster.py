@@ -29,7 +29,7 @@ from autolabel_gui.core.boxes import Box
 from autolabel_gui.core.cache import ProposalCache, proposals_from_json, proposals_to_json
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.core.records import ImageKey
-from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable
+from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, MissingModelFiles
 from autolabel_gui.detection.batch import BatchDetector, Decoded
 from autolabel_gui.detection.compute_path import planned
 from autolabel_gui.detection.pipeline import DetectionResult, FolderLike
@@ -43,7 +43,8 @@ tasks Ray Data schedules besides it, and the run would wait for them forever ("b
 MAX_BLOCKS = 10_000
 """Enough blocks for any pool to share the work evenly, few enough for Ray to track."""
 _DECODE_THREADS = 2
-_REMOTE_ERROR = re.compile(r"^(?:[\w.]+\.)?(FolderNotVisible|DetectorUnavailable): (.+)$", re.MULTILINE)
+_REMOTE_ERROR = re.compile(r"^(?:[\w.]+\.)?(FolderNotVisible|DetectorUnavailable|MissingModelFiles): (.+)$",
+                           re.MULTILINE)
 
 
 class ClusterError(RuntimeError):
@@ -256,5 +257,7 @@ def _explain(exc: Exception) -> Exception:
     found = _REMOTE_ERROR.findall(str(exc))
     if found:
         kind, message = found[-1]
-        return DetectorUnavailable(message) if kind == "DetectorUnavailable" else ClusterError(message)
+        known: dict[str, type[Exception]] = {"DetectorUnavailable": DetectorUnavailable,
+                                             "MissingModelFiles": MissingModelFiles}
+        return known.get(kind, ClusterError)(message)
     return ClusterError(f"the Ray job failed: {type(exc).__name__}: {exc}")

@@ -8,10 +8,32 @@ model busy on the whole folder, the image on screen first.
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+class ModelState(enum.Enum):
+    """Where the folder's detector is; the window words it (``gui.main_window.model_text``)."""
+
+    LOADING = "loading"
+    READY = "ready"
+    UNAVAILABLE = "unavailable"
+    """It cannot run here (no weights, no classes, a bad setting): cached proposals still come."""
+    ERROR = "error"
+    """It ran and failed; the next image tries again."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStatus:
+    """The detector's state and what to say about it; ``download_fixes``: its files are
+    missing and ``autolabel-gui weights download`` fetches them."""
+
+    state: ModelState
+    message: str = ""
+    download_fixes: bool = False
 
 
 def detection_order(images: Sequence[str], row: int, skip: Container[str]) -> list[str]:
@@ -67,16 +89,15 @@ class ModelProgress:
         return figure
 
 
-def waiting_text(model_state: str, position: int | None, progress: ModelProgress) -> str:
+def waiting_text(model_state: ModelState, position: int | None, progress: ModelProgress) -> str:
     """What the canvas says while the image on screen waits for its proposals.
 
-    ``model_state``: loading | ready | error; ``position``: images the model does before this
-    one (0: detecting it now; None: not queued yet).
+    ``position``: images the model does before this one (0: detecting it now; None: not queued yet).
     """
     count = len(progress.done) + len(progress.failed)
     # Once every image is done, only a rerun (R) waits: "44 of 44 done" would read as a contradiction.
     finished = f" (model: {count} of {progress.total} images done)" if count < progress.total else ""
-    if model_state == "loading":
+    if model_state is ModelState.LOADING:
         return f"Loading the model… proposals for this image come first{finished}"
     if position == 0:
         return f"Detecting… proposals for this image are coming{finished}"

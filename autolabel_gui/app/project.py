@@ -32,7 +32,7 @@ from autolabel_gui.formats.export import voc_class_names
 SETTINGS_FILE = "project.json"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class ProjectSettings:
     classes: list[str] = field(default_factory=list)
     prompts: dict[str, str] = field(default_factory=dict)
@@ -64,7 +64,7 @@ class ProjectSettings:
         # list, so the first change to it adds a group instead of making one group of all.
         if not self.prompt_groups and self.classes and not self.problems():
             try:
-                self.prompt_groups = [[[c.name, c.text] for c in self.ontology()]]
+                object.__setattr__(self, "prompt_groups", [[[c.name, c.text] for c in self.ontology()]])
             except ValueError:  # names listed twice: said when the settings are used
                 pass
 

@@ -9,8 +9,8 @@ Qt-free, so the rules are tested without a window (``gui/grid_triage.py`` is the
   out: they wait for the single-image view.
 - The annotator marks the images that need work (a click, or digits 1-9 in reading order); a
   mark toggles. An image whose picture cannot be decoded is marked by itself.
-- Space verifies every unmarked image exactly as Space does on one image (``accept_and_verify``:
-  the same verify gate, every visible proposal accepted, the same save), and sets the marked
+- Space verifies every unmarked image exactly as Space does on one image (the caller's
+  ``verify``: ``FolderReview.accept_and_verify``, the same gate and save), and sets the marked
   ones aside. It is refused while a tile's picture has not been drawn: nobody verifies what
   they have not seen. An image whose save fails is set aside too, so no page repeats.
 """
@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-
-from autolabel_gui.app.session import ReviewSession
 
 GRID_SIZES = (2, 3, 4)
 """Columns (and rows) a page may have; digits reach the first nine tiles, a click any."""
@@ -46,20 +44,6 @@ class PageResult:
     accepted: int = 0
     errors: dict[str, str] = field(default_factory=dict)
     set_aside: list[str] = field(default_factory=list)
-
-
-def accept_and_verify(session: ReviewSession, rel: str, model_runs: bool) -> tuple[int, str | None]:
-    """Space on one image without a window: the verify gate, every visible proposal accepted,
-    the file saved verified. Returns (proposals accepted, why it is not verified or None)."""
-    state = session.open(rel).state
-    blocker = state.verify_blocker(model_runs)
-    if blocker is not None:
-        return 0, blocker
-    count = state.accept_all_visible()
-    saved = session.save(rel, verify=True)
-    if saved.conflict is not None:  # someone saved it meanwhile: theirs stays, ours is kept aside
-        return count, saved.conflict.text
-    return count, saved.error
 
 
 class Triage:
@@ -153,19 +137,17 @@ class Triage:
             return f"{waiting} image{'s are' if waiting != 1 else ' is'} still loading; look at them first"
         return None
 
-    def verify_page(self, session: ReviewSession, model_runs: bool,
-                    claim: Callable[[str], str | None] | None = None) -> PageResult:
-        """Space: verify the unmarked images (each as Space on one image); set aside the marked
-        ones and those that could not be verified (a failed save: the single view says why).
+    def verify_page(self, verify: Callable[[str], tuple[int, str | None]]) -> PageResult:
+        """Space: verify the unmarked images (``verify(rel)``: proposals accepted, why it was not
+        verified or None); set aside the marked ones and those that could not be verified (a
+        failed save: the single view says why).
 
         The caller checks ``blocker`` first. The page stays open so the caller can show the next
-        one (``select(..., after=True)`` from ``page[-1]``). ``claim(rel)``: take the image's
-        lease before writing it; a reason (another annotator holds it) leaves it unwritten.
+        one (``select(..., after=True)`` from ``page[-1]``).
         """
         result = PageResult()
         for rel in self.unmarked():
-            refused = claim(rel) if claim is not None else None
-            count, error = (0, refused) if refused is not None else accept_and_verify(session, rel, model_runs)
+            count, error = verify(rel)
             if error is None:
                 result.verified.append(rel)
                 result.accepted += count

@@ -43,12 +43,18 @@ SAME_PROPOSAL_IOU = 0.9
 DUPLICATE_OFFSET = 10.0
 """Ctrl+D puts the copy this many pixels right and down, so it is visibly a second box."""
 
-HIDDEN_PENDING = "hidden proposals"
-"""``verify_blocker``'s answer while the view filter hides pending proposals."""
 
-UNSEEN_PROPOSALS = "proposals neither shown nor reviewed"
-"""``verify_blocker``'s answer when a model proposal past the threshold is neither on the image
-nor recorded as decided: verifying then would say "nobody found anything" without a look."""
+class Blocker(str, enum.Enum):
+    """Why an image cannot be verified now (``ReviewState.verify_blocker``); the window words
+    each one (``app.folder_review.refusal_text``), nothing parses them."""
+
+    READ_ONLY = "read-only"
+    WAITING_FOR_MODEL = "waiting for the model"
+    HIDDEN_PENDING = "hidden proposals"
+    """The view filter hides pending proposals."""
+    UNSEEN_PROPOSALS = "proposals neither shown nor reviewed"
+    """A model proposal past the threshold is neither on the image nor recorded as decided:
+    verifying then would say "nobody found anything" without a look."""
 
 
 class Origin(str, enum.Enum):
@@ -285,7 +291,7 @@ class ReviewState:
         proposal with every settled one)."""
         return not self.read_only and model_runs and not self.model_done and not self.verified
 
-    def verify_blocker(self, model_runs: bool) -> str | None:
+    def verify_blocker(self, model_runs: bool) -> Blocker | None:
         """Why this image cannot be marked verified now, or None when it can.
 
         ``model_runs``: a detector is (being) loaded for this folder. Then an image is verified
@@ -300,13 +306,13 @@ class ReviewState:
         under the threshold do not block: the threshold says the model's guess is noise.
         """
         if self.read_only:
-            return "read-only"
+            return Blocker.READ_ONLY
         if self.waits_for_model(model_runs):
-            return "waiting for the model"
+            return Blocker.WAITING_FOR_MODEL
         if self.hidden_pending_count():
-            return HIDDEN_PENDING
+            return Blocker.HIDDEN_PENDING
         if self.unseen_proposals():
-            return UNSEEN_PROPOSALS
+            return Blocker.UNSEEN_PROPOSALS
         return None
 
     def reject_visible_pending(self) -> int:

@@ -90,6 +90,11 @@ class DetectorUnavailable(RuntimeError):
     """The model cannot be built here (no weights, no text encoder...); the message says what to do."""
 
 
+class MissingModelFiles(DetectorUnavailable):
+    """The model's files are not on this machine: ``autolabel-gui weights download`` fetches them
+    (the window offers that, instead of guessing it from the message's words)."""
+
+
 @dataclass(frozen=True, slots=True)
 class BackendSpec:
     """What the rest of the program may know about a backend without importing it.

@@ -22,7 +22,13 @@ from PIL import Image
 
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.detection import fast_sampling, gdino_forward
-from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, Prepared, register_backend
+from autolabel_gui.detection.base import (
+    DetectorConfig,
+    DetectorUnavailable,
+    MissingModelFiles,
+    Prepared,
+    register_backend,
+)
 from autolabel_gui.detection.class_scoring import PromptChunk, build_chunks
 from autolabel_gui.detection.gdino_spec import (
     DEFAULT_TEXT_ENCODER,
@@ -70,7 +76,7 @@ def _find_weights(flag: str | None) -> Path:
 
     path = find_weights(flag)
     if path is None or not path.is_file():
-        raise DetectorUnavailable(missing_weights_message(flag))
+        raise MissingModelFiles(missing_weights_message(flag))
     return path
 
 
@@ -114,7 +120,7 @@ def _check_text_encoder(name: str) -> None:
     from transformers import AutoTokenizer
 
     if name != DEFAULT_TEXT_ENCODER and not Path(name).is_dir():
-        raise DetectorUnavailable(f"{name}: text encoder folder not found. " + _text_encoder_hint(name))
+        raise MissingModelFiles(f"{name}: text encoder folder not found. " + _text_encoder_hint(name))
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             AutoTokenizer.from_pretrained(name)

@@ -24,7 +24,13 @@ import torch
 
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.detection import fast_sampling
-from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, Prepared, register_backend
+from autolabel_gui.detection.base import (
+    DetectorConfig,
+    DetectorUnavailable,
+    MissingModelFiles,
+    Prepared,
+    register_backend,
+)
 from autolabel_gui.detection.class_scoring import PromptChunk, build_chunks
 from autolabel_gui.detection.hf_spec import MODEL_CLASSES, input_size, missing, model_folder, read_model_config
 from autolabel_gui.detection.ids import model_id_for
@@ -80,7 +86,7 @@ class HfGroundingDinoDetector(TorchDetector):
         problem = missing(config)
         folder = model_folder(config)
         if problem is not None or folder is None:
-            raise DetectorUnavailable(problem or f"{config.weights}: model folder not found")
+            raise MissingModelFiles(problem or f"{config.weights}: model folder not found")
         try:
             self._resize = resize_options(config.extra, *input_size(folder))
         except ValueError as exc:

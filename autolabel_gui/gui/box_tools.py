@@ -88,7 +88,7 @@ class BoxTools(QObject):
 
     def attach(self, controller: ReviewController) -> None:
         """A folder was opened: it shows what this window shows (the window gives the colours)."""
-        controller.set_view(self.view)
+        controller.review.set_view(self.view)
 
     def refresh(self) -> None:
         """The image's boxes or selection changed: the panel follows (when it is shown)."""
@@ -101,7 +101,7 @@ class BoxTools(QObject):
         self.view = view
         self._host.class_panel.set_hidden(view.hidden)
         if self._host.controller is not None:
-            self._host.controller.set_view(view)
+            self._host.controller.review.set_view(view)
         self.view_changed.emit()
         self._host.show_message(f"Showing {view.text}.")
 
@@ -117,7 +117,7 @@ class BoxTools(QObject):
         if state.selected < 0:
             self._host.show_message(SELECT_FIRST, True)
             return
-        names = list(controller.settings.classes)
+        names = list(controller.review.settings.classes)
         picked = self.ask_class(names, state.items[state.selected].box.label)
         self._window.activateWindow()  # the next key (Space, D) is the window's, at once
         self._host.canvas.setFocus()
@@ -125,10 +125,10 @@ class BoxTools(QObject):
             return
         if not picked.new:
             self._host.class_panel.set_current(names.index(picked.name))
-            controller.set_class_index(names.index(picked.name))
+            controller.review.set_class_index(names.index(picked.name))
             return
         # The box first: adding the class reopens the folder, which saves the box with it.
-        controller.edit(lambda s: s.set_class(picked.name))
+        controller.review.edit(lambda s: s.set_class(picked.name))
         self.add_to_project.emit([picked.name])
 
     def _ask_with_dialog(self, names: list[str], current: str) -> PickedClass | None:
@@ -143,12 +143,12 @@ class BoxTools(QObject):
         if state.selected < 0 and not state.read_only:
             self._host.show_message(SELECT_FIRST, True)
             return
-        controller.edit(op)
+        controller.review.edit(op)
 
     @Slot(int)
     def _row_clicked(self, index: int) -> None:
         if self._host.controller is not None:
-            self._host.controller.select_box(index)
+            self._host.controller.review.select_box(index)
         self._host.canvas.setFocus()
 
     @Slot(str, bool)

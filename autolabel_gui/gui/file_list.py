@@ -1,9 +1,8 @@
 """The file list: every image of the folder with its review status, counts and a status filter.
 
 A folder of 100,000 images must open at once: the model lists the names immediately and fills
-the statuses in batches from a timer (a stat and a 4 KB read per image that has a VOC file),
-so the window stays responsive while the counts grow. A row asked for before its batch is
-scanned is scanned on the spot.
+the statuses (``app.image_statuses``) in batches from a timer, so the window stays responsive
+while the counts grow.
 
 Besides its review status (the icon), each row says where the model is with it: the name is
 grey and italic while the image waits for the model, red when the model failed on it; the
@@ -13,7 +12,7 @@ its text (Ctrl+K focuses it; Enter or Esc hands the keys back to the image).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 
 from PySide6.QtCore import (
     QAbstractListModel,
@@ -37,8 +36,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from autolabel_gui.app.status import Status, annotation_status
-from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.app.image_statuses import ImageStatuses, ModelMark
+from autolabel_gui.app.status import Status
 
 STATUS_COLORS: dict[Status, str] = {
     Status.NEW: "#9e9e9e",
@@ -49,11 +48,9 @@ STATUS_COLORS: dict[Status, str] = {
 }
 HELD_MARK = "\N{LOCK}"
 """After the name of an image another annotator has open."""
-WAITING_COLOR = "#8a8a8a"
-FAILED_COLOR = "#e53935"
+MARK_COLORS = {ModelMark.WAITING: "#8a8a8a", ModelMark.FAILED: "#e53935"}
+"""The name's colour while the model has not finished the image, or failed on it."""
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 1
-BATCH = 2000
-"""Statuses scanned per timer tick: a few milliseconds of work, so the window never freezes."""
 
 FILTERS: tuple[tuple[str, frozenset[Status] | None], ...] = (
     ("All images", None),
@@ -75,32 +72,16 @@ def _icon(color: str) -> QIcon:
 
 
 class FileListModel(QAbstractListModel):
-    """Rows are ``folder.images``; statuses fill in lazily (``is_scanning()`` until all are known)."""
+    """Rows are the folder's images, read from the review's ``ImageStatuses``; statuses fill in
+    from a timer (``is_scanning()`` until all are known)."""
 
     counts_changed = Signal()
 
-    def __init__(self, folder: ImageFolder, cached: Callable[[], set[str]], parent=None, *,
-                 failed: dict[str, str] | None = None, prelabels: set[str] | None = None) -> None:
-        """``cached()``: the images with proposals (a live set, kept up to date by the caller);
-        ``failed``: images the model failed on -> why (also live); ``prelabels``: the VOC files
-        ``label`` wrote (``app.status.annotation_status``)."""
+    def __init__(self, statuses: ImageStatuses, parent=None) -> None:
         super().__init__(parent)
-        self.prelabels = prelabels or set()
-        self.predates: dict[str, list[str]] = {}
-        """Verified images -> the classes added since their verification (``app.status.verified_before``)."""
-        self._failed = failed if failed is not None else {}
-        self._unreadable: dict[str, str] = {}
-        self._held: dict[str, str] = {}
+        self.statuses = statuses
         self._waiting_font = QFont()
         self._waiting_font.setItalic(True)
-        self._folder = folder
-        self._images = folder.images
-        self._row = {rel: i for i, rel in enumerate(self._images)}
-        self._cached_source = cached
-        self._cached: set[str] | None = None
-        self._status: list[Status | None] = [None] * len(self._images)
-        self._counts = dict.fromkeys(Status, 0)
-        self._scanned = 0
         self._icons = {s: _icon(c) for s, c in STATUS_COLORS.items()}
         self._timer = QTimer(self)
         self._timer.setInterval(0)
@@ -110,160 +91,69 @@ class FileListModel(QAbstractListModel):
     # -- Qt model --------------------------------------------------------------------------
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._images)
+        return 0 if parent.isValid() else len(self.statuses)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
         row = index.row()
-        rel = self._images[row]
+        rel = self.statuses.images[row]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{rel}  {HELD_MARK}" if rel in self._held else rel
+            return f"{rel}  {HELD_MARK}" if rel in self.statuses.held else rel
         if role == Qt.ItemDataRole.ForegroundRole:
-            mark = self.model_mark(rel)
-            return None if mark == "ready" else QBrush(QColor(FAILED_COLOR if mark == "failed" else WAITING_COLOR))
+            mark = self.statuses.model_mark(rel)
+            return None if mark is ModelMark.READY else QBrush(QColor(MARK_COLORS[mark]))
         if role == Qt.ItemDataRole.FontRole:
-            return self._waiting_font if self.model_mark(rel) == "waiting" else None
-        if role in (Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.ToolTipRole, STATUS_ROLE):
-            status = self.status(row)
-            if role == Qt.ItemDataRole.DecorationRole:
-                return self._icons[status]
-            return self.tooltip(rel) if role == Qt.ItemDataRole.ToolTipRole else status
+            return self._waiting_font if self.statuses.model_mark(rel) is ModelMark.WAITING else None
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._icons[self.statuses.status(row)]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self.statuses.tooltip(rel)
+        if role == STATUS_ROLE:
+            return self.statuses.status(row)
         return None
 
-    def model_mark(self, rel: str) -> str:
-        """Where the model is with ``rel``: ``ready`` (proposals), ``failed`` or ``waiting``."""
-        if rel in self._failed:
-            return "failed"
-        if self._cached is None:
-            self._cached = self._cached_source()
-        return "ready" if rel in self._cached else "waiting"
-
-    def tooltip(self, rel: str) -> str:
-        """The review status, then the model's: waiting, proposals ready, or why it failed."""
-        row = self._row[rel]
-        status = self.status(row)
-        text = status.value if status is not Status.UNREADABLE else f"cannot be read: {self._unreadable.get(rel, '')}"
-        if rel in self.predates:
-            text += " before " + ", ".join(f"'{c}'" for c in self.predates[rel]) + " was added"
-        mark = self.model_mark(rel)
-        held = f"{self._held[rel]}; " if rel in self._held else ""
-        if mark == "failed":
-            return f"{held}{text}; detection failed: {self._failed[rel]}"
-        return f"{held}{text}; {'proposals ready' if mark == 'ready' else 'waiting for the model'}"
-
-    def set_held(self, held: dict[str, str]) -> None:
-        """Images other annotators hold -> "held by alice@laptop-2 since 14:02" (a lock mark on
-        the name, the text in the tooltip)."""
-        old, self._held = self._held, dict(held)
-        for rel in set(old) ^ set(held) | {r for r in held if old.get(r) != held[r]}:
-            row = self._row.get(rel)
-            if row is not None:
-                index = self.index(row)
-                self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole])
-
-    # -- statuses --------------------------------------------------------------------------
-
-    def relpath(self, row: int) -> str:
-        return self._images[row]
-
-    def row_of(self, rel: str) -> int:
-        return self._row.get(rel, -1)
-
-    def status(self, row: int) -> Status:
-        status = self._status[row]
-        if status is None:
-            status = self._scan(row)
-        return status
-
-    def set_status(self, rel: str, status: Status) -> None:
-        """An image's status changed in the window (saved, verified, proposals arrived)."""
-        row = self._row.get(rel)
-        if row is None:
-            return
-        old = self._status[row]
-        if old == status:
-            return
-        if old is not None:
-            self._counts[old] -= 1
-        self._counts[status] += 1
-        self._status[row] = status
-        index = self.index(row)
-        self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole, STATUS_ROLE])
+    def rows_changed(self, rels: Iterable[str] | None) -> None:
+        """The review changed these images' statuses or marks (None: every image's)."""
+        if rels is None:
+            if len(self.statuses):
+                self.dataChanged.emit(self.index(0), self.index(len(self.statuses) - 1))
+        else:
+            for rel in rels:
+                row = self.statuses.row_of(rel)
+                if row >= 0:
+                    self.dataChanged.emit(self.index(row), self.index(row))
         self.counts_changed.emit()
 
-    def mark_proposals(self, rel: str) -> None:
-        """Proposals arrived: a new image becomes "proposals ready" (others keep their status)."""
-        row = self._row.get(rel)
-        if row is None:
-            return
-        if self.status(row) is Status.NEW:
-            self.set_status(rel, Status.PROPOSALS)
-        else:
-            self._changed(row)
+    # -- reading -----------------------------------------------------------------------------
 
-    def mark_failed(self, rel: str) -> None:
-        """The model failed on ``rel`` (the reason is in the ``failed`` dict given at creation)."""
-        row = self._row.get(rel)
-        if row is not None:
-            self._changed(row)
+    def relpath(self, row: int) -> str:
+        return self.statuses.images[row]
 
-    def set_unreadable(self, rel: str, reason: str) -> None:
-        """The image does not decode: its status is "cannot be read", with ``reason`` in the tooltip."""
-        if rel in self._row:
-            self._unreadable[rel] = reason
-            self.set_status(rel, Status.UNREADABLE)
+    def row_of(self, rel: str) -> int:
+        return self.statuses.row_of(rel)
 
-    def model_changed(self) -> None:
-        """The set of images with proposals was replaced (the class list changed): redraw."""
-        self._cached = None
-        if self._images:
-            self.dataChanged.emit(self.index(0), self.index(len(self._images) - 1),
-                                  [Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.FontRole,
-                                   Qt.ItemDataRole.ToolTipRole])
+    def status(self, row: int) -> Status:
+        return self.statuses.status(row)
 
-    def _changed(self, row: int) -> None:
-        index = self.index(row)
-        self.dataChanged.emit(index, index, [Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.FontRole,
-                                             Qt.ItemDataRole.ToolTipRole])
+    @property
+    def predates(self) -> dict[str, list[str]]:
+        return self.statuses.predates
 
     def counts(self) -> dict[Status, int]:
-        return dict(self._counts)
+        return self.statuses.counts()
 
     def scanned(self) -> int:
-        return self._scanned
+        return self.statuses.scanned
 
     def is_scanning(self) -> bool:
         return self._timer.isActive()
 
-    def next_row(self, start: int, direction: int, want: Callable[[Status], bool]) -> int:
-        """The next row after ``start`` whose status ``want`` accepts (no wrap), or -1."""
-        row = start + direction
-        while 0 <= row < len(self._images):
-            if want(self.status(row)):
-                return row
-            row += direction
-        return -1
-
-    def _scan(self, row: int) -> Status:
-        if self._cached is None:
-            self._cached = self._cached_source()
-        rel = self._images[row]
-        status = annotation_status(self._folder.voc_path(rel), rel in self._cached, self.prelabels)
-        self._status[row] = status
-        self._counts[status] += 1
-        return status
-
     def _scan_batch(self) -> None:
-        first = self._scanned
-        end = min(first + BATCH, len(self._images))
-        for row in range(first, end):
-            if self._status[row] is None:
-                self._scan(row)
-        self._scanned = end
+        first, end = self.statuses.scan_batch()
         if end > first:
             self.dataChanged.emit(self.index(first), self.index(end - 1), [Qt.ItemDataRole.DecorationRole, STATUS_ROLE])
-        if self._scanned >= len(self._images):
+        if end >= len(self.statuses):
             self._timer.stop()
         self.counts_changed.emit()
 

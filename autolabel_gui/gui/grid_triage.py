@@ -1,7 +1,7 @@
 """Grid triage in the window: G shows a page of images, digits mark, Space verifies the rest.
 
 Glue between ``app.triage`` (the rules), ``gui.grid_view`` (the tiles) and the folder's
-``ReviewController`` (its session, file list and model progress). Pictures are thumbnails
+``FolderReview`` (its verify rule, statuses and model progress). Pictures are thumbnails
 decoded off the UI thread by an ``ImageCache`` of their own, kept in a bounded LRU, the next
 page decoded while the annotator looks at this one, so turning a page waits for no decode.
 
@@ -19,10 +19,10 @@ from PySide6.QtCore import QObject, QSettings, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QStackedWidget, QWidget
 
+from autolabel_gui.app.folder_review import FolderReview
 from autolabel_gui.app.status import Status
 from autolabel_gui.app.triage import DEFAULT_COLUMNS, GRID_SIZES, PageResult, Triage
 from autolabel_gui.core.images import load_thumbnail
-from autolabel_gui.core.review import ReviewState
 from autolabel_gui.gui.colors import class_colors
 from autolabel_gui.gui.grid_view import GridView, TileContent
 from autolabel_gui.gui.image_cache import ImageCache
@@ -42,6 +42,7 @@ class GridTriage(QObject):
     """The grid for the window's folder: ``stack`` shows either the canvas or the grid."""
 
     message = Signal(str, bool)  # text, is an error
+    shown = Signal(bool)  # the grid replaced the single image (True), or gave way to it
 
     def __init__(self, canvas: QWidget, qsettings: QSettings, parent: QWidget) -> None:
         super().__init__(parent)
@@ -54,6 +55,7 @@ class GridTriage(QObject):
         self._columns = _columns_setting(qsettings)
         self.view.set_columns(self._columns)
         self._controller: ReviewController | None = None
+        self._review: FolderReview | None = None
         self._thumbs: ImageCache | None = None
         self.triage: Triage | None = None
         self._size_actions: dict[int, QAction] = {}
@@ -72,14 +74,15 @@ class GridTriage(QObject):
         """Triage ``controller``'s folder from now on (a new folder starts a new triage)."""
         self.detach()
         self._controller = controller
-        self.triage = Triage(controller.folder.images, self._columns)
-        self._thumbs = ImageCache(controller.folder, THUMB_CAPACITY,
+        review = self._review = controller.review
+        self.triage = Triage(review.folder.images, self._columns)
+        self._thumbs = ImageCache(review.folder, THUMB_CAPACITY,
                                   functools.partial(load_thumbnail, max_side=THUMB_SIDE), parent=self)
         self._thumbs.loaded.connect(self._thumb_loaded)
         self._thumbs.failed.connect(self._thumb_failed)
         controller.current_changed.connect(self._image_opened)
         controller.message.connect(self._other_message)
-        self.view.set_class_colors(class_colors(controller.settings.classes))
+        self.view.set_class_colors(class_colors(review.settings.classes))
 
     def detach(self) -> None:
         """The folder closes: back to the single view, the decode threads stopped."""
@@ -92,6 +95,7 @@ class GridTriage(QObject):
             self._thumbs.deleteLater()
         self._thumbs = None
         self._controller = None
+        self._review = None
         self.triage = None
 
     # ------------------------------------------------------------------ keys
@@ -105,30 +109,32 @@ class GridTriage(QObject):
 
     def enter(self) -> None:
         """A page of the next images whose proposals are ready, from the one on screen."""
-        c, triage = self._controller, self.triage
-        if c is None or triage is None or c.current is None:
+        r, triage = self._review, self.triage
+        if r is None or triage is None or r.current is None:
             return
-        c.save_current()
-        rels = triage.select(c.current, self._eligible)
+        r.save_current()
+        rels = triage.select(r.current, self._eligible)
         if not rels:
             self.message.emit(self._nothing_ready("No image for the grid"), False)
             return
         self._show_page(rels)
         self.stack.setCurrentWidget(self.view)
         self.view.setFocus()
+        self.shown.emit(True)
 
     def leave(self, note: str = "") -> None:
         """Esc or G: the single image, at the first image marked as needing work if any."""
-        c, triage = self._controller, self.triage
-        if not self.active or c is None or triage is None:
+        c, r, triage = self._controller, self._review, self.triage
+        if not self.active or c is None or r is None or triage is None:
             return
-        target = triage.back_to(lambda rel: self._status(rel) is not Status.VERIFIED)
+        verified = lambda rel: r.statuses.status_of(rel) is Status.VERIFIED  # noqa: E731
+        target = triage.back_to(lambda rel: not verified(rel))
         triage.close()
         self._show_single()
         if target is not None:
-            c.go_to(target)
-        elif c.current is not None and self._status(c.current) is Status.VERIFIED:
-            c.next_unverified()
+            r.go_to(target)
+        elif r.current is not None and verified(r.current):
+            r.next_unverified()
         c.refresh()
         if note:
             self.message.emit(note, False)
@@ -143,21 +149,16 @@ class GridTriage(QObject):
 
     def verify_page(self) -> None:
         """Space: verify the unmarked images as Space does on one, set the marked aside, turn."""
-        c, triage = self._controller, self.triage
-        if c is None or triage is None:
+        r, triage = self._review, self.triage
+        if r is None or triage is None:
             return
         blocker = triage.blocker()
         if blocker is not None:
             self._say(f"Not verified: {blocker}.", True)
             return
         last = triage.page[-1]
-        result = triage.verify_page(c.session, c.model_runs, lambda rel: c.leases.claim(c.session, rel))
-        c.leases.drop_claims(keep=c.current)
-        for rel in (*result.verified, *result.errors):
-            status = c.session.status(rel)
-            if status is not None:
-                c.files.set_status(rel, status)
-        c.boxes_changed.emit()
+        result = triage.verify_page(r.accept_and_verify)
+        r.grid_done()
         said = _result_text(result)
         rels = triage.select(last, self._eligible, after=True)
         if rels:
@@ -195,11 +196,11 @@ class GridTriage(QObject):
 
     def refresh(self) -> None:
         """The threshold changed: every tile shows the boxes now in view."""
-        c, triage = self._controller, self.triage
-        if c is None or triage is None or not self.active:
+        r, triage = self._review, self.triage
+        if r is None or triage is None or not self.active:
             return
         for i, rel in enumerate(triage.page):
-            self.view.set_boxes(i, _boxes_in_view(c, rel))
+            self.view.set_boxes(i, _boxes_in_view(r, rel))
 
     def handlers(self) -> dict[str, Callable[[], object]]:
         """The grid's own keymap rows."""
@@ -235,34 +236,23 @@ class GridTriage(QObject):
         if self.active:
             self.stack.setCurrentWidget(self._canvas)
             self._canvas.setFocus()
+            self.shown.emit(False)
             if self._grid_line:
                 self._grid_line = False
                 self.message.emit("", False)
 
     def _eligible(self, rel: str) -> bool:
-        """Unverified, readable, and the model has finished it with proposals, under the same
-        gate as Space: a page never holds an image still waiting for the model."""
-        c = self._controller
-        if c is None or rel not in c.progress.done or c.leases.held_by_other(rel):
-            return False
-        if self._status(rel) in (Status.VERIFIED, Status.UNREADABLE):
-            return False
-        state = _state(c, rel)
-        return not state.verified and state.verify_blocker(c.model_runs) is None
-
-    def _status(self, rel: str) -> Status | None:
-        c = self._controller
-        return None if c is None else c.files.status(c.files.row_of(rel))
+        return self._review is not None and self._review.eligible_for_grid(rel)
 
     def _show_page(self, rels: list[str], *, marked: list[str] | None = None, note: str = "") -> None:
-        c, triage, thumbs = self._controller, self.triage, self._thumbs
-        assert c is not None and triage is not None and thumbs is not None
+        r, triage, thumbs = self._review, self.triage, self._thumbs
+        assert r is not None and triage is not None and thumbs is not None
         triage.open(rels, marked or ())
         tiles = []
         for tile in triage.tiles:
-            state = _state(c, tile.rel)
+            state = r.open_state(tile.rel)
             picture = thumbs.get(tile.rel)
-            tiles.append(TileContent(tile.rel, state.width, state.height, _boxes_in_view(c, tile.rel),
+            tiles.append(TileContent(tile.rel, state.width, state.height, _boxes_in_view(r, tile.rel),
                                      tile.marked, picture))
             if picture is not None:
                 triage.picture_shown(tile.rel)
@@ -275,18 +265,18 @@ class GridTriage(QObject):
     @Slot()
     def _prefetch_upcoming(self) -> None:
         """Decode (and scale) the next page's pictures while the annotator looks at this one."""
-        c, triage, thumbs = self._controller, self.triage, self._thumbs
-        if c is None or triage is None or thumbs is None or not triage.tiles:
+        r, triage, thumbs = self._review, self.triage, self._thumbs
+        if r is None or triage is None or thumbs is None or not triage.tiles:
             return
         self._upcoming = self.upcoming()
         thumbs.prefetch(triage.page[0], [*triage.page[1:], *self._upcoming])
         for rel in self._upcoming:
             picture = thumbs.get(rel)
             if picture is not None:
-                self._prepare(c, rel, picture)
+                self._prepare(r, rel, picture)
 
-    def _prepare(self, c: ReviewController, rel: str, picture: np.ndarray) -> None:
-        state = _state(c, rel)
+    def _prepare(self, r: FolderReview, rel: str, picture: np.ndarray) -> None:
+        state = r.open_state(rel)
         self.view.prepare(rel, picture, state.width, state.height)
 
     def _say_page(self, note: str = "") -> None:
@@ -309,11 +299,11 @@ class GridTriage(QObject):
         self._grid_line = False  # the controller spoke since: its line is kept
 
     def _nothing_ready(self, prefix: str) -> str:
-        c = self._controller
-        if c is None:
+        r = self._review
+        if r is None:
             return prefix
-        waiting = c.progress.total - len(c.progress.done) - len(c.progress.failed)
-        if waiting and c.model_runs:
+        waiting = r.progress.total - len(r.progress.done) - len(r.progress.failed)
+        if waiting and r.model_runs:
             return f"{prefix}: {waiting} image(s) still waiting for the model's proposals."
         return f"{prefix}: no unverified image has proposals ready."
 
@@ -333,32 +323,24 @@ class GridTriage(QObject):
         index = triage.picture_shown(rel)
         if index >= 0:
             self.view.set_picture(index, picture)
-        elif rel in self._upcoming and self.active and self._controller is not None:
-            self._prepare(self._controller, rel, picture)
+        elif rel in self._upcoming and self.active and self._review is not None:
+            self._prepare(self._review, rel, picture)
 
     @Slot(str, str)
     def _thumb_failed(self, rel: str, reason: str) -> None:
-        c, triage = self._controller, self.triage
-        if c is None or triage is None:
+        r, triage = self._review, self.triage
+        if r is None or triage is None:
             return
-        c.session.mark_unreadable(rel, reason)
-        c.files.set_unreadable(rel, reason)
+        r.image_unreadable(rel, reason)
         index = triage.picture_failed(rel, reason)
         if index >= 0:
             self.view.set_failed(index, reason)
             self._say_page()
 
 
-def _state(c: ReviewController, rel: str) -> ReviewState:
-    """The review state of ``rel``, opened once: later proposals reach an opened state through
-    the controller, so reopening (a cache read per image) on every page is not needed."""
-    state = c.session.get(rel)
-    return state if state is not None else c.session.open(rel).state
-
-
-def _boxes_in_view(c: ReviewController, rel: str):
+def _boxes_in_view(r: FolderReview, rel: str):
     """The boxes Space would keep: accepted ones and the proposals at the threshold."""
-    state = _state(c, rel)
+    state = r.open_state(rel)
     return [state.items[i].box for i in state.visible_indices()]
 
 

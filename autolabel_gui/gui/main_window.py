@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (
 
 from autolabel_gui.app.class_change import ClassChange, class_change
 from autolabel_gui.app.conflicts import Conflict, ConflictChoice
-from autolabel_gui.app.model_progress import folder_writable
+from autolabel_gui.app.folder_review import FolderReview
+from autolabel_gui.app.model_progress import ModelState, ModelStatus, folder_writable
 from autolabel_gui.app.project import ProjectSettings, model_id_of, run_id_of
 from autolabel_gui.app.trust import remember_chosen
 from autolabel_gui.core.folder import ImageFolder
@@ -37,6 +38,7 @@ from autolabel_gui.gui.conflict_dialog import ask_conflict
 from autolabel_gui.gui.file_list import FileListPanel
 from autolabel_gui.gui.grid_triage import GridTriage, route_by_mode
 from autolabel_gui.gui.keymap import MOVE_STEPS, OPEN_FOLDER_TITLE, ShortcutsDialog, build_actions
+from autolabel_gui.gui.message_line import MessageLine
 from autolabel_gui.gui.panels import ClassPanel, ThresholdPanel
 from autolabel_gui.gui.recent import RecentMenu, remember_folder
 from autolabel_gui.gui.resume import (
@@ -67,16 +69,17 @@ _ERROR_STYLE = "color: #e53935;"
 _WARNING_STYLE = "color: #ef6c00;"
 
 
-def model_text(state: str, message: str) -> str:
+def model_text(status: ModelStatus) -> str:
     """One status-bar line for the detector's state; the full message goes in the tooltip."""
-    first = message.strip().splitlines()[0] if message.strip() else ""
+    message = status.message.strip()
+    first = message.splitlines()[0] if message else ""
     first = first.split(". ")[0].rstrip(".")  # "weights not found. Looked for:" -> the finding
-    if state == "loading":
+    if status.state is ModelState.LOADING:
         return f"Model: {first or 'loading'}…"
-    if state == "ready":
+    if status.state is ModelState.READY:
         return f"Model: {first or 'ready'}"
-    if state == "unavailable":
-        hint = f" — {WEIGHTS_HINT}" if "weights" in message.lower() else ""
+    if status.state is ModelState.UNAVAILABLE:
+        hint = f" — {WEIGHTS_HINT}" if status.download_fixes else ""
         return f"No model: {first}{hint} (drawing and editing still work)"
     return f"Model error: {first}"
 
@@ -96,7 +99,7 @@ def boxes_text(state: ReviewState | None) -> str:
     return " · ".join(parts)
 
 
-def _move_by(dx: int, dy: int) -> Callable[[ReviewController], object]:
+def _move_by(dx: int, dy: int) -> Callable[[FolderReview], object]:
     """One arrow-key handler; built by a function so that each keeps its own step."""
     return lambda r: r.edit(lambda s: s.move_selected(dx, dy))
 
@@ -140,6 +143,7 @@ class MainWindow(QMainWindow):
         self.actions_by_id = build_actions(self, route_by_mode(self._handlers(), self.grid), self.user_keys.keymap)
         self.grid.bind_size_actions(self.actions_by_id)
         self.grid.message.connect(self.show_message)
+        self.grid.shown.connect(lambda _shown: self._boxes_changed())
         self.actions_by_id["manual_review"].setCheckable(True)
         self._build_menus()
         self._install_workbench()
@@ -147,7 +151,7 @@ class MainWindow(QMainWindow):
         self.class_panel.class_clicked.connect(self._class_clicked)
         self.class_panel.add_to_project.connect(self._add_to_project)
         self._threshold_save = QTimer(self, singleShot=True, interval=1000)  # one write per burst of [ ]
-        self._threshold_save.timeout.connect(lambda: self.controller and self.controller.save_threshold())
+        self._threshold_save.timeout.connect(lambda: self.controller and self.controller.review.save_threshold())
         self.threshold_panel.threshold_changed.connect(self._threshold_changed)
         self.threshold_panel.threshold_changed.connect(self.grid.refresh)
         self.box_tools.view_changed.connect(self.grid.refresh)
@@ -164,7 +168,7 @@ class MainWindow(QMainWindow):
         image not yet verified."""
         root = Path(root)
         if settings.annotations_dir is None and (chosen := remembered_annotations(self.qsettings, root)):
-            settings.annotations_dir = chosen
+            settings = replace(settings, annotations_dir=chosen)
         try:
             folder = ImageFolder(root, settings.annotations_path(root))
         except OSError as exc:  # NotADirectoryError included
@@ -176,7 +180,7 @@ class MainWindow(QMainWindow):
         controller = ReviewController(self.canvas, folder, settings, self.class_panel.current_class,
                                       detector_factory=self._detector_factory, parent=self)
         self.controller = controller
-        controller.ask_conflict = lambda conflict: self.ask_conflict(conflict)
+        controller.review.ask_conflict = lambda conflict: self.ask_conflict(conflict)
         self.box_tools.attach(controller)
         controller.message.connect(self.show_message)
         controller.current_changed.connect(self._current_changed)
@@ -186,24 +190,24 @@ class MainWindow(QMainWindow):
         self.file_panel.set_model(controller.files)
         self._show_classes(settings.classes)
         self.threshold_panel.set_value(settings.box_threshold)
-        self.model_label.setText(model_text("loading", "loading the model"))
+        self.model_label.setText(model_text(ModelStatus(ModelState.LOADING, "loading the model")))
         self.setWindowTitle(f"{root.name} — autolabel-gui")
         self.qsettings.setValue("last_folder", str(root.resolve()))
         remember_folder(self.qsettings, root)
         self.actions_by_id["manual_review"].setChecked(False)
         controller.start(first or remembered_image(self.qsettings, root))
         self.grid.attach(controller)
-        self.progress_label.setText(controller.progress.text(controller.model_runs))
+        self.progress_label.setText(controller.review.progress_text())
         self.canvas.setFocus()
         self._offer_annotation_folder_if_read_only()
         return True
 
     def _offer_annotation_folder_if_read_only(self) -> None:
         """Said at once: VOC files cannot be written next to the images; offer another folder."""
-        c = self.controller
-        if c is None or not c.folder.images:
+        folder = None if self.controller is None else self.controller.review.folder
+        if folder is None or not folder.images:
             return
-        target = c.folder.annotations if c.folder.annotations is not None else c.folder.root
+        target = folder.annotations if folder.annotations is not None else folder.root
         if folder_writable(target):
             return
         why = (f"{target}: this folder is read-only, so the VOC files cannot be saved there. "
@@ -212,7 +216,9 @@ class MainWindow(QMainWindow):
         self._annotation_folder(why)
 
     def state(self) -> ReviewState | None:
-        return None if self.controller is None else self.controller.state
+        """The single image's review; None while the grid shows (the side panels then show no
+        image's boxes: the one behind the grid is not what the annotator looks at)."""
+        return None if self.controller is None or self.grid.active else self.controller.state
 
     # ------------------------------------------------------------------ status bar
 
@@ -222,12 +228,12 @@ class MainWindow(QMainWindow):
         self.message_label.setToolTip(text)
         self.message_label.setStyleSheet(_ERROR_STYLE if error else "")
 
-    @Slot(str, str)
-    def _model_state(self, state: str, message: str) -> None:
-        self.model_label.setText(model_text(state, message))
-        self.model_label.setToolTip(message)
-        styles = {"unavailable": _WARNING_STYLE, "error": _ERROR_STYLE}
-        self.model_label.setStyleSheet(styles.get(state, ""))
+    @Slot(object)
+    def _model_state(self, status: ModelStatus) -> None:
+        self.model_label.setText(model_text(status))
+        self.model_label.setToolTip(status.message)
+        styles = {ModelState.UNAVAILABLE: _WARNING_STYLE, ModelState.ERROR: _ERROR_STYLE}
+        self.model_label.setStyleSheet(styles.get(status.state, ""))
 
 
     @Slot(str, int, int)
@@ -235,7 +241,7 @@ class MainWindow(QMainWindow):
         self.index_label.setText(f"{row + 1} / {total}  {rel}")
         self.file_panel.set_current(rel)
         if self.controller is not None:
-            remember_image(self.qsettings, self.controller.folder.root, rel)
+            remember_image(self.qsettings, self.controller.review.folder.root, rel)
 
     @Slot()
     def _boxes_changed(self) -> None:
@@ -249,7 +255,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ actions
 
     def _handlers(self) -> dict[str, Callable[[], object]]:
-        c = self._on_controller
+        c = self._on_review
         handlers: dict[str, Callable[[], object]] = {
             "next_image": c(lambda r: r.step(+1)),
             "prev_image": c(lambda r: r.step(-1)),
@@ -263,8 +269,8 @@ class MainWindow(QMainWindow):
             "delete_selected": c(lambda r: r.edit(ReviewState.delete_selected)),
             "select_next": c(lambda r: r.edit(ReviewState.select_next)),
             "select_prev": c(lambda r: r.edit(ReviewState.select_prev)),
-            "draw": c(lambda r: r.start_drawing()),
-            "escape": c(lambda r: r.escape()),
+            "draw": self._on_controller(lambda r: r.start_drawing()),
+            "escape": self._on_controller(lambda r: r.escape()),
             "duplicate": c(lambda r: r.edit(ReviewState.duplicate_selected)),
             "undo": c(lambda r: r.edit(ReviewState.undo)),
             "redo": c(lambda r: r.edit(ReviewState.redo)),
@@ -290,32 +296,36 @@ class MainWindow(QMainWindow):
         return handlers
 
     def _on_controller(self, fn: Callable[[ReviewController], object]) -> Callable[[], None]:
-        """A handler that does nothing until a folder is open."""
+        """A handler that does nothing until a folder is open (keys that need the canvas)."""
         def handler() -> None:
             if self.controller is not None:
                 fn(self.controller)
         return handler
 
-    def _give_class(self, controller: ReviewController, index: int) -> None:
+    def _on_review(self, fn: Callable[[FolderReview], object]) -> Callable[[], None]:
+        """A handler of the open folder's review; nothing until a folder is open."""
+        return self._on_controller(lambda c: fn(c.review))
+
+    def _give_class(self, review: FolderReview, index: int) -> None:
         self.class_panel.set_current(index)
-        controller.set_class_index(index)
+        review.set_class_index(index)
 
     @Slot(int)
     def _class_clicked(self, index: int) -> None:
         if self.controller is not None:
-            self.controller.set_class_index(index)
+            self.controller.review.set_class_index(index)
         self.canvas.setFocus()
 
     @Slot(str)
     def _image_chosen(self, rel: str) -> None:
         if self.controller is not None:
-            self.controller.go_to(rel)
+            self.controller.review.go_to(rel)
         self.canvas.setFocus()
 
     @Slot(float)
     def _threshold_changed(self, value: float) -> None:
         if self.controller is not None:
-            self.controller.set_threshold(value)
+            self.controller.review.set_threshold(value)
             self._threshold_save.start()
 
     def _choose_folder(self) -> None:
@@ -337,10 +347,10 @@ class MainWindow(QMainWindow):
 
     def _annotation_folder(self, why: str) -> None:
         """Ask where VOC files go; edits whose saves failed are written there at once."""
-        c = self.controller
-        if c is None:
+        if self.controller is None:
             self.show_message("Open a folder first (Ctrl+O).", error=True)
             return
+        c = self.controller.review
         chosen = self.ask_annotation_folder(c.folder.root, why)
         if chosen is None:
             return
@@ -368,7 +378,7 @@ class MainWindow(QMainWindow):
         if self.controller is None:
             self.show_message("Open a folder first (Ctrl+O): settings are kept per folder.", error=True)
             return
-        old = self.controller.settings
+        old = self.controller.review.settings
         dialog = SettingsDialog(old, self)
         if not dialog.exec():
             return
@@ -379,7 +389,7 @@ class MainWindow(QMainWindow):
         """Classes found in annotation files join the project's list (and its saved settings)."""
         if self.controller is None:
             return
-        old = self.controller.settings
+        old = self.controller.review.settings
         added = [n for n in names if n not in old.classes]
         if added and self._apply_settings(old, replace(old, classes=[*old.classes, *added])):
             self.show_message(f"Added to the project: {', '.join(added)}.")
@@ -388,10 +398,11 @@ class MainWindow(QMainWindow):
         """Save the folder's new settings and show the folder under them. A new class list says
         first what it costs ("bottle: 46 images to detect…") and runs only if the user agrees."""
         assert self.controller is not None
-        root = self.controller.folder.root
+        review = self.controller.review
+        root = review.folder.root
         if new.classes != old.classes or new.prompts != old.prompts:
-            c = self.controller
-            change = class_change(old, new, c.folder.images, c.cache, c.detection.seconds_per_image())
+            seconds = self.controller.detection.seconds_per_image()
+            change = class_change(old, new, review.folder.images, review.cache, seconds)
             if change.images_to_detect and not self.ask_class_change(change):
                 self.show_message("Class list not changed.")
                 return False
@@ -405,13 +416,13 @@ class MainWindow(QMainWindow):
         # folder: reopening rebuilds everything that reads the cache or the VOC files. A new
         # class list keeps every proposal and detects only the new classes (ADR 0013).
         if model_id_of(new) != model_id_of(old) or new.annotations_path(root) != old.annotations_path(root):
-            self.open_folder(root, new, first=self.controller.current)
+            self.open_folder(root, new, first=review.current)
             return True
         if run_id_of(new) != run_id_of(old):
-            self.controller.apply_classes(new)
+            review.apply_classes(new)
             self._show_classes(new.classes)
         else:
-            self.controller.reconfigure(new)
+            review.reconfigure(new)
         self.threshold_panel.set_value(new.box_threshold)
         return True
 
@@ -434,8 +445,9 @@ class MainWindow(QMainWindow):
         if self.controller is None:
             self.show_message("Open a folder first (Ctrl+O).", error=True)
             return
-        self.controller.save_current()
-        result = run_export_dialog(self, self.controller.folder, self.controller.settings)
+        review = self.controller.review
+        review.save_current()
+        result = run_export_dialog(self, review.folder, review.settings)
         if result is not None:
             self.show_message(f"Exported {result.images} images, {result.boxes} boxes as {result.fmt} to {result.out}")
 
@@ -460,7 +472,7 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
-        self.message_label = QLabel(self)
+        self.message_label = MessageLine(self)
         self.model_label = QLabel("Model: no folder open", self)
         self.progress_label = QLabel(self)
         self.progress_label.setToolTip("Images the model has finished (proposals or a failure) / all images")
@@ -518,7 +530,7 @@ class MainWindow(QMainWindow):
         self.grid.detach()
         self._threshold_save.stop()
         if self.controller is not None:
-            self.controller.save_threshold()
+            self.controller.review.save_threshold()
             if not self.controller.shutdown(self.close_wait_ms):
                 self.worker_left_running = True
             self.controller.deleteLater()
@@ -529,7 +541,7 @@ class MainWindow(QMainWindow):
         read-only disk), ask whether to retry, ``action`` without them, or keep working."""
         if self._asking:  # Ctrl+C or a second close while the question is open
             return False
-        while self.controller is not None and (failed := self.controller.save_all()):
+        while self.controller is not None and (failed := self.controller.review.save_all()):
             self._asking = True
             try:
                 choice = self.ask_unsaved(failed, action)

@@ -20,10 +20,11 @@ from dataclasses import replace
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from autolabel_gui.app.model_progress import ModelState, ModelStatus
 from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable
+from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, MissingModelFiles
 from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.detection.compute_path import describe
 from autolabel_gui.detection.pipeline import DetectionPipeline, DetectorFactory
@@ -142,7 +143,7 @@ class _WorkQueue:
 class _Worker(QObject):
     """Lives in the worker thread; its whole life is one call to ``serve``."""
 
-    model_state = Signal(str, str)
+    model_state = Signal(object)  # ModelStatus
     proposals_ready = Signal(str, object)
     image_failed = Signal(str, str)
 
@@ -156,6 +157,9 @@ class _Worker(QObject):
         self._settings = settings
         self._pipeline: DetectionPipeline | None = None
         self._available = False
+        self._failing = False
+        """The last run ended in an error: the next image that works says the model is back
+        (seen: "disk is full" stayed in the status bar after the disk was freed)."""
         self.timings: deque[float] = deque(maxlen=SPEED_SAMPLES)
         """Seconds the model took for each of its last images here (cache hits left out)."""
 
@@ -172,7 +176,8 @@ class _Worker(QObject):
                 self._run_once()
             except Exception as exc:  # the thread must survive anything a backend throws
                 log.exception("detection worker error")
-                self.model_state.emit("error", f"{type(exc).__name__}: {exc}")
+                self._failing = True
+                self.model_state.emit(ModelStatus(ModelState.ERROR, f"{type(exc).__name__}: {exc}"))
             finally:
                 self._queue.end_run(generation)
 
@@ -182,14 +187,15 @@ class _Worker(QObject):
         config = settings.detector_config()
         if not settings.classes:
             self._pipeline, self._available = None, False
-            self.model_state.emit("unavailable", "no classes yet: add the classes to look for in the settings")
+            self.model_state.emit(ModelStatus(ModelState.UNAVAILABLE,
+                                              "no classes yet: add the classes to look for in the settings"))
             return
         try:
             pipeline = DetectionPipeline(self._folder, self._cache, config, settings.ontology(),
                                          factory=self._factory, on_event=self._on_event, plan=settings.run_plan())
         except ValueError as exc:
             self._pipeline, self._available = None, False
-            self.model_state.emit("unavailable", str(exc))
+            self.model_state.emit(ModelStatus(ModelState.UNAVAILABLE, str(exc)))
             return
         reused = old.detector if old is not None and _same_model(old.config, config) else None
         if reused is not None:
@@ -200,14 +206,15 @@ class _Worker(QObject):
             self._available = True
         except DetectorUnavailable as exc:
             self._available = False
-            self.model_state.emit("unavailable", str(exc))
+            self.model_state.emit(unavailable(exc))
             return
         if reused is not None:
             path = describe(getattr(reused, "precision", ""))
-            self.model_state.emit("ready", f"model ready on {reused.device}{path}")
+            self.model_state.emit(ModelStatus(ModelState.READY, f"model ready on {reused.device}{path}"))
 
     def _on_event(self, kind: str, message: str) -> None:
-        self.model_state.emit("ready" if kind == "warning" else kind, message)
+        """The pipeline's news (loading, ready, an out-of-memory fallback: it still runs)."""
+        self.model_state.emit(ModelStatus(ModelState.LOADING if kind == "loading" else ModelState.READY, message))
 
     def _run_once(self) -> None:
         if self._pipeline is None:
@@ -225,7 +232,7 @@ class _Worker(QObject):
                 self._deliver(result.relpath, result.boxes, result.error)
         except DetectorUnavailable as exc:
             self._available = False
-            self.model_state.emit("unavailable", str(exc))
+            self.model_state.emit(unavailable(exc))
 
     def _serve_cache_only(self, pipeline: DetectionPipeline) -> None:
         """Without a model the window still gets every proposal computed earlier."""
@@ -238,10 +245,18 @@ class _Worker(QObject):
 
     def _deliver(self, rel: str, boxes, error: str | None) -> None:
         if error is None:
+            if self._failing:
+                self._failing = False
+                self.model_state.emit(ModelStatus(ModelState.READY, "model working again"))
             self.proposals_ready.emit(rel, boxes)
         else:
             self.image_failed.emit(rel, error)
         self._queue.finish(rel)
+
+
+def unavailable(exc: DetectorUnavailable) -> ModelStatus:
+    """Why the model cannot run, typed: missing files are fixed by a download."""
+    return ModelStatus(ModelState.UNAVAILABLE, str(exc), download_fixes=isinstance(exc, MissingModelFiles))
 
 
 def _same_model(a: DetectorConfig, b: DetectorConfig) -> bool:
@@ -252,7 +267,7 @@ def _same_model(a: DetectorConfig, b: DetectorConfig) -> bool:
 class DetectionController(QObject):
     """GUI-thread face of the detection worker (see docs/modules.md, "Worker")."""
 
-    model_state = Signal(str, str)
+    model_state = Signal(object)  # ModelStatus
     proposals_ready = Signal(str, object)
     image_failed = Signal(str, str)
 
@@ -266,12 +281,12 @@ class DetectionController(QObject):
         self._settings = settings
         self._thread: QThread | None = None
         self._worker: _Worker | None = None
-        self._state: tuple[str, str] = ("loading", "")
+        self._state = ModelStatus(ModelState.LOADING)
         self.model_state.connect(self._remember_state)
 
-    @Slot(str, str)
-    def _remember_state(self, state: str, message: str) -> None:
-        self._state = (state, message)
+    @Slot(object)
+    def _remember_state(self, status: ModelStatus) -> None:
+        self._state = status
 
     def start(self) -> None:
         """Start the worker thread; it loads the model at once (model_state tells how it went)."""
@@ -287,9 +302,9 @@ class DetectionController(QObject):
         self._thread.start()
 
     @property
-    def state(self) -> str:
-        """The model's last reported state: loading, ready, unavailable or error."""
-        return self._state[0]
+    def state(self) -> ModelStatus:
+        """The model's last reported state."""
+        return self._state
 
     def stop(self, wait_ms: int | None = None) -> bool:
         """Cancel after the batch in flight and join the thread; True once it has ended.
@@ -330,8 +345,8 @@ class DetectionController(QObject):
         Without a model the cached proposals are kept (nothing could replace them) and the
         reason is told again.
         """
-        if self._state[0] == "unavailable":
-            self.model_state.emit(*self._state)
+        if self._state.state is ModelState.UNAVAILABLE:
+            self.model_state.emit(self._state)
             return
         self._cache.invalidate(relpath)
         self._queue.push_front(relpath)
