@@ -14,10 +14,11 @@ from types import SimpleNamespace
 
 import pytest
 from autolabel_gui.app.project import ProjectSettings
+from autolabel_gui.app.setting_names import REMEMBERED
 from autolabel_gui.cli import build_gui_parser, build_parser, parse_args
 from autolabel_gui.commands import gui as gui_command
 from autolabel_gui.commands import label as label_command
-from autolabel_gui.commands.options import PER_RUN, REMEMBERED
+from autolabel_gui.commands.options import PER_RUN
 from autolabel_gui.detection.models import model_named
 
 
@@ -72,7 +73,7 @@ def test_every_option_is_remembered_or_said_to_be_per_run(command: str) -> None:
     assert not both, f"options in both REMEMBERED and PER_RUN: {both}"
     unknown = sorted(options - set(REMEMBERED) - set(PER_RUN))
     assert not unknown, (f"{command} options {unknown} are neither remembered for the folder nor per run: "
-                         "add them to commands/options.py REMEMBERED (and ProjectSettings.with_args) or PER_RUN")
+                         "add them to app/setting_names.py REMEMBERED or commands/options.py PER_RUN")
 
 
 def test_the_proposal_options_are_remembered() -> None:

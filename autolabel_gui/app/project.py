@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from autolabel_gui.app.setting_names import READ_AS_GIVEN, REMEMBERED
 from autolabel_gui.app.trust import folder_model_problem, remember_chosen
 from autolabel_gui.core.atomic import atomic_write_text
 from autolabel_gui.core.folder import STATE_DIR, ImageFolder, is_inside
@@ -239,11 +240,10 @@ class ProjectSettings:
             changes["classes"] = classes_from_arg(classes)
         if getattr(args, "prompt", None):
             changes["prompts"] = {**self.prompts, **parse_prompt_args(args.prompt)}
-        for name in ("box_threshold", "text_threshold", "batch_size", "device", "precision",
-                     "backend", "weights", "config", "text_encoder"):
+        for name in READ_AS_GIVEN:
             value = getattr(args, name, None)
             if value is not None:
-                changes[name] = str(value) if isinstance(value, Path) else value
+                changes[REMEMBERED[name]] = str(value) if isinstance(value, Path) else value
         annotations = getattr(args, "annotations", None)
         if annotations is not None:
             # typed relative to the working directory, stored so that it means the same later

@@ -1,6 +1,6 @@
 """Argument types for the model options: the rules of ``app.project`` (the one place that says
 what a valid threshold, batch size or device is), applied while the command line is parsed;
-and which options are remembered for the folder (``REMEMBERED``), named once for every command.
+and which options only change one run (``PER_RUN``; the remembered ones are ``app.setting_names``).
 
 ``app.project`` is imported only when an option is checked, so ``--help`` stays light.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from autolabel_gui.app.setting_names import REMEMBERED
 from autolabel_gui.detection.compute_path import PRECISION_HELP, PRECISIONS
 
 __all__ = ["PER_RUN", "PRECISIONS", "PRECISION_HELP", "REMEMBERED", "batch_size", "device", "remembered_given",
@@ -39,25 +40,6 @@ threshold = _checked("threshold_problem", float)
 batch_size = _checked("batch_size_problem", int)
 device = _checked("device_problem", str)
 
-
-REMEMBERED: dict[str, str] = {
-    "classes": "classes",
-    "prompt": "prompts",
-    "box_threshold": "box_threshold",
-    "text_threshold": "text_threshold",
-    "batch_size": "batch_size",
-    "device": "device",
-    "precision": "precision",
-    "model": "backend",  # and what the catalogue entry sets: weights, config, extra, thresholds
-    "backend": "backend",
-    "weights": "weights",
-    "config": "config",
-    "text_encoder": "text_encoder",
-    "annotations": "annotations_dir",
-}
-"""The options of the window and ``label`` that are remembered for the folder, by argparse name,
-with the ``.autolabel/project.json`` setting each one sets (``ProjectSettings.with_args``).
-Given on the command line, any of them makes the window save the folder's settings."""
 
 PER_RUN: dict[str, str] = {
     "folder": "the folder itself",
