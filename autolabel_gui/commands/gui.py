@@ -12,10 +12,15 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.commands.options import remembered_given
+
+if TYPE_CHECKING:  # the window is imported only when it opens
+    from PySide6.QtWidgets import QApplication
+
+    from autolabel_gui.gui.main_window import MainWindow
 
 CLOSE_WAIT_MS = 1500
 """How long closing the window waits for the detector before the process ends without it."""
@@ -72,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     return serve(app, window)
 
 
-def serve(app, window) -> NoReturn:
+def serve(app: QApplication, window: MainWindow) -> NoReturn:
     """Run the event loop until the window closes; then end the process within about
     ``CLOSE_WAIT_MS`` even when the detector is in the middle of an image."""
     window.close_wait_ms = CLOSE_WAIT_MS

@@ -18,6 +18,7 @@ from PySide6.QtCore import (
     QAbstractListModel,
     QEvent,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
@@ -77,7 +78,7 @@ class FileListModel(QAbstractListModel):
 
     counts_changed = Signal()
 
-    def __init__(self, statuses: ImageStatuses, parent=None) -> None:
+    def __init__(self, statuses: ImageStatuses, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.statuses = statuses
         self._waiting_font = QFont()
@@ -93,7 +94,7 @@ class FileListModel(QAbstractListModel):
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.statuses)
 
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if not index.isValid():
             return None
         row = index.row()
@@ -167,7 +168,7 @@ class StatusFilter(QSortFilterProxyModel):
     """Shows the rows whose status is in the chosen set (None: all rows) and whose name
     contains the search text."""
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._wanted: frozenset[Status] | None = None
         self._text = ""

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QStackedWidget, QWidget
 from autolabel_gui.app.folder_review import FolderReview
 from autolabel_gui.app.status import Status
 from autolabel_gui.app.triage import DEFAULT_COLUMNS, GRID_SIZES, PageResult, Triage
+from autolabel_gui.core.boxes import Box
 from autolabel_gui.core.images import load_thumbnail
 from autolabel_gui.gui.colors import class_colors
 from autolabel_gui.gui.grid_view import GridView, TileContent
@@ -338,7 +339,7 @@ class GridTriage(QObject):
             self._say_page()
 
 
-def _boxes_in_view(r: FolderReview, rel: str):
+def _boxes_in_view(r: FolderReview, rel: str) -> list[Box]:
     """The boxes Space would keep: accepted ones and the proposals at the threshold."""
     state = r.open_state(rel)
     return [state.items[i].box for i in state.visible_indices()]

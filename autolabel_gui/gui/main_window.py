@@ -30,6 +30,7 @@ from autolabel_gui.app.project import ProjectSettings, model_id_of, run_id_of
 from autolabel_gui.app.trust import remember_chosen
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.review import ReviewState
+from autolabel_gui.detection.batch import DetectorFactory
 from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.gui.box_tools import BoxTools
 from autolabel_gui.gui.canvas import Canvas
@@ -107,7 +108,8 @@ def _move_by(dx: int, dy: int) -> Callable[[FolderReview], object]:
 class MainWindow(QMainWindow):
     """``open_folder`` shows a folder; everything else is reached through the keymap's actions."""
 
-    def __init__(self, qsettings: QSettings | None = None, *, detector_factory=create_detector) -> None:
+    def __init__(self, qsettings: QSettings | None = None, *,
+                 detector_factory: DetectorFactory = create_detector) -> None:
         super().__init__()
         self.qsettings = qsettings if qsettings is not None else QSettings("autolabel-gui", "autolabel-gui")
         self._detector_factory = detector_factory

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from autolabel_gui.app.folder_review import FolderReview
 from autolabel_gui.app.model_progress import ModelState, ModelStatus
 from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.app.shared_folder import RENEW_EVERY_S, SCAN_EVERY_S
+from autolabel_gui.core.boxes import Box
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.review import ReviewState
+from autolabel_gui.detection.batch import DetectorFactory
 from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.gui.canvas import Canvas
 from autolabel_gui.gui.file_list import FileListModel
@@ -42,7 +45,8 @@ class ReviewController(QObject):
     progress_changed = Signal(str)  # the folder's model figure, "Proposals 12/43"
 
     def __init__(self, canvas: Canvas, folder: ImageFolder, settings: ProjectSettings,
-                 class_for_drawing: Callable[[], str | None], *, detector_factory=create_detector,
+                 class_for_drawing: Callable[[], str | None], *,
+                 detector_factory: DetectorFactory = create_detector,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.canvas = canvas
@@ -183,7 +187,7 @@ class ReviewController(QObject):
         self.model_state.emit(status)
         self.review.model_changed()
 
-    def _show_image(self, image) -> None:
+    def _show_image(self, image: np.ndarray) -> None:
         self.canvas.set_image(image)
         self._shown = True
         self._sync(full=True)
@@ -207,7 +211,7 @@ class ReviewController(QObject):
         self.boxes_changed.emit()
 
     @Slot(str, object)
-    def _image_loaded(self, rel: str, image) -> None:
+    def _image_loaded(self, rel: str, image: np.ndarray) -> None:
         if rel == self.current and not self._shown:
             self._show_image(image)
 
@@ -225,11 +229,11 @@ class ReviewController(QObject):
             self.boxes_changed.emit()
 
     @Slot(int, object)
-    def _canvas_edited(self, index: int, box) -> None:
+    def _canvas_edited(self, index: int, box: Box) -> None:
         self.review.edit(lambda s: s.replace_box(index, box))
 
     @Slot(object)
-    def _canvas_drawn(self, box) -> None:
+    def _canvas_drawn(self, box: Box) -> None:
         label = self._class_for_drawing()
         if label:
             self.review.edit(lambda s: s.add_box(box.with_label(label)))

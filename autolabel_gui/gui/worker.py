@@ -22,6 +22,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from autolabel_gui.app.model_progress import ModelState, ModelStatus
 from autolabel_gui.app.project import ProjectSettings
+from autolabel_gui.core.boxes import Box
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, MissingModelFiles
@@ -243,7 +244,7 @@ class _Worker(QObject):
             else:
                 self._queue.finish(rel)
 
-    def _deliver(self, rel: str, boxes, error: str | None) -> None:
+    def _deliver(self, rel: str, boxes: list[Box] | None, error: str | None) -> None:
         if error is None:
             if self._failing:
                 self._failing = False
