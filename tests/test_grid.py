@@ -128,16 +128,17 @@ def test_the_grid_line_in_the_status_bar_goes_with_the_grid(open_review):
 
 def test_digits_mark_tiles_instead_of_giving_classes(open_review):
     h, grid = open_grid(open_review)
-    before = [it.box for it in h.state.items]
+    single = h.controller.state  # the single view's image, behind the grid (the panels show none)
+    before = [it.box for it in single.items]
     h.press(Key.Key_4)
     assert grid.triage.tiles[3].marked
-    assert [it.box for it in h.state.items] == before  # no class given, nothing accepted
+    assert [it.box for it in single.items] == before  # no class given, nothing accepted
     assert h.window.class_panel.current_class() == "person"
     h.press(Key.Key_4)
     assert not grid.triage.tiles[3].marked  # a second press takes the mark back
     h.press(Key.Key_Tab)
     h.press(Key.Key_Delete)  # keys of the single image do nothing to it while the grid is shown
-    assert [it.box for it in h.state.items] == before and h.state.selected == -1
+    assert [it.box for it in single.items] == before and single.selected == -1
 
 
 def test_a_click_marks_a_tile_and_the_mark_shows(open_review):
