@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import stat
@@ -11,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from autolabel_gui.core.folder import is_inside
+from autolabel_gui.core.folder import require_inside
 
 TEMP_SUFFIX = ".tmp"
 _TEMP_NAME = re.compile(r"\A\..+\.[a-z0-9_]{8}\.tmp\Z")
@@ -72,8 +71,8 @@ def make_dir_like_parent(path: Path | str, within: Path | str | None = None) -> 
     reviewed without leases); a private folder gives private sub-folders, as the umask would.
     """
     path = Path(path)
-    if within is not None and not is_inside(path, within):
-        raise OSError(errno.EACCES, f"{path} leads outside {within} (a symbolic link); not written there", str(path))
+    if within is not None:
+        require_inside(path, within)
     if path.is_dir():
         return path
     parent = make_dir_like_parent(path.parent)
