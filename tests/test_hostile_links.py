@@ -101,3 +101,68 @@ def test_label_voc_dir_never_writes_through_a_link_out(tmp_path: Path, tiny_gdin
     assert "1 written" in out and "1 could not be written" in out
     assert (voc / "a.xml").is_file()
     assert list(anywhere.iterdir()) == []
+
+
+def _verified(root: Path, rel: str) -> None:
+    write_voc((root / rel).with_suffix(".xml"),
+              ImageLabels(Path(rel).name, 200, 150, boxes=[Box(5, 5, 50, 50, "dog")], verified=True))
+
+
+def _links_in(out: Path) -> list[Path]:
+    return [p for p in out.rglob("*") if p.is_symlink()]
+
+
+@pytest.mark.parametrize("fmt", ["yolo", "voc", "coco"])
+def test_export_puts_real_files_only_and_says_which_links_it_skipped(tmp_path: Path, fmt: str, capsys) -> None:
+    private = tmp_path / "home" / "private.png"
+    write_image(private, seed=7)
+    root = tmp_path / "handed"
+    write_image(root / "a.png")
+    write_image(root / ".originals" / "c.png", seed=3)
+    (root / "b.png").symlink_to(private)  # absolute: the user's own photo
+    (root / "c.png").symlink_to(".originals/c.png")  # relative: would dangle inside the dataset
+    for rel in ("a.png", "b.png", "c.png"):
+        _verified(root, rel)
+    ProjectSettings(classes=CLASSES).save(root)
+    out = tmp_path / "dataset"
+
+    assert main(["export", str(root), "--format", fmt, "--out", str(out)]) == 0
+    std = capsys.readouterr()
+    assert f"b.png: skipped, the image is a link that leads outside the folder (to {private.resolve()})" in std.err
+    assert "exported 2 verified images" in std.out and "; 1 skipped" in std.out
+    assert _links_in(out) == []
+    exported = {p.name: p.read_bytes() for p in out.rglob("*.png")}
+    assert exported == {"a.png": (root / "a.png").read_bytes(), "c.png": (root / ".originals" / "c.png").read_bytes()}
+
+
+def test_an_image_link_broken_after_listing_is_skipped_and_said(tmp_path: Path) -> None:
+    from autolabel_gui.formats.export import export_dataset
+
+    root = tmp_path / "handed"
+    write_image(root / "a.png")
+    write_image(root / ".originals" / "d.png", seed=4)
+    (root / "d.png").symlink_to(".originals/d.png")
+    for rel in ("a.png", "d.png"):
+        _verified(root, rel)
+    folder = ImageFolder(root)
+    assert folder.images == ["a.png", "d.png"]
+    (root / ".originals" / "d.png").unlink()
+
+    result = export_dataset(folder, "yolo", tmp_path / "dataset", CLASSES)
+    assert result.images == 1 and result.skipped == ["d.png: skipped, the image is a broken link"]
+    assert _links_in(tmp_path / "dataset") == []
+
+
+def test_an_export_with_every_image_skipped_says_why(tmp_path: Path, capsys) -> None:
+    private = tmp_path / "home" / "private.png"
+    write_image(private)
+    root = tmp_path / "handed"
+    root.mkdir()
+    (root / "b.png").symlink_to(private)
+    _verified(root, "b.png")
+    ProjectSettings(classes=CLASSES).save(root)
+
+    assert main(["export", str(root), "--format", "yolo", "--out", str(tmp_path / "dataset")]) == 1
+    err = capsys.readouterr().err
+    assert "warning: b.png: skipped, the image is a link that leads outside the folder" in err
+    assert "(1 skipped, see above)" in err and not (tmp_path / "dataset").exists()
