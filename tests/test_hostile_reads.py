@@ -50,3 +50,19 @@ def test_a_fifo_named_like_a_voc_file_never_hangs_the_window_reads(tmp_path: Pat
     assert lines[2].startswith("opened True ") and "FIFO" in lines[2]
     assert lines[3] == f"image_size {tmp_path / 'pipe.png'}: cannot read the image header (not read: it is a FIFO " \
                        "(named pipe), not a regular file)"
+
+
+@pytest.mark.parametrize(("text", "depth"), [
+    ('{"a": ["b", "c"]}', 2),
+    ('{"a": ["[[[[", "{{{{"]}', 2),
+    ('{"a\\\\": "x\\"[[[", "b": [[1]]}', 3),
+    ("[" * 100_000, 100_000),
+    ("", 0),
+])
+def test_nesting_is_counted_without_recursion_and_brackets_in_strings_do_not_count(text: str, depth: int) -> None:
+    from autolabel_gui.core.shallow_json import loads_shallow, nesting_depth
+
+    assert nesting_depth(text) == depth
+    if depth > 8:
+        with pytest.raises(ValueError, match="nested deeper than 8 levels"):
+            loads_shallow(text, 8)
