@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from autolabel_gui.core.atomic import staged_folder
+from autolabel_gui.detection.base import DetectorUnavailable
+from autolabel_gui.detection.text_encoder import load_tokenizer
 
 SWIN_VARIANTS: dict[str, dict[str, Any]] = {
     "swin_T_224_1k": {"embed_dim": 96, "depths": [2, 2, 6, 2], "num_heads": [3, 6, 12, 24], "window_size": 7,
@@ -201,14 +203,14 @@ def convert(checkpoint: Path, config_path: Path, text_encoder: Path, out: Path) 
     when the checkpoint or config cannot be used, or the weights do not fit; FileExistsError when
     ``out`` holds anything (before any work).
     """
-    from transformers import AutoTokenizer
-
     with staged_folder(out) as stage:
         original = read_original_config(config_path)
         model, unexpected = _hf_model(checkpoint, config_path, original, text_encoder)
         model.save_pretrained(stage)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(text_encoder)
+            tokenizer = load_tokenizer(text_encoder)
+        except DetectorUnavailable as exc:  # its own code refused
+            raise ValueError(str(exc)) from exc
         except Exception as exc:  # missing vocab files raise TypeError, others OSError or ValueError
             raise ValueError(f"{text_encoder}: no usable tokenizer in this folder ({exc})") from exc
         tokenizer.save_pretrained(stage)
@@ -226,7 +228,7 @@ def _hf_model(checkpoint: Path, config_path: Path, original: dict[str, Any],
     import torch
     from transformers import BertConfig, GroundingDinoConfig, GroundingDinoForObjectDetection
 
-    text_config = BertConfig.from_pretrained(text_encoder).to_dict()
+    text_config = BertConfig.from_pretrained(text_encoder, trust_remote_code=False).to_dict()
     config = GroundingDinoConfig(**hf_config_kwargs(original, text_config))
     try:
         checkpoint_data = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
