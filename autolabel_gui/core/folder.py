@@ -50,6 +50,7 @@ def require_inside(path: Path | str, root: Path | str) -> None:
     if not is_inside(path, root):
         raise LeadsOutside(path, root)
 
+
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -141,7 +142,7 @@ class ImageFolder:
 
     def checked_voc_path(self, rel: str) -> Path:
         """``voc_path(rel)``, once its folder is sure to lie inside ``voc_root`` with links
-        followed: OSError naming it otherwise. Every write of a VOC file goes through here."""
+        followed: ``LeadsOutside`` naming it otherwise. Every write of a VOC file goes through here."""
         path = self.voc_path(rel)
         require_inside(path.parent, self.voc_root)
         return path

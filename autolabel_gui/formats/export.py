@@ -5,9 +5,9 @@ the end, so an export that fails or is cancelled leaves nothing behind, and a fi
 never half-written. Images are hard-linked (or copied), never re-encoded, and only real files
 inside the folder: an image that is a link is exported as the file it leads to, one that leads
 out of the folder or nowhere is skipped with the reason (a dataset never holds a link, nor
-someone's private photo a link pointed at). Each format's writer
-lives in that format's module (``formats/registry.py`` names them: ``yolo.write_yolo``,
-``coco.write_coco``, ``voc_dataset.write_voc_dataset``); nothing here asks which format it is.
+someone's private photo a link pointed at). Each format's writer lives in that format's module
+(``formats/registry.py`` names them: ``yolo.write_yolo``, ``coco.write_coco``,
+``voc_dataset.write_voc_dataset``); nothing here asks which format it is.
 Where supervision's writers are used and where they are not, and why: docs/decisions/0007-export.md.
 """
 
