@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +100,42 @@ def test_convert_usage_errors_exit_1(tmp_path, capsys) -> None:
     code = main(["weights", "convert", str(tmp_path / "none.pth"), "--config", str(tmp_path / "c.py"),
                  "--text-encoder", str(tmp_path), "--out", str(tmp_path / "out")])
     assert code == 1 and "none.pth: not found" in capsys.readouterr().err
+
+
+def _convert(tiny_gdino, out: Path, text_encoder: Path | None = None) -> int:
+    return main(["weights", "convert", str(tiny_gdino.weights_path), "--config", str(tiny_gdino.config_path),
+                 "--text-encoder", str(text_encoder or tiny_gdino.text_encoder_dir), "--out", str(out)])
+
+
+def test_a_conversion_that_fails_half_way_leaves_no_folder(tiny_gdino, tmp_path, capsys) -> None:
+    """The model is saved before the tokenizer is read: a text encoder with no tokenizer files
+    fails after the weights are written (issue 21: a half-written folder was left)."""
+    encoder = tmp_path / "bert-without-vocab"
+    shutil.copytree(tiny_gdino.text_encoder_dir, encoder)
+    for path in encoder.iterdir():
+        if path.name != "config.json" and "model" not in path.name:
+            path.unlink()
+    out = tmp_path / "hf"
+    assert _convert(tiny_gdino, out, encoder) == 1
+    assert "error: " in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bert-without-vocab"], "no folder, no staging folder"
+
+
+def test_the_converted_folder_gets_the_umasks_modes_and_never_mixes_into_a_folder(tiny_gdino, tmp_path,
+                                                                                   capsys) -> None:
+    out = tmp_path / "hf"
+    old = os.umask(0o027)
+    try:
+        assert _convert(tiny_gdino, out) == 0
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    assert modes["model.safetensors"] == 0o640, "safetensors alone would write it 0600"
+    assert set(modes.values()) == {0o640}
+    assert stat.S_IMODE(out.stat().st_mode) == 0o750
+
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert _convert(tiny_gdino, out) == 1
+    assert "exists and is not an empty folder" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]

@@ -87,12 +87,16 @@ def test_linked_folder_is_listed_once_under_its_real_name(tmp_path: Path) -> Non
     assert [p.split(":")[0] for p in f.problems] == ["0_alias"]
 
 
-def test_linked_folder_outside_the_root_is_followed(tmp_path: Path) -> None:
+def test_linked_folder_outside_the_root_is_reported_not_listed(tmp_path: Path) -> None:
+    """A save would write through it (issue 21): test_hostile_links has the attack."""
     root, other = tmp_path / "root", tmp_path / "elsewhere"
     touch(other, "o.jpg")
     touch(root, "r.jpg")
     os.symlink(other, root / "linked")
-    assert ImageFolder(root).images == ["linked/o.jpg", "r.jpg"]
+    folder = ImageFolder(root)
+    assert folder.images == ["r.jpg"]
+    assert folder.problems == ["linked: folder skipped, it is a link that leads outside the folder "
+                               f"(to {other.resolve()}); nothing in it is listed or written"]
 
 
 def test_broken_image_link_is_reported(tmp_path: Path) -> None:

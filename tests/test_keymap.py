@@ -88,6 +88,9 @@ def test_reverting_one_override_can_reveal_another_clash(qapp):
     (b"{not json", "not valid JSON"),
     (b'["zoom_to_box"]', "must be a JSON object"),
     (b"\xff\xfe{}", "not valid JSON"),
+    # issue 21: RecursionError stopped the window from starting
+    (b'{"draw": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested deeper than 8 levels"),
+    (b'{"draw": ' + b"[" * 900 + b"]" * 900 + b"}", "nested deeper than 8 levels"),
 ])
 def test_a_malformed_file_is_reported_with_its_name(qapp, tmp_path, content, reason):
     path = tmp_path / "keys.json"

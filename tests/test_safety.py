@@ -142,7 +142,7 @@ def test_a_download_that_fails_verification_is_never_found_or_used(served, tmp_p
     folder, url = served
     (folder / "model.pth").write_bytes(b"<html>a captive portal page, not a checkpoint</html>")
     dest = tmp_path / "weights"
-    monkeypatch.chdir(tmp_path)  # find_weights looks in ./weights too
+    monkeypatch.chdir(tmp_path)  # dest is ./weights: were the working directory looked at again, it would show
     monkeypatch.delenv("AUTOLABEL_WEIGHTS", raising=False)
     monkeypatch.setattr("autolabel_gui.detection.weights.user_weights_dir", lambda: tmp_path / "user-weights")
     monkeypatch.setattr("autolabel_gui.detection.weights.REPO_WEIGHTS_DIR", tmp_path / "repo-weights")

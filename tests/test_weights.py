@@ -151,7 +151,7 @@ def test_lookup_order_flag_env_repo_user(tmp_path, monkeypatch):
     cwd = tmp_path / "weights" / name
     cwd.parent.mkdir()
     cwd.write_bytes(b"c")
-    assert w.find_weights() == cwd
+    assert w.find_weights() == repo, "the working directory is not looked at (test_hostile_models)"
 
     env = tmp_path / "env.pth"
     env.write_bytes(b"e")
@@ -188,8 +188,8 @@ def test_weights_status_command(tmp_path, monkeypatch, capsys):
     assert main(["weights", "status"]) == 1
     out = capsys.readouterr()
     assert "missing" in out.out and "weights download" in out.err
-    (tmp_path / "weights").mkdir()
-    (tmp_path / "weights" / w.load_manifest().name).write_bytes(b"x")
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / w.load_manifest().name).write_bytes(b"x")
     assert main(["weights", "status"]) == 0
     assert "WARNING: size is 1 bytes" in capsys.readouterr().out
 

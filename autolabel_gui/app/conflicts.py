@@ -180,7 +180,7 @@ class SharedVocWriter:
         """Write ``labels`` if the file is still ``expected`` (or replaceable); returns the sha256
         written, or the ``Conflict`` (ours kept aside). Raises AnnotationError (their file cannot
         be parsed: never replaced), OSError, ValueError."""
-        path = self.folder.voc_path(rel)
+        path = self.folder.checked_voc_path(rel)  # a link out of the folder is never written through
         data = voc_bytes(labels)
         with self._commit_lock():
             current = read_current(path)

@@ -11,7 +11,7 @@ from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import ImageLoadError, image_size
 from autolabel_gui.core.review import without_duplicates
 from autolabel_gui.formats.existing import load_foreign_labels
-from autolabel_gui.formats.voc import AnnotationError, parse_voc, read_label_file, write_voc
+from autolabel_gui.formats.voc import AnnotationError, parse_voc, read_label_file, voc_bytes, write_voc
 
 
 class VocWriter:
@@ -34,7 +34,11 @@ class VocWriter:
 
     def write(self, rel: str, proposals: list[Box]) -> str:
         """Return what happened: ``written``, ``verified``/``unreadable``/``kept`` (left alone) or ``failed``."""
-        path = self.folder.voc_path(rel)
+        try:
+            path = self.folder.checked_voc_path(rel)
+        except OSError as exc:  # a link out of the annotation folder: never written through
+            self.note(f"no VOC file for {rel}: {exc.strerror}")
+            return "failed"
         if path.exists():
             kept = self._why_keep(path)
             if kept:
@@ -55,7 +59,7 @@ class VocWriter:
             image_path, width, height, existing + [b for b in without_duplicates(boxes, existing) if b.area > 0])
         try:
             write_voc(path, labels)
-            self.cache.put_output(path, hashlib.sha256(path.read_bytes()).hexdigest())
+            self.cache.put_output(path, hashlib.sha256(voc_bytes(labels)).hexdigest())
         except AnnotationError as exc:  # became unreadable since we looked: still never overwritten
             self.note(str(exc))
             return "unreadable"

@@ -244,6 +244,9 @@ class ProjectSettings:
             value = getattr(args, name, None)
             if value is not None:
                 changes[REMEMBERED[name]] = str(value) if isinstance(value, Path) else value
+        for name in ("weights", "config", "text_encoder"):
+            if changes.get(name):
+                changes[name] = _typed_model_path(name, changes[name])
         annotations = getattr(args, "annotations", None)
         if annotations is not None:
             # typed relative to the working directory, stored so that it means the same later
@@ -254,6 +257,16 @@ class ProjectSettings:
             raise ValueError("; ".join(problems))
         remember_chosen([str(changes[n]) for n in (*_FOLDER_CHOSEN_PATHS,) if changes.get(n)])
         return new
+
+
+def _typed_model_path(name: str, value: str) -> str:
+    """A model path typed relative to the working directory, made absolute: the model code looks
+    a relative name up only as a Hugging Face name, never in whatever directory it runs from
+    (``detection.text_encoder``). A name such as ``bert-base-uncased`` stays a name."""
+    if name == "text_encoder" and value == DEFAULT_TEXT_ENCODER:
+        return value
+    path = Path(value).expanduser()
+    return str(path.absolute()) if not path.is_absolute() and path.exists() else value
 
 
 def _check_inside(folder: Path) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_limited
+from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_head, read_limited
 
 
 class Status(str, enum.Enum):
@@ -40,8 +40,7 @@ def annotation_status(voc_path: Path, has_proposals: bool, prelabels: Collection
     ready", like an image with no file at all.
     """
     try:
-        with open(voc_path, "rb") as fh:
-            head = fh.read(_HEAD_BYTES)
+        head = read_head(voc_path, _HEAD_BYTES)  # a FIFO named a.xml must not hang the file list
     except FileNotFoundError:
         return Status.PROPOSALS if has_proposals else Status.NEW
     except OSError:

@@ -13,6 +13,7 @@ from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.formats.export import (
     ORIENTATION_NOTE,
     ExportError,
+    NothingToExport,
     export_dataset,
 )
 
@@ -55,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         result = export_dataset(folder, args.format, args.out, classes, args.verified_only, progress)
+    except NothingToExport as exc:
+        for problem in exc.skipped:
+            print(f"warning: {problem}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -77,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {len(result.turned)} images carry an EXIF orientation ({shown}): {ORIENTATION_NOTE}",
               file=sys.stderr)
     which = "verified" if args.verified_only else "labelled"
+    skipped = f"; {len(result.skipped)} skipped (see the warnings above)" if result.skipped else ""
     print(f"exported {result.images} {which} images ({result.boxes} boxes, {result.negatives} without objects) "
-          f"as {result.fmt.upper()} to {result.out}")
+          f"as {result.fmt.upper()} to {result.out}{skipped}")
     return 0

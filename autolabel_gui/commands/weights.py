@@ -77,18 +77,19 @@ def _download_hub(name: str, hub_id: str, revision: str | None) -> int:
 
 
 def _fetch_text_encoder(name: str) -> int:
-    """Fill the Hugging Face cache now, so the first detection works offline later."""
+    """Fill the Hugging Face cache now, so the first detection works offline later (the hub's
+    copy: a folder of that name in the working directory is never taken for it)."""
+    from autolabel_gui.detection.base import DetectorUnavailable
+    from autolabel_gui.detection.text_encoder import text_encoder_folder
+
     print(f"fetching the text encoder {name} into the Hugging Face cache", file=sys.stderr)
     try:
-        from transformers import AutoTokenizer, BertModel
-
-        AutoTokenizer.from_pretrained(name)
-        BertModel.from_pretrained(name)
-    except (OSError, ValueError) as exc:
+        folder = text_encoder_folder(name)
+    except DetectorUnavailable as exc:
         print(f"error: could not fetch {name}: {exc}\n"
               f"Download it elsewhere (huggingface.co/{name}) and pass --text-encoder DIR.", file=sys.stderr)
         return 1
-    print(f"text encoder ready: {name}")
+    print(f"text encoder ready: {folder}")
     return 0
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
+import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from autolabel_gui.core.folder import is_inside
+from autolabel_gui.core.folder import require_inside
 
 TEMP_SUFFIX = ".tmp"
 _TEMP_NAME = re.compile(r"\A\..+\.[a-z0-9_]{8}\.tmp\Z")
@@ -72,8 +74,8 @@ def make_dir_like_parent(path: Path | str, within: Path | str | None = None) -> 
     reviewed without leases); a private folder gives private sub-folders, as the umask would.
     """
     path = Path(path)
-    if within is not None and not is_inside(path, within):
-        raise OSError(errno.EACCES, f"{path} leads outside {within} (a symbolic link); not written there", str(path))
+    if within is not None:
+        require_inside(path, within)
     if path.is_dir():
         return path
     parent = make_dir_like_parent(path.parent)
@@ -113,6 +115,43 @@ def _set_mode(fd: int, mode: int) -> None:
 
 def atomic_write_text(path: Path | str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+STAGE_SUFFIX = ".partial"
+
+
+@contextlib.contextmanager
+def staged_folder(target: Path | str) -> Iterator[Path]:
+    """A hidden folder beside ``target`` to build it in: renamed to ``target`` when the block
+    ends, removed when it raises, so a build that fails half way leaves nothing behind and no
+    reader sees half a folder. ``target`` may be missing or an empty folder (FileExistsError
+    otherwise, before anything is made). Every file built gets the umask's mode, every folder
+    too: a library that writes private files (safetensors: 0600) would lock teammates out.
+    """
+    target = Path(target).absolute()
+    _check_empty(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=STAGE_SUFFIX, dir=target.parent))
+    try:
+        yield stage
+        for folder, _, files in os.walk(stage):
+            os.chmod(folder, new_dir_mode())
+            for name in files:
+                path = os.path.join(folder, name)
+                if not os.path.islink(path):  # chmod would change what it leads to
+                    os.chmod(path, new_file_mode())
+        _check_empty(target)
+        if target.is_dir():
+            target.rmdir()
+        os.replace(stage, target)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+def _check_empty(target: Path) -> None:
+    if target.is_symlink() or (target.exists() and not target.is_dir()) or (target.is_dir() and any(target.iterdir())):
+        raise FileExistsError(errno.EEXIST, "exists and is not an empty folder; choose a new one", str(target))
 
 
 def sweep_stale_temp_files(folder: Path | str, older_than_s: float = 600) -> list[Path]:

@@ -4,10 +4,15 @@ Listing uses ``os.scandir`` (the directory entry already says file or folder, so
 per image) because annotators open folders with 100,000 frames. Anything that would stop a
 listing (a symlink loop, a sub-folder we may not read, a broken link) is skipped and described
 in ``ImageFolder.problems`` so the window can show it without refusing the whole folder.
+
+A folder someone handed over may hold links that lead out of it (``sub -> ../elsewhere``, or
+``ann/sub -> /any/dir`` in its annotation folder): a sub-folder that leads out is not listed,
+and a VOC path that leads out is refused (``checked_voc_path``), so a save never lands there.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from pathlib import Path
@@ -28,6 +33,23 @@ def is_inside(path: Path | str, root: Path | str) -> bool:
         return Path(path).resolve().is_relative_to(Path(root).resolve())
     except (OSError, RuntimeError):  # a link loop
         return False
+
+
+class LeadsOutside(PermissionError):
+    """A path that a link makes lead out of the folder it must stay in: nothing is written there."""
+
+    def __init__(self, path: Path | str, root: Path | str) -> None:
+        super().__init__(errno.EACCES, f"{path} leads outside {root} (a symbolic link); not written there", str(path))
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def require_inside(path: Path | str, root: Path | str) -> None:
+    """``LeadsOutside`` unless ``path`` lies inside ``root`` once links are followed."""
+    if not is_inside(path, root):
+        raise LeadsOutside(path, root)
+
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -102,17 +124,41 @@ class ImageFolder:
         keyed.sort()
         images = [rel for _, rel in keyed]
         self._xml_names = self._annotation_names(images, problems)
+        problems.extend(self._annotation_links_out(images))
         self.images = images
         self.problems = sorted(problems, key=natural_key)
 
     def image_path(self, rel: str) -> Path:
         return self.root / rel
 
+    @property
+    def voc_root(self) -> Path:
+        """Where the VOC files go: the annotation folder chosen on this machine, or ``root``."""
+        return self.annotations if self.annotations is not None else self.root
+
     def voc_path(self, rel: str) -> Path:
         """The VOC file of image ``rel``: same stem + ``.xml``, beside it or mirrored under ``annotations``."""
-        rel_xml = self._xml_names.get(rel) or _xml_name(rel)
-        base = self.annotations if self.annotations is not None else self.root
-        return base / rel_xml
+        return self.voc_root / (self._xml_names.get(rel) or _xml_name(rel))
+
+    def checked_voc_path(self, rel: str) -> Path:
+        """``voc_path(rel)``, once its folder is sure to lie inside ``voc_root`` with links
+        followed: ``LeadsOutside`` naming it otherwise. Every write of a VOC file goes through here."""
+        path = self.voc_path(rel)
+        require_inside(path.parent, self.voc_root)
+        return path
+
+    def _annotation_links_out(self, images: list[str]) -> list[str]:
+        """One problem per annotation sub-folder that leads out of ``voc_root`` (checked once per
+        sub-folder, not per image): its images' VOC files cannot be written."""
+        if self.annotations is None:
+            return []  # beside the images: every listed sub-folder is inside ``root``
+        counts: dict[str, int] = {}
+        for rel in images:
+            sub = rel.rpartition("/")[0]
+            counts[sub] = counts.get(sub, 0) + 1
+        return [f"{self.annotations / sub}: leads outside the annotation folder (a symbolic link); the VOC "
+                f"files of its {n} image(s) are not written there"
+                for sub, n in counts.items() if sub and not is_inside(self.annotations / sub, self.annotations)]
 
     def _walk(self, problems: list[str]) -> list[tuple[_PathKey, str]]:
         """Depth-first walk; a folder reached twice (symlink loop or alias) is listed only once.
@@ -121,6 +167,7 @@ class ImageFolder:
         Each image comes back with its sort key; a folder's key is computed once, not per image.
         """
         images: list[tuple[_PathKey, str]] = []
+        root_real = self.root.resolve()
         root_stat = self.root.stat()
         seen: set[tuple[int, int]] = {(root_stat.st_dev, root_stat.st_ino)}
         stack: list[tuple[str, str, _PathKey]] = [(str(self.root), "", ())]
@@ -130,6 +177,10 @@ class ImageFolder:
                 path, prefix, dir_key = stack.pop()
             else:
                 path, prefix, dir_key, ident = linked.pop(0)
+                if not Path(os.path.realpath(path)).is_relative_to(root_real):
+                    problems.append(f"{prefix.rstrip('/')}: folder skipped, it is a link that leads outside the "
+                                    f"folder (to {os.path.realpath(path)}); nothing in it is listed or written")
+                    continue
                 if ident in seen:
                     problems.append(f"{prefix.rstrip('/')}: folder skipped, it links to a folder already listed "
                                     "(symlink loop or alias)")

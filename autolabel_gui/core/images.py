@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import stat
 import struct
 import threading
 import warnings
@@ -31,6 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from autolabel_gui.core.safe_read import UnsafeFileError, open_regular
 
 MAX_PIXELS = 500_000_000
 """Largest image (width x height) we decode: 1.5 GB as RGB. Pillow's own limit is raised to it."""
@@ -180,7 +181,7 @@ def image_size(path: Path | str) -> tuple[int, int]:
     """(width, height) after EXIF orientation, read from the header without decoding pixels."""
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
+        with os.fdopen(open_regular(path), "rb") as fh:  # a FIFO named like an image must not block
             with Image.open(fh) as im:
                 width, height = _stored_size(im)
                 if im.format == "PNG":
@@ -222,12 +223,8 @@ def _read_checked(path: Path) -> tuple[bytes, int]:
     for the pixel limit or the decode budget before its data is read.
     """
     try:
-        # O_NONBLOCK: a FIFO named like an image must not block the open
-        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)),
-                  "rb", buffering=0) as raw:
+        with open(open_regular(path), "rb", buffering=0) as raw:  # a FIFO named like an image must not block
             st = os.fstat(raw.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise ImageLoadError(path, "not a regular file")
             if st.st_size == 0:
                 raise ImageLoadError(path, "empty file (0 bytes)")
             fh = io.BufferedReader(raw)
@@ -241,6 +238,8 @@ def _read_checked(path: Path) -> tuple[bytes, int]:
         raise ImageLoadError(path, "file not found") from None
     except IsADirectoryError:
         raise ImageLoadError(path, "is a folder, not an image") from None
+    except UnsafeFileError as exc:
+        raise ImageLoadError(path, exc.reason) from None
     except OSError as exc:
         raise ImageLoadError(path, f"cannot be read ({exc.strerror or exc})") from None
 

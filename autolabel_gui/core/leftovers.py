@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autolabel_gui.core.atomic import sweep_stale_temp_files
-from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.core.folder import ImageFolder, is_inside
 
 
 def annotation_folders(images: ImageFolder) -> list[Path]:
@@ -21,8 +21,10 @@ def annotation_folders(images: ImageFolder) -> list[Path]:
     for rel in images.images:
         one_per_subfolder.setdefault(rel.rpartition("/")[0], rel)
     folders = {images.voc_path(rel).parent for rel in one_per_subfolder.values()}
-    folders.add(images.annotations if images.annotations is not None else images.root)
-    folders.add(images.state_dir)
+    folders = {f for f in folders if is_inside(f, images.voc_root)}  # a link out: not ours to sweep
+    folders.add(images.voc_root)
+    if is_inside(images.state_dir, images.root):
+        folders.add(images.state_dir)
     return sorted(folders)
 
 

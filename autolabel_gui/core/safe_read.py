@@ -48,19 +48,45 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def read_limited(path: Path | str, limit: int) -> bytes:
-    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
+def open_regular(path: Path | str, *, follow_links: bool = True) -> int:
+    """A read-only descriptor of ``path``, which is a regular file: ``UnsafeFileError`` otherwise.
 
     ``O_NONBLOCK`` makes opening a FIFO return at once instead of waiting for a writer; the
-    type is then checked with ``fstat`` on the same descriptor. Raises ``UnsafeFileError`` for
-    a file that is not read, and the usual ``OSError`` (FileNotFoundError...) otherwise.
+    type is then checked with ``fstat`` on the same descriptor (no race between check and
+    read). ``follow_links=False`` refuses a link too (``O_NOFOLLOW``: ELOOP). The caller closes it.
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(path, flags)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise UnsafeFileError(path, f"not read: it is {_kind(st.st_mode)}, not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_head(path: Path | str, size: int) -> bytes:
+    """The first ``size`` bytes of a regular file (``open_regular``: never blocks on a FIFO)."""
+    fd = open_regular(path)
+    try:
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
+def read_limited(path: Path | str, limit: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
+
+    Opened by ``open_regular`` (never blocks). Raises ``UnsafeFileError`` for a file that is
+    not read, and the usual ``OSError`` (FileNotFoundError...) otherwise.
+    """
+    fd = open_regular(path)
+    try:
+        st = os.fstat(fd)
         if st.st_size > limit:
             raise UnsafeFileError(path, f"not read: {st.st_size:,} bytes, more than the {limit:,} bytes "
                                         "such a file may have")

@@ -20,6 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autolabel_gui.core.atomic import staged_folder
+from autolabel_gui.detection.base import DetectorUnavailable
+from autolabel_gui.detection.text_encoder import load_tokenizer
+
 SWIN_VARIANTS: dict[str, dict[str, Any]] = {
     "swin_T_224_1k": {"embed_dim": 96, "depths": [2, 2, 6, 2], "num_heads": [3, 6, 12, 24], "window_size": 7,
                       "image_size": 224},
@@ -188,20 +192,43 @@ class ConversionReport:
     """What the conversion did not map, so a mismatched checkpoint is visible, not silently random."""
 
     out: Path
-    missing: list[str]
     unexpected: list[str]
 
 
 def convert(checkpoint: Path, config_path: Path, text_encoder: Path, out: Path) -> ConversionReport:
     """Write a transformers GroundingDino folder (config, safetensors, tokenizer, preprocessor) to ``out``.
 
-    Raises ValueError when the checkpoint or config cannot be used, or the weights do not fit.
+    Built in a staging folder beside ``out`` and renamed at the end (``core.atomic.staged_folder``):
+    a conversion that fails half way leaves no folder that looks like a model. Raises ValueError
+    when the checkpoint or config cannot be used, or the weights do not fit; FileExistsError when
+    ``out`` holds anything (before any work).
     """
-    import torch
-    from transformers import AutoTokenizer, BertConfig, GroundingDinoConfig, GroundingDinoForObjectDetection
+    with staged_folder(out) as stage:
+        original = read_original_config(config_path)
+        model, unexpected = _hf_model(checkpoint, config_path, original, text_encoder)
+        model.save_pretrained(stage)
+        try:
+            tokenizer = load_tokenizer(text_encoder)
+        except DetectorUnavailable as exc:  # its own code refused
+            raise ValueError(str(exc)) from exc
+        except Exception as exc:  # missing vocab files raise TypeError, others OSError or ValueError
+            raise ValueError(f"{text_encoder}: no usable tokenizer in this folder ({exc})") from exc
+        tokenizer.save_pretrained(stage)
+        size = {"shortest_edge": int(original.get("image_size", 800)),
+                "longest_edge": int(original.get("max_size", 1333))}
+        (stage / "preprocessor_config.json").write_text(json.dumps({
+            "image_processor_type": "GroundingDinoImageProcessor", "size": size,
+            "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}, indent=2), encoding="utf-8")
+    return ConversionReport(out, unexpected)
 
-    original = read_original_config(config_path)
-    text_config = BertConfig.from_pretrained(text_encoder).to_dict()
+
+def _hf_model(checkpoint: Path, config_path: Path, original: dict[str, Any],
+              text_encoder: Path) -> tuple[Any, list[str]]:
+    """The transformers model holding the checkpoint's weights, and the weights it had no place for."""
+    import torch
+    from transformers import BertConfig, GroundingDinoConfig, GroundingDinoForObjectDetection
+
+    text_config = BertConfig.from_pretrained(text_encoder, trust_remote_code=False).to_dict()
     config = GroundingDinoConfig(**hf_config_kwargs(original, text_config))
     try:
         checkpoint_data = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
@@ -221,11 +248,4 @@ def convert(checkpoint: Path, config_path: Path, text_encoder: Path, out: Path) 
     missing = [k for k in result.missing_keys if k not in buffers]
     if missing:
         raise ValueError(f"{checkpoint}: {len(missing)} weights of the model are not in it (e.g. {missing[:3]})")
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(text_encoder).save_pretrained(out)
-    size = {"shortest_edge": int(original.get("image_size", 800)), "longest_edge": int(original.get("max_size", 1333))}
-    (out / "preprocessor_config.json").write_text(json.dumps({
-        "image_processor_type": "GroundingDinoImageProcessor", "size": size,
-        "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}, indent=2), encoding="utf-8")
-    return ConversionReport(out, missing, list(result.unexpected_keys))
+    return model, list(result.unexpected_keys)

@@ -14,6 +14,7 @@ from pathlib import Path
 from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_limited
 from autolabel_gui.detection.base import BackendSpec, DetectorConfig
 from autolabel_gui.detection.fingerprint import file_identity, model_digest
+from autolabel_gui.detection.text_encoder import is_name
 from autolabel_gui.detection.weights import find_weights, missing_weights_message
 
 DEFAULT_TEXT_ENCODER = "bert-base-uncased"
@@ -112,8 +113,9 @@ def config_text_encoder(config_text: str) -> str | None:
 
 
 def _text_encoder_identity(name: str) -> list | str | None:
-    """A local folder is identified by its files; a hub name ("bert-base-uncased") by itself."""
-    return file_identity(name) if Path(name).expanduser().exists() else name
+    """A local folder is identified by its files; a hub name ("bert-base-uncased") by itself,
+    whatever the working directory holds (``text_encoder.is_name``)."""
+    return name if is_name(name) else file_identity(name)
 
 
 def model_id(config: DetectorConfig) -> str:

@@ -48,6 +48,7 @@ from autolabel_gui.detection.runtime import (
     resolve_device,
     resolve_precision,
 )
+from autolabel_gui.detection.text_encoder import CUSTOM_CODE_REFUSED, is_name, load_tokenizer, text_encoder_folder
 
 DEFAULT_IMAGE_SIZE = 800
 DEFAULT_MAX_SIZE = 1333
@@ -84,8 +85,9 @@ def _text_encoder_hint(text_encoder: str) -> str:
     return (
         f"The text encoder {text_encoder!r} could not be loaded. It must be the name "
         f"{DEFAULT_TEXT_ENCODER!r} with Hugging Face reachable (it is downloaded once into the "
-        f"Hugging Face cache), or a local folder holding a copy of it (config.json, the weights "
-        f"and vocab.txt), given with --text-encoder DIR."
+        f"Hugging Face cache; a folder of that name in the working directory is not used), or a "
+        f"local folder holding a copy of it (config.json, the weights and vocab.txt), given with "
+        f"--text-encoder DIR."
     )
 
 
@@ -115,17 +117,23 @@ def _load_config(config_path: Path, text_encoder: str | None):
     return cfg
 
 
-def _check_text_encoder(name: str) -> None:
-    """Fail early and clearly, before building the model, when the text encoder is not there."""
-    from transformers import AutoTokenizer
-
-    if name != DEFAULT_TEXT_ENCODER and not Path(name).is_dir():
-        raise MissingModelFiles(f"{name}: text encoder folder not found. " + _text_encoder_hint(name))
+def _text_encoder_folder(name: str) -> Path:
+    """The text encoder's folder (``text_encoder``: a name only from the Hugging Face cache, its
+    own code refused), its tokenizer loaded once to fail early and clearly, before the model is
+    built: the package loads it again by the folder's absolute path, which no working directory changes."""
+    if is_name(name) and name != DEFAULT_TEXT_ENCODER:
+        raise DetectorUnavailable(f"{name}: text encoder folder not found. " + _text_encoder_hint(name))
     try:
+        folder = text_encoder_folder(name)
         with contextlib.redirect_stdout(io.StringIO()):
-            AutoTokenizer.from_pretrained(name)
-    except Exception as exc:  # transformers raises OSError, ValueError or hub errors here
+            load_tokenizer(folder)
+    except DetectorUnavailable as exc:
+        if CUSTOM_CODE_REFUSED in str(exc):
+            raise
+        raise type(exc)(f"{exc}. " + _text_encoder_hint(name)) from exc  # missing files stay MissingModelFiles
+    except Exception as exc:  # transformers raises OSError, ValueError, TypeError here
         raise DetectorUnavailable(_text_encoder_hint(name) + f"\n({exc})") from exc
+    return folder
 
 
 def _read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
@@ -146,7 +154,7 @@ def load_model(cfg, weights: Path, config_path: Path, device: str) -> torch.nn.M
     """Build the package's model from ``cfg`` and load ``weights`` into it, checking they fit."""
     from groundingdino.models import build_model
 
-    _check_text_encoder(cfg.text_encoder_type)
+    cfg.text_encoder_type = str(_text_encoder_folder(cfg.text_encoder_type))
     cfg.device = device
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the package prints while building

@@ -36,6 +36,7 @@ from autolabel_gui.detection.hf_spec import MODEL_CLASSES, input_size, missing, 
 from autolabel_gui.detection.ids import model_id_for
 from autolabel_gui.detection.image_input import check_image, preprocess_array, resize_options
 from autolabel_gui.detection.runtime import Candidates, TorchDetector, add_candidates, resolve_device, resolve_precision
+from autolabel_gui.detection.text_encoder import load_tokenizer, refuse_custom_code
 
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", ".", "?")
 """The caption separators the model hard-codes (ids 101, 102, 1012, 1029); they name no class."""
@@ -49,10 +50,11 @@ def load_model(folder: Path, device: str) -> tuple[torch.nn.Module, Any]:
     class_name = MODEL_CLASSES.get(str(model_type))
     if class_name is None:
         raise DetectorUnavailable(f"{folder}: model type {model_type!r} is not one this backend runs")
+    refuse_custom_code(folder)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            model = getattr(transformers, class_name).from_pretrained(folder)
-            tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+            model = getattr(transformers, class_name).from_pretrained(folder, trust_remote_code=False)
+            tokenizer = load_tokenizer(folder)
     except Exception as exc:  # OSError, ValueError, safetensors errors...: "cannot use this folder"
         raise DetectorUnavailable(f"{folder}: cannot load {class_name} from this folder: {str(exc)[:500]}") from exc
     return model.eval().to(device), tokenizer

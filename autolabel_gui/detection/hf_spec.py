@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from autolabel_gui.core.safe_read import read_limited
 from autolabel_gui.detection.base import BackendSpec, DetectorConfig
 from autolabel_gui.detection.fingerprint import file_identity, model_digest
 
@@ -29,13 +30,14 @@ _HOW_TO_GET = (
 
 
 def model_folder(config: DetectorConfig) -> Path | None:
-    """The local folder of ``config.weights``: the folder itself, or a hub id's cached snapshot."""
+    """The local folder of ``config.weights``: the folder itself (an absolute path, as the options
+    store it), or a hub id's cached snapshot, never a folder of that name in the working directory."""
     if not config.weights:
         return None
     local = Path(config.weights).expanduser()
-    if local.is_dir():
-        return local
-    if local.exists() or config.weights.count("/") != 1:
+    if local.is_absolute():
+        return local if local.is_dir() else None
+    if config.weights.count("/") != 1:
         return None
     try:
         from huggingface_hub import snapshot_download
@@ -49,10 +51,8 @@ def read_model_config(folder: Path) -> dict:
     """``config.json`` of a model folder, size-capped; ValueError when it is missing or unreadable."""
     path = folder / "config.json"
     try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise ValueError(f"{path}: too large for a model config")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(read_limited(path, MAX_CONFIG_BYTES).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{path}: no readable config.json ({exc})") from exc
     if not isinstance(data, dict):
         raise ValueError(f"{path}: config.json is not an object")
@@ -62,9 +62,9 @@ def read_model_config(folder: Path) -> dict:
 def input_size(folder: Path) -> tuple[int, int]:
     """Shorter side and longer-side cap from ``preprocessor_config.json``, else Grounding DINO's 800/1333."""
     try:
-        size = json.loads((folder / "preprocessor_config.json").read_text(encoding="utf-8"))["size"]
+        size = json.loads(read_limited(folder / "preprocessor_config.json", MAX_CONFIG_BYTES))["size"]
         return int(size["shortest_edge"]), int(size["longest_edge"])
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError):
         return 800, 1333
 
 

@@ -95,7 +95,9 @@ def candidates(flag: str | Path | None = None, spec: WeightsSpec | None = None) 
     """The places looked at, in order, each with where it came from.
 
     An explicit ``--weights`` or ``AUTOLABEL_WEIGHTS`` is the only candidate: silently using some
-    other checkpoint than the one the user named would label a folder with the wrong model.
+    other checkpoint than the one the user named would label a folder with the wrong model. The
+    working directory is not a place looked at: a folder someone handed over, opened from
+    inside, would supply the checkpoint.
     """
     spec = spec or load_manifest()
     if flag:
@@ -105,8 +107,7 @@ def candidates(flag: str | Path | None = None, spec: WeightsSpec | None = None) 
         p = Path(env).expanduser()
         return [(ENV_VAR, p / spec.name if p.is_dir() else p)]
     out: list[tuple[str, Path]] = []
-    for origin, folder in (("current folder", Path.cwd() / "weights"), ("repository", REPO_WEIGHTS_DIR),
-                           ("user data", user_weights_dir())):
+    for origin, folder in (("repository", REPO_WEIGHTS_DIR), ("user data", user_weights_dir())):
         p = folder / spec.name
         if all(p.resolve() != q.resolve() for _, q in out):
             out.append((origin, p))
@@ -114,7 +115,8 @@ def candidates(flag: str | Path | None = None, spec: WeightsSpec | None = None) 
 
 
 def find_weights(flag: str | Path | None = None) -> Path | None:
-    """The checkpoint to use: ``--weights``, then ``AUTOLABEL_WEIGHTS``, ``weights/``, the user data folder."""
+    """The checkpoint to use: ``--weights``, then ``AUTOLABEL_WEIGHTS``, the repository's
+    ``weights/``, the user data folder."""
     for _, path in candidates(flag):
         if path.is_file():
             return path

@@ -22,8 +22,10 @@ def load_existing_labels(folder: ImageFolder, rel: str, class_names: list[str]) 
     exists but cannot be parsed raises ``AnnotationError`` naming it; an unreadable image
     raises ``ImageLoadError`` (YOLO and COCO-without-size need the image size).
     ``class_names`` is the class list for YOLO files with no ``classes.txt``/``data.yaml``.
+    A VOC path that leads out of the annotation folder (a link) raises OSError: the window then
+    opens the image read-only, saying why, instead of failing at the first save.
     """
-    voc = folder.voc_path(rel)
+    voc = folder.checked_voc_path(rel)
     if voc.exists():
         return read_voc(voc)
     return load_foreign_labels(folder, rel, class_names)

@@ -2,9 +2,12 @@
 
 The whole dataset is built in a hidden staging folder beside ``out`` and renamed into place at
 the end, so an export that fails or is cancelled leaves nothing behind, and a finished one is
-never half-written. Images are hard-linked (or copied), never re-encoded. Each format's writer
-lives in that format's module (``formats/registry.py`` names them: ``yolo.write_yolo``,
-``coco.write_coco``, ``voc_dataset.write_voc_dataset``); nothing here asks which format it is.
+never half-written. Images are hard-linked (or copied), never re-encoded, and only real files
+inside the folder: an image that is a link is exported as the file it leads to, one that leads
+out of the folder or nowhere is skipped with the reason (a dataset never holds a link, nor
+someone's private photo a link pointed at). Each format's writer lives in that format's module
+(``formats/registry.py`` names them: ``yolo.write_yolo``, ``coco.write_coco``,
+``voc_dataset.write_voc_dataset``); nothing here asks which format it is.
 Where supervision's writers are used and where they are not, and why: docs/decisions/0007-export.md.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,6 +28,7 @@ from autolabel_gui.core.atomic import new_dir_mode
 from autolabel_gui.core.boxes import ImageLabels
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import ImageLoadError, image_size, orientation_of
+from autolabel_gui.core.safe_read import open_regular
 from autolabel_gui.formats.registry import EXPORT_FORMATS
 from autolabel_gui.formats.voc import AnnotationError, read_voc, voc_corners
 
@@ -54,6 +59,11 @@ class ExportCancelled(ExportError):
 
 class NothingToExport(ExportError):
     """No image qualifies (e.g. 0 verified images): nothing was written, not even an empty dataset."""
+
+    def __init__(self, message: str, skipped: list[str]) -> None:
+        super().__init__(message)
+        self.skipped = skipped
+        """Why each image left out was skipped, for the caller to show."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +170,7 @@ def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = T
     known = set(classes)
     plan = ExportPlan(classes=list(classes))
     unknown: list[str] = []
-    chosen: list[tuple[str, ImageLabels]] = []
+    chosen: list[tuple[str, Path, ImageLabels]] = []
     total = len(folder.images)
     for i, rel in enumerate(folder.images):
         if should_stop is not None and should_stop():
@@ -181,8 +191,9 @@ def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = T
         if bad:
             unknown.append(f"{voc}: class {', '.join(repr(b) for b in bad)} is not in the class list")
             continue
-        problem = _size_problem(folder.image_path(rel), labels)
-        if problem:
+        source = real_image(folder, rel)
+        problem = source if isinstance(source, str) else _size_problem(source, labels)
+        if isinstance(source, str) or problem:
             plan.skipped.append(f"{rel}: skipped, {problem}")
             continue
         kept = [b for b in labels.boxes if voc_corners(b, labels.width, labels.height) is not None]
@@ -190,8 +201,8 @@ def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = T
             plan.dropped.append(f"{rel}: {len(labels.boxes) - len(kept)} box(es) with no area inside the "
                                 "image left out")
             labels = replace(labels, boxes=kept)
-        chosen.append((rel, labels))
-        if exif_orientation(folder.image_path(rel)) != 1:
+        chosen.append((rel, source, labels))
+        if exif_orientation(source) != 1:
             plan.turned.append(rel)
     if progress is not None:
         progress("reading", total, total)
@@ -200,9 +211,28 @@ def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = T
         raise ExportError("boxes with classes outside the class list "
                           f"({', '.join(classes)}):\n" + "\n".join(unknown[:10]) + more)
     EXPORT_FORMATS[fmt].check_classes(classes)
-    names = unique_names([rel for rel, _ in chosen], lambda rel: _output_suffix(rel, fmt))
-    plan.items = [ExportItem(rel, folder.image_path(rel), names[rel], labels) for rel, labels in chosen]
+    names = unique_names([rel for rel, _, _ in chosen], lambda rel: _output_suffix(rel, fmt))
+    plan.items = [ExportItem(rel, source, names[rel], labels) for rel, source, labels in chosen]
     return plan
+
+
+def real_image(folder: ImageFolder, rel: str) -> Path | str:
+    """The regular file image ``rel`` is, links followed, or why it is not exported: a link that
+    leads out of the folder (someone's private photo) or nowhere (a relative link that would
+    dangle in the dataset) is never put into a dataset."""
+    path = folder.image_path(rel)
+    try:
+        real = path.resolve(strict=True)
+    except FileNotFoundError:
+        return "the image is a broken link" if path.is_symlink() else "the image is gone"
+    except (OSError, RuntimeError) as exc:  # a link loop
+        return f"the image cannot be followed ({exc})"
+    if not real.is_relative_to(folder.root.resolve()):
+        return (f"the image is a link that leads outside the folder (to {real}); only files inside the "
+                "folder are exported")
+    if not real.is_file():
+        return "the image is not a regular file"
+    return real
 
 
 def _size_problem(image: Path, labels: ImageLabels) -> str | None:
@@ -249,7 +279,7 @@ def export_dataset(folder: ImageFolder, fmt: str, out: Path, classes: list[str],
         which = "verified" if verified_only else "labelled"
         raise NothingToExport(f"no {which} images in {folder.root}"
                               + (f" ({len(plan.skipped)} skipped, see above)" if plan.skipped else "")
-                              + f"; nothing was written to {out}")
+                              + f"; nothing was written to {out}", plan.skipped)
     out.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_stages(out)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=STAGE_SUFFIX, dir=out.parent))
@@ -370,14 +400,30 @@ def write_file(path: Path, data: str | bytes) -> None:
 
 
 def place_image(source: Path, target: Path) -> bool:
-    """Hard-link ``source`` at ``target`` (no copy, same bytes), or copy it; True when linked."""
+    """Hard-link ``source`` at ``target`` (no copy, same bytes), or copy it; True when linked.
+
+    ``source`` is a regular file (``real_image``); one swapped for a link or a FIFO since is
+    refused (ExportError: the export stops and keeps nothing), never placed or waited on.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.link(source, target)
-        return True
+        os.link(source, target, follow_symlinks=False)
     except OSError:
-        shutil.copyfile(source, target)
+        _copy_regular(source, target)
         return False
+    if not stat.S_ISREG(os.lstat(target).st_mode):
+        os.unlink(target)
+        raise ExportError(f"{source}: became a link during the export; nothing was written")
+    return True
+
+
+def _copy_regular(source: Path, target: Path) -> None:
+    try:
+        fd = open_regular(source, follow_links=False)
+    except OSError as exc:
+        raise ExportError(f"{source}: no longer a regular file ({exc.strerror or exc}); nothing was written") from exc
+    with os.fdopen(fd, "rb") as src, open(target, "xb") as dst:
+        shutil.copyfileobj(src, dst)
 
 
 def sv_detections(plan: ExportPlan, item: ExportItem):

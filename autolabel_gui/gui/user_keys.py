@@ -5,11 +5,11 @@ lists, as labelme's config does::
 
     {"zoom_to_box": ["Z", "Ctrl+0"], "draw": "E", "rerun": []}
 
-It is hand-edited, so it is read as untrusted input: a file that does not parse, an unknown
-action, a key that is not a key or a key two actions would share never stops the window. Each
-bad entry is reported (file and reason) and its action keeps its default keys; the good
-entries still apply. ``merge_keymap`` holds that logic and takes the key parser as an argument,
-so it runs without a display.
+It is hand-edited, so it is read as untrusted input: a file that does not parse or nests too
+deep (``core.shallow_json``), an unknown action, a key that is not a key or a key two actions
+would share never stops the window. Each bad entry is reported (file and reason) and its
+action keeps its default keys; the good entries still apply. ``merge_keymap`` holds that
+logic and takes the key parser as an argument, so it runs without a display.
 """
 
 from __future__ import annotations
@@ -23,10 +23,13 @@ from pathlib import Path
 from PySide6.QtGui import QKeySequence
 
 from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_limited
+from autolabel_gui.core.shallow_json import loads_shallow
 from autolabel_gui.core.userdirs import user_config_dir
 from autolabel_gui.gui.keymap import KEYMAP, KeyBinding
 
 KEYS_FILE = "keys.json"
+MAX_DEPTH = 8
+"""An entry is an object of lists of key names (depth 2); anything much deeper is no key file."""
 
 Normalize = Callable[[str], str]
 """A key's text -> its one canonical spelling; raises ValueError (the reason) for a non-key."""
@@ -75,7 +78,7 @@ def read_overrides(path: Path) -> tuple[dict[str, object], list[str]]:
     except OSError as exc:
         return {}, [f"not read ({exc.strerror or exc}); all default keys"]
     try:
-        parsed = json.loads(data.decode("utf-8"))
+        parsed = loads_shallow(data.decode("utf-8"), MAX_DEPTH)
     except (UnicodeDecodeError, ValueError) as exc:
         return {}, [f"not valid JSON ({exc}); all default keys"]
     if not isinstance(parsed, dict):
