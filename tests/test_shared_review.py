@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from autolabel_gui.app.prelabel import VocWriter
+from autolabel_gui.app.prelabel import Prelabel, VocWriter
 from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.app.session import ReviewSession
 from autolabel_gui.app.stats import compute_stats, format_stats
@@ -113,7 +113,7 @@ def test_prelabels_written_by_label_open_as_proposals_never_twice(tmp_path: Path
     folder, cache = _folder(tmp_path)  # 64x48: label's integer boxes differ from the cached floats
     notes: list[str] = []
     writer = VocWriter(folder, cache, OLD.box_threshold, notes.append, OLD.classes)
-    assert writer.write("a.png", PROPOSALS) == "written"
+    assert writer.write("a.png", PROPOSALS) is Prelabel.WRITTEN
     voc = folder.voc_path("a.png")
     assert len(read_voc(voc).boxes) == 2
     assert annotation_status(voc, True, cache.output_digests()) is Status.PROPOSALS

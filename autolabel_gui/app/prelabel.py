@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from pathlib import Path
 
@@ -12,6 +13,20 @@ from autolabel_gui.core.images import ImageLoadError, image_size
 from autolabel_gui.core.review import without_duplicates
 from autolabel_gui.formats.existing import load_foreign_labels
 from autolabel_gui.formats.voc import AnnotationError, parse_voc, read_label_file, voc_bytes, write_voc
+
+
+class Prelabel(str, enum.Enum):
+    """What ``VocWriter.write`` did to an image's VOC file (``label`` counts each)."""
+
+    WRITTEN = "written"
+    VERIFIED = "verified"
+    """Left alone: a person verified it."""
+    KEPT = "kept"
+    """Left alone: someone else (a person, another tool) wrote or edited it."""
+    UNREADABLE = "unreadable"
+    """Left alone: it cannot be read, so it is never written over."""
+    FAILED = "failed"
+    """Not written: the image or the disk failed."""
 
 
 class VocWriter:
@@ -32,13 +47,13 @@ class VocWriter:
         self.note = note
         self.class_names = class_names
 
-    def write(self, rel: str, proposals: list[Box]) -> str:
-        """Return what happened: ``written``, ``verified``/``unreadable``/``kept`` (left alone) or ``failed``."""
+    def write(self, rel: str, proposals: list[Box]) -> Prelabel:
+        """Write ``rel``'s VOC file, or leave the file there alone; returns which."""
         try:
             path = self.folder.checked_voc_path(rel)
         except OSError as exc:  # a link out of the annotation folder: never written through
             self.note(f"no VOC file for {rel}: {exc.strerror}")
-            return "failed"
+            return Prelabel.FAILED
         if path.exists():
             kept = self._why_keep(path)
             if kept:
@@ -49,10 +64,10 @@ class VocWriter:
             existing = self._foreign_boxes(rel)
         except ImageLoadError as exc:
             self.note(f"no VOC file for {rel}: {exc}")
-            return "failed"
+            return Prelabel.FAILED
         except AnnotationError as exc:  # a VOC file here would hide the unreadable one for good
             self.note(f"no VOC file for {rel}: its labels cannot be read: {exc}")
-            return "unreadable"
+            return Prelabel.UNREADABLE
         boxes = [b.clamped(width, height).with_state(BoxState.ACCEPTED) for b in proposals
                  if b.passes(self.box_threshold)]
         labels = ImageLabels.for_image(
@@ -62,28 +77,28 @@ class VocWriter:
             self.cache.put_output(path, hashlib.sha256(voc_bytes(labels)).hexdigest())
         except AnnotationError as exc:  # became unreadable since we looked: still never overwritten
             self.note(str(exc))
-            return "unreadable"
+            return Prelabel.UNREADABLE
         except OSError as exc:
             self.note(f"cannot write {path}: {exc.strerror or exc}")
-            return "failed"
-        return "written"
+            return Prelabel.FAILED
+        return Prelabel.WRITTEN
 
     def _foreign_boxes(self, rel: str) -> list[Box]:
         """YOLO or COCO boxes beside the image, carried into every VOC file written for it."""
         labels = load_foreign_labels(self.folder, rel, self.class_names)
         return list(labels.boxes) if labels else []
 
-    def _why_keep(self, path: Path) -> str | None:
+    def _why_keep(self, path: Path) -> Prelabel | None:
         try:
             data = read_label_file(path)
             if parse_voc(data, path).verified:
-                return "verified"
+                return Prelabel.VERIFIED
         except AnnotationError as exc:
             self.note(f"not overwritten (cannot parse it): {exc}")
-            return "unreadable"
+            return Prelabel.UNREADABLE
         except OSError as exc:
             self.note(f"not overwritten (cannot read it): {path}: {exc.strerror or exc}")
-            return "unreadable"
+            return Prelabel.UNREADABLE
         if not self.cache.wrote(hashlib.sha256(data).hexdigest()):  # by content: the folder may have moved
-            return "kept"
+            return Prelabel.KEPT
         return None

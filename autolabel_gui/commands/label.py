@@ -170,7 +170,7 @@ def _account(result: DetectionResult, counts: Counter, images: ImageFolder, writ
     counts["cached" if result.from_cache else "detected"] += 1
     counts["boxes"] += sum(1 for b in boxes if b.passes(threshold))
     if writer is not None:
-        counts["voc_" + writer.write(result.relpath, boxes)] += 1
+        counts["voc_" + writer.write(result.relpath, boxes).value] += 1
 
 
 def _summary(cache: ProposalCache, counts: Counter, seconds: float, detect_seconds: float,
