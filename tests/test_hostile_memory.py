@@ -17,7 +17,7 @@ from autolabel_gui.detection.base import DetectorUnavailable
 from autolabel_gui.detection.catalogue import create_detector
 from PIL import Image
 
-from tests.fixtures.hostile_side import MODEL_MEMORY_LIMIT, run_cli
+from tests.fixtures.hostile_side import MODEL_MEMORY_LIMIT, run_cli, run_python
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -59,3 +59,57 @@ def test_label_on_a_folder_asking_for_a_12000_px_input_runs_at_the_model_size(tm
     assert r.returncode == 0, r.err
     assert "setting 'extra.image_size' ignored: '12000' is not a whole number of pixels from 32 to 2048" in r.err
     assert "1 detected" in r.out, r.out
+
+
+# -- label files that cost many times their size -------------------------------------------------
+
+_PEAK_GROWTH = """
+import json
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+from autolabel_gui.formats.voc import AnnotationError
+folder = ImageFolder({root!r})
+with open("/proc/self/clear_refs", "w") as fh:
+    fh.write("5")
+base = hwm()
+try:
+    load_existing_labels(folder, "a.jpg", [])
+    reason = "read"
+except AnnotationError as exc:
+    reason = str(exc)
+print(json.dumps([reason, hwm() - base]))
+"""
+
+
+def _coco_folder(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    root.mkdir()
+    Image.new("RGB", (40, 30)).save(root / "a.jpg")
+    return root
+
+
+def test_a_coco_file_of_millions_of_empty_objects_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    root = _coco_folder(tmp_path)
+    # 6 MB: parsed, 4 million values would take 140 MB (the 150 MB file of the issue took 4.1 GB)
+    (root / "annotations.json").write_bytes(b'{"images": [' + b"{}," * 2_000_000 + b"{}]}")
+    r = run_python(_PEAK_GROWTH.format(root=str(root)))
+    assert r.returncode == 0, r.err
+    reason, growth = json.loads(r.out)
+    assert reason == (f"{root / 'annotations.json'}: not read: about 4,000,003 JSON values in 6,000,016 bytes, "
+                      "more than the 4,000,000 a COCO file may have (each costs memory when parsed)")
+    assert growth < 40 << 20, f"RSS grew by {growth >> 20} MB: the file was parsed"
+
+
+def test_a_coco_file_over_the_size_limit_is_refused_without_being_read(tmp_path: Path) -> None:
+    root = _coco_folder(tmp_path)
+    with open(root / "annotations.json", "wb") as fh:  # sparse: 129 MB long, nothing on disk
+        fh.truncate(129 << 20)
+    r = run_python(_PEAK_GROWTH.format(root=str(root)))
+    assert r.returncode == 0, r.err
+    reason, growth = json.loads(r.out)
+    assert reason == (f"{root / 'annotations.json'}: not read: 135,266,304 bytes, more than the 134,217,728 bytes "
+                      "such a file may have")
+    assert growth < 40 << 20, f"RSS grew by {growth >> 20} MB: the file was read"
+
