@@ -13,8 +13,13 @@ from pathlib import Path
 
 import pytest
 from autolabel_gui.app.project import ProjectSettings
+from autolabel_gui.app.session import ReviewSession
+from autolabel_gui.core.boxes import Box, ImageLabels
+from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.detection.base import DetectorUnavailable
 from autolabel_gui.detection.catalogue import create_detector
+from autolabel_gui.formats.existing import load_existing_labels
+from autolabel_gui.formats.voc import MAX_BOXES_PER_IMAGE, AnnotationError, write_voc
 from PIL import Image
 
 from tests.fixtures.hostile_side import MODEL_MEMORY_LIMIT, run_cli, run_python
@@ -69,6 +74,8 @@ def hwm():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
+from autolabel_gui.core.folder import ImageFolder
+from autolabel_gui.formats.existing import load_existing_labels
 from autolabel_gui.formats.voc import AnnotationError
 folder = ImageFolder({root!r})
 with open("/proc/self/clear_refs", "w") as fh:
@@ -113,3 +120,44 @@ def test_a_coco_file_over_the_size_limit_is_refused_without_being_read(tmp_path:
                       "such a file may have")
     assert growth < 40 << 20, f"RSS grew by {growth >> 20} MB: the file was read"
 
+
+# -- one image with a crowd of boxes -----------------------------------------------------------
+
+def _crowd(count: int) -> list[Box]:
+    return [Box(i % 600, (i // 600) * 4 % 440, i % 600 + 30, (i // 600) * 4 % 440 + 30, "cat") for i in range(count)]
+
+
+def test_a_voc_file_over_the_box_cap_opens_read_only_naming_it_and_the_count(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    root.mkdir()
+    for name in ("over.jpg", "at.jpg"):
+        Image.new("RGB", (640, 480)).save(root / name)
+    write_voc(root / "over.xml", ImageLabels("over.jpg", 640, 480, boxes=_crowd(MAX_BOXES_PER_IMAGE + 1)))
+    write_voc(root / "at.xml", ImageLabels("at.jpg", 640, 480, boxes=_crowd(MAX_BOXES_PER_IMAGE)))
+    before = (root / "over.xml").read_bytes()
+    session = ReviewSession(ImageFolder(root), None, ["cat"], None, 0.35)
+
+    over = session.open("over.jpg")
+    assert over.state.read_only
+    assert over.problem == (f"{root / 'over.xml'}: 2,001 boxes, more than the 2,000 one image may have (a crowd "
+                            "that large cannot be reviewed box by box); opened read-only, the file is left as it is")
+    at = session.open("at.jpg")
+    assert not at.state.read_only and at.problem is None and len(at.state.accepted_boxes()) == 2000
+    assert session.save("over.jpg", verify=True).error is not None
+    assert (root / "over.xml").read_bytes() == before
+
+
+def test_yolo_and_coco_labels_over_the_box_cap_are_refused_naming_the_count(tmp_path: Path) -> None:
+    root = tmp_path / "yolo"
+    root.mkdir()
+    Image.new("RGB", (64, 48)).save(root / "a.jpg")
+    (root / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n\n" * 2500, encoding="utf-8")
+    with pytest.raises(AnnotationError, match=r"a\.txt: 2,500 boxes, more than the 2,000 one image may have"):
+        load_existing_labels(ImageFolder(root), "a.jpg", ["cat"])
+    coco = _coco_folder(tmp_path)
+    (coco / "annotations.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30}],
+        "categories": [{"id": 1, "name": "cat"}],
+        "annotations": [{"id": i, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]} for i in range(2001)]}))
+    with pytest.raises(AnnotationError, match=r"annotations\.json: 2,001 boxes, more than the 2,000"):
+        load_existing_labels(ImageFolder(coco), "a.jpg", [])
