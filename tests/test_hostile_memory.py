@@ -9,11 +9,17 @@ Commands that load the model run as child processes bounded in time and memory
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.app.session import ReviewSession
+from autolabel_gui.cli import main
 from autolabel_gui.core.boxes import Box, ImageLabels
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.detection.base import DetectorUnavailable
@@ -24,6 +30,7 @@ from PIL import Image
 
 from tests.fixtures.hostile_side import MODEL_MEMORY_LIMIT, run_cli, run_python
 
+REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -161,3 +168,74 @@ def test_yolo_and_coco_labels_over_the_box_cap_are_refused_naming_the_count(tmp_
         "annotations": [{"id": i, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]} for i in range(2001)]}))
     with pytest.raises(AnnotationError, match=r"annotations\.json: 2,001 boxes, more than the 2,000"):
         load_existing_labels(ImageFolder(coco), "a.jpg", [])
+
+
+# -- a Ray address that cannot answer ------------------------------------------------------------
+
+@pytest.mark.parametrize(("address", "why"), [
+    ("256.1.1.1:99999", "'256.1.1.1:99999': the port must be a number from 1 to 65535"),
+    ("256.1.1.1:6379", "'256.1.1.1:6379': 256.1.1.1 is not an IPv4 address"),
+    ("10.0.0.1:0", "'10.0.0.1:0': the port must be a number from 1 to 65535"),
+    ("head-node", "'head-node' is not auto, local or HOST:PORT"),
+    ("[::g]:6379", "'[::g]:6379': [::g] is not an IPv6 address"),
+    ("no-such-host.invalid:6379", "'no-such-host.invalid:6379': cannot resolve the host no-such-host.invalid"),
+])
+def test_a_ray_address_that_cannot_be_one_is_an_argparse_error(tmp_path: Path, address: str, why: str,
+                                                             capsys, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # Ray is never imported for it
+    with pytest.raises(SystemExit) as exited:
+        main(["label", str(tmp_path), "--classes", "dog", "--ray", address])
+    assert exited.value.code == 2
+    assert f"argument --ray: {why}" in capsys.readouterr().err
+
+
+_JOIN = """
+import socket, sys, time
+from autolabel_gui.app import cluster
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(8)  # accepts connections, never speaks: not a Ray cluster
+closed = socket.socket()
+closed.bind(("127.0.0.1", 0))
+closed_port = closed.getsockname()[1]
+closed.close()
+ray = cluster.require_ray()
+cluster.JOIN_TIMEOUT_S = {join_s}
+for port in (closed_port, listener.getsockname()[1]):
+    print("joining", flush=True)
+    start = time.monotonic()
+    try:
+        cluster._connect(ray, f"127.0.0.1:{{port}}")
+    except cluster.ClusterError as exc:
+        print(round(time.monotonic() - start), exc, flush=True)
+"""
+
+
+def test_a_ray_address_that_does_not_answer_is_given_up_in_bounded_time(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    r = run_python(_JOIN.format(join_s=3), timeout=60)
+    assert r.returncode == 0, r.err
+    refused, silent = [line for line in r.out.splitlines() if line != "joining"]
+    assert refused.startswith("0 cannot reach a Ray cluster at '127.0.0.1:") and "nothing answers at" in refused
+    assert silent.startswith("3 cannot reach") and "accepted a connection but did not let this run join within 3 s" \
+        in silent, silent
+
+
+@pytest.mark.timeout(90)
+def test_sigterm_ends_a_run_waiting_to_join_a_ray_cluster() -> None:
+    pytest.importorskip("ray")
+    child = subprocess.Popen([sys.executable, "-c", _JOIN.format(join_s=300)], cwd=REPO, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "joining\n"
+        assert "nothing answers" in child.stdout.readline()
+        assert child.stdout.readline() == "joining\n"
+        time.sleep(3)  # inside Ray's retries
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=15) == -signal.SIGTERM
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
