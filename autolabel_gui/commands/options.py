@@ -39,7 +39,24 @@ def _checked(problem_of: str, convert):
 
 threshold = _checked("threshold_problem", float)
 batch_size = _checked("batch_size_problem", int)
-device = _checked("device_problem", str)
+_device_name = _checked("device_problem", str)
+
+
+def device(text: str) -> str:
+    """``--device``: a device name that exists on this machine, checked before any command saves
+    it with the folder (``cuda:99`` once made every later command fail). ``auto`` and ``cpu``
+    are always there, and are checked without importing torch."""
+    name = _device_name(text)
+    if name in ("auto", "cpu"):
+        return name
+    from autolabel_gui.detection import runtime
+    from autolabel_gui.detection.base import DetectorUnavailable
+
+    try:
+        runtime.resolve_device(name)
+    except DetectorUnavailable as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name
 
 
 def ray_address(text: str) -> str:
