@@ -310,6 +310,9 @@ def classes_from_arg(value: str) -> list[str]:
     if looks_like_file and not path.exists():
         raise ValueError(f"--classes {value}: no such file (give a comma-separated list, or a file "
                          "with one class name a line)")
+    if "," not in value and path.is_dir():  # a file of that name is read as the list: a folder is no class
+        raise ValueError(f"--classes {value}: {path} is a folder, not a class list (give a comma-separated "
+                         f"list, '{value},' for one class of that name, or a file with one class name a line)")
     if "," not in value and path.is_file():
         try:
             text = read_limited(path, SMALL_FILE_LIMIT).decode("utf-8-sig")
