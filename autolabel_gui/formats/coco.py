@@ -161,4 +161,15 @@ def write_coco(stage: Path, plan: ExportPlan, ticker: Ticker) -> int:
         ticker.tick()
     dataset = sv.DetectionDataset(classes=plan.classes, images=paths, annotations=annotations)
     dataset.as_coco(annotations_path=str(stage / "annotations.json"))
+    _without_licence(stage / "annotations.json")
     return linked
+
+
+def _without_licence(path: Path) -> None:
+    """Drop the "CC BY 4.0" licence supervision puts on every image: nobody chose it for the
+    user's pictures, and a dataset must not claim one (COCO allows an empty ``licenses``)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["licenses"] = []
+    for image in data["images"]:
+        image.pop("license", None)
+    path.write_text(json.dumps(data), encoding="utf-8")
