@@ -69,13 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_model_options(label)
     cluster = label.add_argument_group("cluster (pip install 'autolabel-gui[cluster]')")
-    cluster.add_argument("--ray", metavar="ADDRESS", default=None,
+    cluster.add_argument("--ray", metavar="ADDRESS", type=options.ray_address, default=None,
                          help="run the model on a Ray cluster: auto (join the running one), local (start one "
                               "here) or its address; the images must be on a file system every worker sees at "
                               "the same path")
-    cluster.add_argument("--workers", type=int, default=None, metavar="N",
+    cluster.add_argument("--workers", type=options.workers, default=None, metavar="N",
                          help="model actors (default: one per GPU of the cluster, or one)")
-    cluster.add_argument("--gpus-per-worker", type=float, default=None, metavar="G",
+    cluster.add_argument("--gpus-per-worker", type=options.gpus_per_worker, default=None, metavar="G",
                          help="GPUs each worker reserves (default 1 when the cluster has GPUs, else 0)")
 
     weights = sub.add_parser("weights", help="show or download the model weights")

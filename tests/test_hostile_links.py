@@ -165,4 +165,4 @@ def test_an_export_with_every_image_skipped_says_why(tmp_path: Path, capsys) -> 
     assert main(["export", str(root), "--format", "yolo", "--out", str(tmp_path / "dataset")]) == 1
     err = capsys.readouterr().err
     assert "warning: b.png: skipped, the image is a link that leads outside the folder" in err
-    assert "(1 skipped, see above)" in err and not (tmp_path / "dataset").exists()
+    assert "(of 1 images: 1 skipped, each said above)" in err and not (tmp_path / "dataset").exists()

@@ -118,8 +118,10 @@ class _TinyGpu:
 @pytest.fixture
 def tiny_gpu(monkeypatch):
     import autolabel_gui.detection.grounding_dino  # noqa: F401  registers the real backend
+    from autolabel_gui.detection import runtime
 
     real = base._BACKENDS["grounding_dino"]
+    monkeypatch.setattr(runtime, "resolve_device", lambda device: device)  # --device cuda is checked first
     _TinyGpu.calls = []
     _TinyGpu.failures = 0
     monkeypatch.setattr(_TinyGpu, "fail_width", None)

@@ -193,8 +193,9 @@ def test_cluster_options_are_checked_before_any_work(tmp_path, capsys, monkeypat
     (tmp_path / "a.jpg").write_bytes(b"")
     assert main(["label", str(tmp_path), "--classes", "dog", "--workers", "2"]) == 2
     assert "--workers need(s) --ray ADDRESS" in capsys.readouterr().err
-    assert main(["label", str(tmp_path), "--classes", "dog", "--ray", "local", "--workers", "0"]) == 2
-    assert "--workers must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["label", str(tmp_path), "--classes", "dog", "--ray", "local", "--workers", "0"])
+    assert exited.value.code == 2 and "argument --workers: 0 is not at least 1" in capsys.readouterr().err
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     assert main(["label", str(tmp_path), "--classes", "dog", "--ray", "auto"]) == 2

@@ -19,12 +19,14 @@ import math
 import os
 import re
 import socket
+import threading
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from autolabel_gui.app.ray_address import endpoint
 from autolabel_gui.core.boxes import Box
 from autolabel_gui.core.cache import ProposalCache, proposals_from_json, proposals_to_json
 from autolabel_gui.core.ontology import Ontology
@@ -199,19 +201,71 @@ def _connect(ray: Any, address: str) -> bool:
     """Join or start the cluster; True when this call started Ray (and must shut it down).
 
     A process that already initialised Ray (a notebook, a test) keeps using it, whatever the address.
+    An address is first tried with a plain TCP connection (``CONNECT_TIMEOUT_S``), then joined on
+    a helper thread for at most ``JOIN_TIMEOUT_S``: Ray retries an address that does not answer
+    for minutes, and in the main thread it installs a SIGTERM handler that cannot run while it
+    waits, so ``kill`` did nothing. On a helper thread Ray leaves SIGTERM alone.
     """
     if ray.is_initialized():
         return False
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    hint = "start one with `ray start --head` on a node that sees the images, or use --ray local"
     try:
         if address == "local":
             ray.init(address="local", include_dashboard=False, **quiet)
-        else:
-            ray.init(address=address, **quiet)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise ClusterError(f"cannot reach a Ray cluster at {address!r}: {exc}; start one with `ray start --head` "
-                           f"on a node that sees the images, or use --ray local") from exc
+            return True
+        found = endpoint(address)
+        if found is not None:
+            _probe(*found)
+        _join(ray, address, quiet)
+    except (OSError, ValueError, RuntimeError) as exc:  # ConnectionError is an OSError
+        raise ClusterError(f"cannot reach a Ray cluster at {address!r}: {exc}; {hint}") from exc
     return True
+
+
+CONNECT_TIMEOUT_S = 10.0
+"""How long the cluster's address may take to accept a TCP connection."""
+JOIN_TIMEOUT_S = 120.0
+"""How long joining a cluster that accepted the connection may take (Ray's own retries: minutes)."""
+
+
+def _probe(host: str, port: int) -> None:
+    """ConnectionError unless something accepts a TCP connection at ``host:port`` in time."""
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {host}:{port} within {CONNECT_TIMEOUT_S:g} s "
+                              f"({exc.strerror or exc})") from None
+
+
+def _join(ray: Any, address: str, quiet: dict[str, Any]) -> None:
+    """``ray.init(address)`` on a daemon thread; ConnectionError when it has not joined in time."""
+    outcome: list[BaseException | None] = []
+
+    def join() -> None:
+        try:
+            ray.init(address=address, **quiet)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            outcome.append(exc)
+
+    worker_log = logging.getLogger("ray._private.worker")
+    worker_log.addFilter(_no_sigterm_warning)  # the point of the thread, not the user's concern
+    try:
+        thread = threading.Thread(target=join, name="autolabel-ray-join", daemon=True)
+        thread.start()
+        thread.join(JOIN_TIMEOUT_S)
+    finally:
+        worker_log.removeFilter(_no_sigterm_warning)
+    if not outcome:
+        raise ConnectionError(f"it accepted a connection but did not let this run join within "
+                              f"{JOIN_TIMEOUT_S:g} s (is it a Ray cluster, of a version this Ray can join?)")
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
+def _no_sigterm_warning(record: logging.LogRecord) -> bool:
+    return "SIGTERM handler is not set" not in record.getMessage()
 
 
 def _dataset(ray: Any, root: Path, relpaths: list[str], config: DetectorConfig, ontology: Ontology,

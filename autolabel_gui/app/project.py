@@ -26,6 +26,7 @@ from autolabel_gui.detection.catalogue import BACKENDS
 from autolabel_gui.detection.compute_path import PRECISIONS
 from autolabel_gui.detection.gdino_spec import DEFAULT_TEXT_ENCODER
 from autolabel_gui.detection.ids import model_id_for
+from autolabel_gui.detection.image_input import input_side
 from autolabel_gui.detection.models import ModelEntry, model_named
 from autolabel_gui.detection.run_plan import RunPlan
 from autolabel_gui.formats.export import voc_class_names
@@ -148,11 +149,16 @@ class ProjectSettings:
         for name in _SAVED_FIELDS:
             if name not in data:
                 continue
-            problem = _field_problem(name, data[name])
-            if problem is None and name in _FOLDER_CHOSEN_PATHS and data[name] is not None:
-                problem = _path_problem(name, data[name], folder)
+            value = data[name]
+            if name == "extra" and isinstance(value, dict):
+                bad = _extra_problems(value)  # one bad option is left out, not the whole table
+                notes += [f"{path}: setting 'extra.{key}' ignored: {why}" for key, why in bad.items()]
+                value = {k: v for k, v in value.items() if k not in bad}
+            problem = _field_problem(name, value)
+            if problem is None and name in _FOLDER_CHOSEN_PATHS and value is not None:
+                problem = _path_problem(name, value, folder)
             if problem is None:
-                values[name] = data[name]
+                values[name] = value
             else:
                 notes.append(f"{path}: setting '{name}' ignored: {problem}")
         # A folder from before prompt groups gets its whole class list as its first group
@@ -304,6 +310,9 @@ def classes_from_arg(value: str) -> list[str]:
     if looks_like_file and not path.exists():
         raise ValueError(f"--classes {value}: no such file (give a comma-separated list, or a file "
                          "with one class name a line)")
+    if "," not in value and path.is_dir():  # a file of that name is read as the list: a folder is no class
+        raise ValueError(f"--classes {value}: {path} is a folder, not a class list (give a comma-separated "
+                         f"list, '{value},' for one class of that name, or a file with one class name a line)")
     if "," not in value and path.is_file():
         try:
             text = read_limited(path, SMALL_FILE_LIMIT).decode("utf-8-sig")
@@ -391,12 +400,29 @@ def _field_problem(name: str, value: object) -> str | None:
     if name in ("prompts", "extra"):
         ok = isinstance(value, dict) and len(value) <= _MAX_CLASSES and all(
             _short_str(k, _MAX_TEXT) and _short_str(v, _MAX_TEXT) for k, v in value.items())
-        return None if ok else "not a table of short texts"
+        if not ok:
+            return "not a table of short texts"
+        if name == "prompts" or not isinstance(value, dict):
+            return None
+        return "; ".join(f"{key}: {why}" for key, why in _extra_problems(value).items()) or None
     if name in _FOLDER_CHOSEN_PATHS:
         return None if value is None or _short_str(value, _MAX_PATH) else "not a path"
     if name == "prompt_groups":
         return _groups_problem(value)
     return None
+
+
+def _extra_problems(extra: dict) -> dict[str, str]:
+    """Why options in ``extra`` that size memory cannot be used, by key: the model input's sides
+    (``image_input.INPUT_SIDES``); a folder's ``image_size: "12000"`` made a 4.25 GB input."""
+    bad = {}
+    for key in ("image_size", "max_size"):
+        if key in extra:
+            try:
+                input_side(extra[key])
+            except ValueError as exc:
+                bad[key] = str(exc)
+    return bad
 
 
 def _groups_problem(value: object) -> str | None:

@@ -48,12 +48,15 @@ def compute_stats(folder: ImageFolder, classes: list[str], cache: ProposalCache 
 
     ``classes`` fixes the row order; classes found only in VOC files follow, sorted. An image
     is "proposals ready" when the cache holds proposals for ``run`` (the current model and
-    prompts: a ``RunPlan``, or one cache run id), or when its VOC file is a pre-label ``label``
-    wrote. Unreadable VOC files are listed in ``problems`` and counted as in review.
+    prompts: a ``RunPlan``, or one cache run id; None: of any model, what ``stats`` reports, since
+    a run id depends on the model files and hardware of whoever asks), or when its VOC file is a
+    pre-label ``label`` wrote. Unreadable VOC files are listed in ``problems`` and counted as in review.
     """
     stats = FolderStats(images=len(folder.images), classes={c: ClassCount() for c in classes})
-    if cache is None or run is None:
+    if cache is None:
         ready: set[str] = set()
+    elif run is None:
+        ready = cache.relpaths_with_proposals()
     else:
         ready = run.cached_relpaths(cache) if isinstance(run, RunPlan) else cache.cached_relpaths(run)
     extra: dict[str, ClassCount] = {}

@@ -6,9 +6,8 @@ import argparse
 import signal
 import sys
 
-from tqdm import tqdm
-
 from autolabel_gui.app.project import ProjectSettings, class_list_for
+from autolabel_gui.commands.progress import PhaseProgress
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.formats.export import (
     ORIENTATION_NOTE,
@@ -43,16 +42,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for problem in folder.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    bars: dict[str, tqdm] = {}
-
-    def progress(phase: str, done: int, total: int) -> None:
-        """One bar per phase: checking the annotation files, then writing the dataset."""
-        if phase not in bars:
-            desc = "reading annotations" if phase == "reading" else f"writing {args.format}"
-            bars[phase] = tqdm(desc=desc, unit="img", file=sys.stderr, total=total)
-        bars[phase].n = done
-        bars[phase].refresh()
-
+    progress = PhaseProgress({"reading": "reading annotations", "writing": f"writing {args.format}"})
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         result = export_dataset(folder, args.format, args.out, classes, args.verified_only, progress)
@@ -72,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
         return exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-        for bar in bars.values():
-            bar.close()
+        progress.close()
     for problem in result.skipped:
         print(f"warning: {problem}", file=sys.stderr)
     for problem in result.dropped:

@@ -148,10 +148,6 @@ def _check_cluster_args(args: argparse.Namespace) -> str | None:
         given = [flag for flag, value in (("--workers", args.workers), ("--gpus-per-worker", args.gpus_per_worker))
                  if value is not None]
         return f"{' and '.join(given)} need(s) --ray ADDRESS" if given else None
-    if args.workers is not None and args.workers < 1:
-        return "--workers must be at least 1"
-    if args.gpus_per_worker is not None and args.gpus_per_worker < 0:
-        return "--gpus-per-worker cannot be negative"
     try:
         require_ray()
     except ClusterError as exc:

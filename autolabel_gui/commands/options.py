@@ -8,12 +8,13 @@ and which options only change one run (``PER_RUN``; the remembered ones are ``ap
 from __future__ import annotations
 
 import argparse
+import math
 
 from autolabel_gui.app.setting_names import REMEMBERED
 from autolabel_gui.detection.compute_path import PRECISION_HELP, PRECISIONS
 
-__all__ = ["PER_RUN", "PRECISIONS", "PRECISION_HELP", "REMEMBERED", "batch_size", "device", "remembered_given",
-           "threshold"]
+__all__ = ["PER_RUN", "PRECISIONS", "PRECISION_HELP", "REMEMBERED", "batch_size", "device", "gpus_per_worker",
+           "ray_address", "remembered_given", "threshold", "workers"]
 
 
 def _checked(problem_of: str, convert):
@@ -38,7 +39,57 @@ def _checked(problem_of: str, convert):
 
 threshold = _checked("threshold_problem", float)
 batch_size = _checked("batch_size_problem", int)
-device = _checked("device_problem", str)
+_device_name = _checked("device_problem", str)
+
+
+def device(text: str) -> str:
+    """``--device``: a device name that exists on this machine, checked before any command saves
+    it with the folder (``cuda:99`` once made every later command fail). ``auto`` and ``cpu``
+    are always there, and are checked without importing torch."""
+    name = _device_name(text)
+    if name in ("auto", "cpu"):
+        return name
+    from autolabel_gui.detection import runtime
+    from autolabel_gui.detection.base import DetectorUnavailable
+
+    try:
+        runtime.resolve_device(name)
+    except DetectorUnavailable as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name
+
+
+def ray_address(text: str) -> str:
+    """``--ray``: auto, local or a HOST:PORT that can be one (``app.ray_address``)."""
+    from autolabel_gui.app.ray_address import endpoint
+
+    try:
+        endpoint(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def workers(text: str) -> int:
+    """``--workers``: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def gpus_per_worker(text: str) -> float:
+    """``--gpus-per-worker``: a finite number of at least 0 (``nan`` once ended in a traceback)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of at least 0")
+    return value
 
 
 PER_RUN: dict[str, str] = {

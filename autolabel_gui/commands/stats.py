@@ -10,7 +10,7 @@ import argparse
 import sqlite3
 import sys
 
-from autolabel_gui.app.project import ProjectSettings, class_list_for, plan_of
+from autolabel_gui.app.project import ProjectSettings, class_list_for
 from autolabel_gui.app.stats import compute_stats, format_stats
 from autolabel_gui.core.cache import CACHE_FILE, ProposalCache
 from autolabel_gui.core.folder import ImageFolder
@@ -29,10 +29,11 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print(f"note: {note}", file=sys.stderr)
     cache = _open_cache(folder)
-    plan = plan_of(settings) if settings.classes else None
     try:
         try:
-            stats = compute_stats(folder, classes, cache, plan)
+            # proposals of any model count as ready: with the folder's run plan, the counts
+            # depended on the model files and the hardware of whoever ran stats
+            stats = compute_stats(folder, classes, cache)
         except sqlite3.Error as exc:
             print(f"warning: {folder.state_dir / CACHE_FILE}: not read ({exc}); counts from the VOC files only",
                   file=sys.stderr)

@@ -361,6 +361,11 @@ class ProposalCache:
         rows = self._run(lambda c: c.execute("SELECT relpath FROM proposals WHERE run_id=?", (run_id,)).fetchall())
         return {r[0] for r in rows}
 
+    def relpaths_with_proposals(self) -> set[str]:
+        """Images with proposals of any run: what a report may say without knowing the model."""
+        rows = self._run(lambda c: c.execute("SELECT DISTINCT relpath FROM proposals").fetchall())
+        return {r[0] for r in rows}
+
     # -- review records: human decisions, not recomputable -----------------------------------
     # ``invalidate`` (the R key) keeps them, so a rejected box never comes back after re-detection.
 

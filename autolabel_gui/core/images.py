@@ -24,7 +24,7 @@ import os
 import struct
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -56,8 +56,8 @@ class ImageLoadError(Exception):
 class DecodeBudget:
     """Memory that image decodes may use at once, shared by every thread of the process.
 
-    A decode first reserves what it will need at its peak (file bytes, Pillow's pixel buffer,
-    the RGB result and one more RGB copy for conversion or orientation) and waits while other
+    A decode first reserves what it will need at its peak (the file's bytes plus a measured
+    figure per pixel for the image's mode: ``decode_need``) and waits while other
     decodes hold the rest, so the pipeline's two decode threads plus its prefetch queue never
     decode two huge images at once. An image that alone needs more than the whole budget is
     refused before any pixel is decoded.
@@ -92,15 +92,25 @@ class DecodeBudget:
 
 GB = 1 << 30
 DECODE_BUDGET = DecodeBudget(3 * GB)
-"""3 GB: a 20,000 x 15,000 scan (2.1 GB at its peak) decodes; a 22,000 x 22,000 one (3.4 GB) is refused."""
-_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
-"""Bytes per pixel of Pillow's buffer; 4 for everything else (Pillow keeps RGB as 4 bytes)."""
+"""3 GB: a 20,000 x 15,000 RGB scan (2.8 GB at its peak) decodes; a 22,000 x 22,000 one (4.5 GB) is refused."""
+_PEAK_BYTES_PER_PIXEL = {
+    "1": 9, "L": 9, "P": 9, "I;16": 8, "I;16B": 8, "I;16L": 8, "I;16N": 8, "I": 12, "F": 12,
+    "RGB": 10, "YCbCr": 10, "CMYK": 10, "RGBA": 13, "RGBa": 13, "LA": 13, "La": 13, "PA": 13,
+}
+"""Peak memory of one decode per pixel, by the mode Pillow opens the file in, beyond the file's
+bytes: Pillow's buffer, the conversion, the RGB result and its oriented copy. Measured by
+``benchmarks/bench_decode_memory.py`` (3000 x 3000, as stored and rotated, ``load_image`` and
+``load_thumbnail``; the largest of each mode, in bytes: 1/L 7.1, P 7.5 (transparent), I;16 6.8,
+I/F 10.3, RGB 8.6, CMYK 8.8, RGBA/LA 11.0, an RGB JPEG through OpenCV 6.8) plus 15-25 %.
+The estimate this replaced (buffer + 6) was 3x short for RGBA; ``tests/test_decode_memory.py``
+checks every mode's reservation against a real decode."""
+_OTHER_MODES_BYTES_PER_PIXEL = max(_PEAK_BYTES_PER_PIXEL.values())
 
 
 def decode_need(size: tuple[int, int], mode: str, file_bytes: int) -> int:
     """Peak bytes one decode of an image this size needs (see ``DecodeBudget``)."""
     width, height = size
-    return file_bytes + width * height * (_MODE_BYTES.get(mode, 4) + 3 + 3)
+    return file_bytes + width * height * _PEAK_BYTES_PER_PIXEL.get(mode, _OTHER_MODES_BYTES_PER_PIXEL)
 
 
 @contextlib.contextmanager
@@ -130,6 +140,15 @@ def load_image(path: Path | str) -> np.ndarray:
 
 
 def _decode(path: Path, data: bytes) -> np.ndarray:
+    rgb, orientation = _decode_stored(path, data)
+    out = np.ascontiguousarray(_apply_orientation(rgb, orientation))
+    # Pillow hands out read-only views of its buffer; callers may draw on the array.
+    return out if out.flags.writeable else out.copy()
+
+
+def _decode_stored(path: Path, data: bytes) -> tuple[np.ndarray, int]:
+    """RGB pixels as stored and the EXIF orientation; Pillow's own buffer is freed on return,
+    before the oriented copy is made (``DecodeBudget`` counts one of them, not both)."""
     with _pillow_errors(path):
         with Image.open(io.BytesIO(data)) as im:
             _check_pixels(path, im.size)
@@ -142,9 +161,7 @@ def _decode(path: Path, data: bytes) -> np.ndarray:
                 im.load()
                 orientation = orientation_of(im)
                 rgb = _to_rgb(im)
-    out = np.ascontiguousarray(_apply_orientation(rgb, orientation))
-    # Pillow hands out read-only views of its buffer; callers may draw on the array.
-    return out if out.flags.writeable else out.copy()
+    return rgb, orientation
 
 
 def load_thumbnail(path: Path | str, max_side: int) -> np.ndarray:
@@ -326,20 +343,52 @@ def _png_orientation(fh: io.BufferedIOBase) -> int:
 def _to_rgb(im: Image.Image) -> np.ndarray:
     """Any Pillow mode to 8-bit RGB: alpha composited on white, 16/32-bit scaled, CMYK converted."""
     mode = im.mode
-    if mode == "RGB":
-        return np.asarray(im)
-    if mode in ("1", "L"):
-        return _gray_to_rgb(np.asarray(im.convert("L")))
-    if mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-        mode = im.mode
-        if mode == "RGB":
-            return np.asarray(im)
-    if mode in ("RGBA", "LA", "PA", "La", "RGBa"):
-        return _composite_on_white(np.asarray(im.convert("RGBA")))
     if mode.startswith("I") or mode == "F":
-        return _gray_to_rgb(_scale_to_8bit(np.asarray(im)))
-    return np.asarray(im.convert("RGB"))
+        top = _full_scale(im)
+        return _in_bands(im, lambda band: _gray_to_rgb(_scale_to_8bit(np.asarray(band), top)))
+    if mode == "P":
+        target = "RGBA" if "transparency" in im.info else "RGB"
+    elif mode in ("1", "L"):
+        target = "L"
+    elif mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        target = "RGBA"
+    else:
+        target = "RGB"
+
+    def convert(band: Image.Image) -> np.ndarray:
+        pixels = np.asarray(band if band.mode == target else band.convert(target))
+        if target == "L":
+            return _gray_to_rgb(pixels)
+        return _composite_on_white(pixels) if target == "RGBA" else pixels
+
+    return _in_bands(im, convert)
+
+
+_CHUNK_PIXELS = 1 << 20
+"""Pixels converted at a time: each band's copies and wider temporaries are a few MB."""
+
+
+def _bands(im: Image.Image) -> Iterator[tuple[int, int, Image.Image]]:
+    """(top, bottom, copy of those rows) of ``im``, about ``_CHUNK_PIXELS`` pixels each."""
+    width, height = im.size
+    rows = max(1, _CHUNK_PIXELS // width)
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        yield top, bottom, im.crop((0, top, width, bottom))
+
+
+def _in_bands(im: Image.Image, convert: Callable[[Image.Image], np.ndarray]) -> np.ndarray:
+    """The (H, W, 3) uint8 result of ``convert`` applied a band of rows at a time.
+
+    Converting the whole image at once held Pillow's converted copy, the packed bytes numpy
+    copies from and, for alpha, 20 bytes a pixel of uint16 temporaries beside the decoded
+    buffer: up to 30 bytes a pixel where this needs 7 (benchmarks/bench_decode_memory.py).
+    """
+    width, height = im.size
+    out = np.empty((height, width, 3), np.uint8)
+    for top, bottom, band in _bands(im):
+        out[top:bottom] = convert(band)
+    return out
 
 
 def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
@@ -350,24 +399,26 @@ def _composite_on_white(rgba: np.ndarray) -> np.ndarray:
     """Transparent pixels show as white (what image viewers show), not as their hidden colour."""
     alpha = rgba[..., 3:4].astype(np.uint16)
     rgb = rgba[..., :3].astype(np.uint16)
-    out = (rgb * alpha + 255 * (255 - alpha) + 127) // 255
-    return out.astype(np.uint8)
+    return ((rgb * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
 
 
-def _scale_to_8bit(values: np.ndarray) -> np.ndarray:
-    """16-bit (and 32-bit/float) gray to 8 bits.
+def _full_scale(im: Image.Image) -> float:
+    """The value of a 16-bit (or 32-bit/float) gray image that becomes 255.
 
     Full-range data maps linearly (x / 257). Sensors of 10-12 bits store their values in a
     16-bit container and would come out almost black, so when the maximum fits in fewer bits
     the scale follows that bit depth instead; the brightness order of pixels is kept.
     """
-    values = values.astype(np.float64, copy=False) if values.dtype.kind == "f" else values
-    vmax = float(values.max()) if values.size else 0.0
-    if values.dtype.kind == "f" and vmax <= 1.0:
-        top = 1.0
-    else:
-        bits = max(8, int(np.ceil(np.log2(vmax + 1))) if vmax > 0 else 8)
-        top = float(2**bits - 1)
+    maxima = [np.asarray(band).max() for _, _, band in _bands(im)]
+    vmax = float(np.max(maxima)) if maxima else 0.0
+    if im.mode == "F" and vmax <= 1.0:
+        return 1.0
+    bits = max(8, int(np.ceil(np.log2(vmax + 1))) if vmax > 0 else 8)
+    return float(2**bits - 1)
+
+
+def _scale_to_8bit(values: np.ndarray, top: float) -> np.ndarray:
+    """``values`` * 255 / ``top``, rounded and clipped to uint8."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         scaled = np.clip(values.astype(np.float32) * (255.0 / top), 0, 255)

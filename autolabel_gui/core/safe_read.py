@@ -20,8 +20,10 @@ SMALL_FILE_LIMIT = 1 * MB
 """Settings, class lists, model configs: a real one is a few kilobytes."""
 LABEL_FILE_LIMIT = 64 * MB
 """One image's VOC or YOLO file: 64 MB is several hundred thousand boxes."""
-INDEX_FILE_LIMIT = 2048 * MB
-"""A COCO file describes a whole dataset (COCO's own train set is 450 MB)."""
+INDEX_FILE_LIMIT = 128 * MB
+"""A file describing a whole folder (COCO JSON). Parsed JSON costs up to 27 times its bytes (a
+150 MB file of ``{}`` took 4.1 GB), so the limit is what one folder's file needs (COCO's val2017,
+5,000 images, is 25 MB), not a whole dataset's (train2017 is 450 MB and would take gigabytes)."""
 
 
 class UnsafeFileError(OSError):

@@ -40,7 +40,7 @@ from autolabel_gui.detection.gdino_spec import (
     resized_size,
 )
 from autolabel_gui.detection.ids import model_id_for
-from autolabel_gui.detection.image_input import check_image
+from autolabel_gui.detection.image_input import check_image, resize_options
 from autolabel_gui.detection.runtime import (
     Candidates,
     TorchDetector,
@@ -60,16 +60,13 @@ def _resize_options(extra: dict[str, str], cfg) -> tuple[int, int]:
     """Shorter-side size and longer-side cap of the model input.
 
     ``DetectorConfig.extra`` (image_size, max_size) wins, then the same keys in the model's config
-    file (so a model trained or distilled for another resolution carries it), then 800/1333.
+    file (so a model trained or distilled for another resolution carries it), then 800/1333;
+    each within ``image_input.INPUT_SIDES``.
     """
     try:
-        size = int(extra.get("image_size", cfg.get("image_size", DEFAULT_IMAGE_SIZE)))
-        max_size = int(extra.get("max_size", cfg.get("max_size", DEFAULT_MAX_SIZE)))
+        return resize_options(extra, cfg.get("image_size", DEFAULT_IMAGE_SIZE), cfg.get("max_size", DEFAULT_MAX_SIZE))
     except ValueError as exc:
-        raise DetectorUnavailable(f"image_size/max_size must be whole numbers: {exc}") from exc
-    if size < 32 or max_size < size:
-        raise DetectorUnavailable(f"image_size {size} must be >= 32 and <= max_size {max_size}")
-    return size, max_size
+        raise DetectorUnavailable(str(exc)) from exc
 
 
 def _find_weights(flag: str | None) -> Path:

@@ -65,16 +65,38 @@ def check_image(name: str, image: np.ndarray) -> None:
         raise ValueError(f"{name}: empty image {image.shape}")
 
 
-def resize_options(extra: dict[str, str], default_size: int, default_max: int) -> tuple[int, int]:
+INPUT_SIDES = (32, 2048)
+"""The model input sides ``image_size`` and ``max_size`` may ask for. Grounding DINO is trained at
+800/1333; 2048 keeps one prepared image under 50 MB (3 x 2048 x 2048 float32) and the model's
+activations within an ordinary GPU. A folder's ``image_size: "12000"`` once made a 64x48 image a
+4.25 GB input, then an allocation failure (issue 21)."""
+
+
+def input_side(value: object) -> int:
+    """``value`` as an ``image_size``/``max_size`` in pixels; ValueError saying why it is not one."""
+    low, high = INPUT_SIDES
+    side: object = value
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        side = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        side = int(value)
+    if isinstance(side, bool) or not isinstance(side, int) or not low <= side <= high:
+        raise ValueError(f"{value!r} is not a whole number of pixels from {low} to {high}")
+    return side
+
+
+def resize_options(extra: dict[str, str], default_size: object, default_max: object) -> tuple[int, int]:
     """Shorter-side size and longer-side cap: ``DetectorConfig.extra`` wins over the model's defaults.
 
-    Raises ValueError on values that are not whole numbers or not a usable size.
+    Raises ValueError on values that are not whole numbers in ``INPUT_SIDES``, or a cap below the size.
     """
-    try:
-        size = int(extra.get("image_size", default_size))
-        max_size = int(extra.get("max_size", default_max))
-    except ValueError as exc:
-        raise ValueError(f"image_size/max_size must be whole numbers: {exc}") from exc
-    if size < 32 or max_size < size:
-        raise ValueError(f"image_size {size} must be >= 32 and <= max_size {max_size}")
+    sides = []
+    for key, default in (("image_size", default_size), ("max_size", default_max)):
+        try:
+            sides.append(input_side(extra.get(key, default)))
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+    size, max_size = sides
+    if max_size < size:
+        raise ValueError(f"image_size {size} must be <= max_size {max_size}")
     return size, max_size

@@ -42,6 +42,9 @@ def resolve_device(device: str) -> str:
         raise DetectorUnavailable(f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DetectorUnavailable(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= (count := torch.cuda.device_count()):
+        raise DetectorUnavailable(f"device {device!r} asked for, but this machine has {count} CUDA device(s) "
+                                  f"(cuda:0 to cuda:{count - 1})")
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise DetectorUnavailable(f"device {device!r} asked for, but MPS is not available here; use --device cpu")
     return device

@@ -228,7 +228,7 @@ def _fetch(url: str, part: Path, spec: WeightsSpec, progress: bool, timeout: flo
         total = offset + int(length) if length is not None else spec.size
         with open(part, "ab" if offset else "wb") as fh, tqdm(
             total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=spec.name, file=sys.stderr, disable=not progress,
+            desc=spec.name, file=sys.stderr, disable=None if progress else True,  # None: no bar in a log
         ) as bar:
             try:
                 while chunk := response.read(CHUNK):

@@ -12,7 +12,7 @@ from autolabel_gui.core.boxes import ImageLabels
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import image_size
 from autolabel_gui.formats import coco, yolo
-from autolabel_gui.formats.voc import read_voc
+from autolabel_gui.formats.voc import check_box_count, read_voc
 
 
 def load_existing_labels(folder: ImageFolder, rel: str, class_names: list[str]) -> ImageLabels | None:
@@ -66,6 +66,7 @@ def _from_coco(folder: ImageFolder, rel: str, image: Path) -> ImageLabels | None
             entry = index.lookup(names)
             if entry is None:
                 continue
+            check_box_count(path, len(entry.boxes))
             width, height = (entry.width, entry.height) if entry.width and entry.height else image_size(image)
             boxes = [b.clamped(width, height) for b in entry.boxes]
             return ImageLabels.for_image(image, width, height, [b for b in boxes if b.area > 0])

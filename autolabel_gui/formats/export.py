@@ -92,6 +92,10 @@ class ExportPlan:
     """Images whose EXIF orientation turns or flips them: see ``ORIENTATION_NOTE``."""
     dropped: list[str] = field(default_factory=list)
     """Images some of whose boxes cover no area inside the image: left out in every format."""
+    without_file: int = 0
+    """Images with no VOC file (never labelled): not exported, and no reason to say so one by one."""
+    unverified: int = 0
+    """Images whose VOC file is not verified, left out of a verified-only export."""
 
     @property
     def negatives(self) -> int:
@@ -179,6 +183,7 @@ def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = T
             progress("reading", i, total)
         voc = folder.voc_path(rel)
         if not voc.exists():
+            plan.without_file += 1
             continue
         try:
             labels = read_voc(voc)
@@ -186,6 +191,7 @@ def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = T
             plan.skipped.append(f"{rel}: skipped, {exc}")
             continue
         if verified_only and not labels.verified:
+            plan.unverified += 1
             continue
         bad = sorted({b.label for b in labels.boxes} - known)
         if bad:
@@ -277,9 +283,12 @@ def export_dataset(folder: ImageFolder, fmt: str, out: Path, classes: list[str],
     plan = plan_export(folder, classes, verified_only, fmt, should_stop, progress)
     if not plan.items:
         which = "verified" if verified_only else "labelled"
-        raise NothingToExport(f"no {which} images in {folder.root}"
-                              + (f" ({len(plan.skipped)} skipped, see above)" if plan.skipped else "")
-                              + f"; nothing was written to {out}", plan.skipped)
+        why = [f"{count} {what}" for count, what in ((plan.without_file, "without a VOC file"),
+                                                     (plan.unverified, "not verified"),
+                                                     (len(plan.skipped), "skipped, each said above"))
+               if count]
+        raise NothingToExport(f"no {which} images in {folder.root} (of {len(folder.images)} images: "
+                              f"{', '.join(why) or 'none'}); nothing was written to {out}", plan.skipped)
     out.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_stages(out)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=STAGE_SUFFIX, dir=out.parent))

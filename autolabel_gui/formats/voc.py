@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 DATABASE = "Unknown"
 """labelImg's and datumaro's value for ``source/database``."""
 
+_OBJECT_TAG = re.compile(rb"<object[\s/>]")
 _TRUE = {"1", "yes", "true"}
 _FALSE = {"0", "no", "false", ""}
 
@@ -48,6 +50,20 @@ class AnnotationError(Exception):
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+MAX_BOXES_PER_IMAGE = 2000
+"""Boxes one image's label file (VOC, YOLO, a COCO entry) may hold. The window took 3-30 s to
+open a VOC file of 10,000 (parsing, the review's pairwise checks against the proposals, a canvas
+item and a panel row each); a file with more is refused like an unreadable one: the window
+opens the image read-only and ``label`` never writes over it."""
+
+
+def check_box_count(path: Path | str, count: int) -> None:
+    """AnnotationError naming ``path`` and ``count`` when it is over ``MAX_BOXES_PER_IMAGE``."""
+    if count > MAX_BOXES_PER_IMAGE:
+        raise AnnotationError(path, f"{count:,} boxes, more than the {MAX_BOXES_PER_IMAGE:,} one image may have "
+                                    "(a crowd that large cannot be reviewed box by box)")
 
 
 def voc_corners(box: Box, width: int, height: int) -> tuple[int, int, int, int] | None:
@@ -157,6 +173,7 @@ def parse_voc(data: bytes, path: Path | str = "<memory>") -> ImageLabels:
     """Parse VOC XML bytes; ``path`` only names the source in error messages."""
     if not data.strip():
         raise AnnotationError(path, "empty file")
+    check_box_count(path, len(_OBJECT_TAG.findall(data)))  # before the tree is built
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:

@@ -8,6 +8,7 @@ YOLO export (``formats/registry.py``).
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import yaml
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT
 from autolabel_gui.formats.export import ExportPlan, Ticker, place_image, sv_detections, write_file
-from autolabel_gui.formats.voc import AnnotationError, read_label_file
+from autolabel_gui.formats.voc import MAX_BOXES_PER_IMAGE, AnnotationError, check_box_count, read_label_file
 
 CLASS_FILES: tuple[str, ...] = ("classes.txt", "obj.names", "data.yaml", "data.yml")
 """Class-list files, most specific first, as Darknet, labelImg and Ultralytics name them."""
@@ -108,8 +109,10 @@ def read_yolo_labels(path: Path, width: int, height: int, class_names: list[str]
         text = read_label_file(path).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise AnnotationError(path, f"cannot read: {exc}") from exc
+    if text.count("\n") >= MAX_BOXES_PER_IMAGE:  # only then are the box lines worth counting
+        check_box_count(path, sum(1 for line in io.StringIO(text) if line.strip()))
     boxes: list[Box] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(io.StringIO(text), start=1):  # lazily: no list of every line
         fields = line.split()
         if not fields:
             continue
