@@ -239,3 +239,17 @@ def test_sigterm_ends_a_run_waiting_to_join_a_ray_cluster() -> None:
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_a_folder_batch_size_that_sizes_memory_is_bounded(tmp_path):
+    """A folder's ``batch_size`` sizes the prepared inputs (about 2 x batch x 12.8 MB): bounded as the
+    Settings dialog bounds it, a bigger one ignored with a note and never saved."""
+    from autolabel_gui.app.project import MAX_BATCH_SIZE, ProjectSettings
+
+    path = ProjectSettings.path_for(tmp_path)
+    path.parent.mkdir()
+    path.write_text(json.dumps({"classes": ["cat"], "batch_size": 100_000}), encoding="utf-8")
+    settings = ProjectSettings.load(tmp_path)
+    assert settings.batch_size == ProjectSettings().batch_size
+    assert any("batch_size" in note and str(MAX_BATCH_SIZE) in note for note in settings.notes)
+    assert ProjectSettings.load(tmp_path).batch_size <= MAX_BATCH_SIZE

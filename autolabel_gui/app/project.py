@@ -363,9 +363,14 @@ def device_problem(value: object) -> str | None:
     return None
 
 
+MAX_BATCH_SIZE = 64
+"""A folder's settings size memory with the batch (about 2 x batch x 12.8 MB of prepared
+inputs, before the model's own activations): bounded as the Settings dialog bounds it."""
+
+
 def batch_size_problem(value: object) -> str | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1024
-    return None if ok else f"{value!r} is not a whole number from 1 to 1024"
+    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_BATCH_SIZE
+    return None if ok else f"{value!r} is not a whole number from 1 to {MAX_BATCH_SIZE}"
 
 
 def threshold_problem(value: object) -> str | None:

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from autolabel_gui.app.project import ProjectSettings
+from autolabel_gui.app.project import MAX_BATCH_SIZE, ProjectSettings
 from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable
 from autolabel_gui.detection.catalogue import BACKENDS, spec_for
 from autolabel_gui.detection.models import ModelEntry, all_models, model_named, model_of
@@ -245,7 +245,7 @@ class SettingsDialog(QDialog):
         self.box_threshold = self._threshold_box(settings.box_threshold)
         self.text_threshold = self._threshold_box(settings.text_threshold)
         self.batch_size = QSpinBox()
-        self.batch_size.setRange(1, 64)
+        self.batch_size.setRange(1, MAX_BATCH_SIZE)
         self.batch_size.setValue(settings.batch_size)
         self.device = self._combo(DEVICES, settings.device)
         self.precision = self._combo(PRECISIONS, settings.precision)
