@@ -26,6 +26,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import cv2
 import numpy as np
@@ -245,10 +246,7 @@ def _read_checked(path: Path) -> tuple[bytes, int]:
             if st.st_size == 0:
                 raise ImageLoadError(path, "empty file (0 bytes)")
             fh = io.BufferedReader(raw)
-            with _pillow_errors(path), Image.open(fh) as im:
-                _check_pixels(path, im.size)
-                need = decode_need(im.size, im.mode, st.st_size)
-            DECODE_BUDGET.check(path, need)
+            need = _header_need(path, fh, st.st_size)
             fh.seek(0)
             return fh.read(), need
     except FileNotFoundError:
@@ -261,6 +259,36 @@ def _read_checked(path: Path) -> tuple[bytes, int]:
         raise ImageLoadError(path, f"cannot be read ({exc.strerror or exc})") from None
 
 
+def _header_need(path: Path, fh: IO[bytes], file_bytes: int, max_pixels: int = MAX_PIXELS) -> int:
+    """The decode need of the image whose header ``fh`` starts with: ImageLoadError when it is not
+    an image, has more pixels than ``max_pixels`` or could never fit the decode budget."""
+    with _pillow_errors(path), Image.open(fh) as im:
+        _check_pixels(path, im.size, max_pixels)
+        need = decode_need(im.size, im.mode, file_bytes)
+    DECODE_BUDGET.check(path, need)
+    return need
+
+
+def decode_image_bytes(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """An encoded image (a file's bytes, sent by a proposal client) decoded exactly as
+    ``load_image`` decodes the file: the same header checks before any pixel (pixel limit, decode
+    budget), the same decoders, orientation and truncation refusal. ``name`` stands for the path
+    in ``ImageLoadError``; its ``reason`` never names a path of this machine. ``max_pixels``: a
+    lower pixel limit than ``MAX_PIXELS`` (a server's)."""
+    path = Path(name)
+    if not data:
+        raise ImageLoadError(path, "empty file (0 bytes)")
+    need = _header_need(path, io.BytesIO(data), len(data), min(max_pixels, MAX_PIXELS))
+    with DECODE_BUDGET.reserve(path, need):
+        return _decode(path, data)
+
+
+def read_image_file(path: Path | str) -> bytes:
+    """A file's bytes, refused as ``load_image`` refuses it before decoding (not a regular file,
+    empty, not an image, too many pixels, beyond the decode budget): what a proposal client sends."""
+    return _read_checked(Path(path))[0]
+
+
 def _is_empty(path: Path) -> bool:
     try:
         return os.path.getsize(path) == 0
@@ -268,12 +296,12 @@ def _is_empty(path: Path) -> bool:
         return False
 
 
-def _check_pixels(path: Path, size: tuple[int, int]) -> None:
+def _check_pixels(path: Path, size: tuple[int, int], limit: int = MAX_PIXELS) -> None:
     width, height = size
     if width <= 0 or height <= 0:
         raise ImageLoadError(path, f"invalid image size {width}x{height}")
-    if width * height > MAX_PIXELS:
-        raise ImageLoadError(path, f"too large: {width}x{height} pixels (the limit is {MAX_PIXELS:,} pixels)")
+    if width * height > limit:
+        raise ImageLoadError(path, f"too large: {width}x{height} pixels (the limit is {limit:,} pixels)")
 
 
 def _is_plain_jpeg(im: Image.Image, data: bytes) -> bool:
