@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -86,6 +87,16 @@ class PreparingDetector(Detector, Protocol):
         ...
 
 
+class ReadingDetector(Detector, Protocol):
+    """A detector that takes image files as they are on disk (a proposal server gets the encoded
+    bytes, never pixels): ``BatchDetector.decode`` calls ``read_file`` instead of decoding."""
+
+    def read_file(self, path: Path) -> Prepared:
+        """The file's model input, refused (raising) as ``core.images.load_image`` refuses a file
+        before decoding it; thread-safe."""
+        ...
+
+
 class DetectorUnavailable(RuntimeError):
     """The model cannot be built here (no weights, no text encoder...); the message says what to do."""
 
@@ -93,6 +104,16 @@ class DetectorUnavailable(RuntimeError):
 class MissingModelFiles(DetectorUnavailable):
     """The model's files are not on this machine: ``autolabel-gui weights download`` fetches them
     (the window offers that, instead of guessing it from the message's words)."""
+
+
+class DetectorUnreachable(DetectorUnavailable):
+    """The model runs elsewhere (a proposal server) and does not answer now: it may come back,
+    so a caller keeps the work it has not done yet and tries again later."""
+
+
+class ImageRefused(ValueError):
+    """The detector refuses this one image (the message says why, naming the file); its
+    batch-mates are not affected."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from autolabel_gui.detection.base import (
     DetectorConfig,
     DetectorFactory,
     DetectorUnavailable,
+    ImageRefused,
     Prepared,
 )
 from autolabel_gui.detection.catalogue import create_detector
@@ -99,6 +100,9 @@ class BatchDetector:
         Thread-safe: the pipeline calls it from its decode threads.
         """
         try:
+            read = getattr(self.detector, "read_file", None)
+            if read is not None:  # a detector that takes the file as it is (a proposal server)
+                return read(path)
             image = self._loader(path)
             prepare = getattr(self.detector, "prepare", None)
             return image if prepare is None else prepare(image)
@@ -120,9 +124,13 @@ class BatchDetector:
         detector = self.ensure_detector()
         try:
             return list(self._forward(images, ontology or self.ontology))
+        except DetectorUnavailable:
+            raise  # the model itself is gone (a server that stopped answering): no image failed
         except Exception as exc:
             if len(images) > 1:
                 return [self.detect([image], ontology)[0] for image in images]
+            if isinstance(exc, ImageRefused):
+                return [str(exc)]
             log.warning("detector failed", exc_info=True)
             name = getattr(detector, "model_id", type(detector).__name__)
             return [f"detector {name} failed: {type(exc).__name__}: {exc}"]

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import importlib
 
-from autolabel_gui.detection import gdino_spec, hf_spec
+from autolabel_gui.detection import gdino_spec, hf_spec, remote_spec
 from autolabel_gui.detection.base import BackendSpec, Detector, DetectorConfig, DetectorUnavailable, registered_backend
 
-BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (gdino_spec.SPEC, hf_spec.SPEC)}
+BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in (gdino_spec.SPEC, hf_spec.SPEC, remote_spec.SPEC)}
 
 
 def spec_for(name: str) -> BackendSpec:
