@@ -16,7 +16,7 @@ from autolabel_gui.commands import options
 from autolabel_gui.commands.models import backend_help, backend_names, model_names
 from autolabel_gui.formats.registry import EXPORT_FORMATS
 
-SUBCOMMANDS = ("label", "weights", "models", "export", "stats")
+SUBCOMMANDS = ("label", "serve", "weights", "models", "export", "stats")
 
 
 CLASSES_HELP = "class names: a comma-separated list (person,dog) or a file with one name a line"
@@ -39,6 +39,43 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weights", help="grounding_dino: the checkpoint (.pth); transformers: a model folder or hub id")
     g.add_argument("--config", help="Grounding DINO config (.py); default: the package's SwinT-OGC config")
     g.add_argument("--text-encoder", help="bert-base-uncased or a local folder holding it")
+    g.add_argument("--server", metavar="URL", default=None,
+                   help="take proposals from a proposal server (`autolabel-gui serve` on a GPU machine), e.g. "
+                        "http://gpu-box:8000; its token comes from AUTOLABEL_SERVER_TOKEN or your config folder")
+
+
+def _add_serve_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default=None, choices=model_names(), metavar="NAME",
+                   help="a model from `autolabel-gui models` (sets backend, weights and thresholds)")
+    g.add_argument("--backend", default=None, choices=[b for b in backend_names() if b != "server"],
+                   help="the model's backend (default: the --model's, else grounding_dino)")
+    g.add_argument("--weights", help="grounding_dino: the checkpoint (.pth); transformers: a model folder or hub id")
+    g.add_argument("--config", help="Grounding DINO config (.py); default: the package's SwinT-OGC config")
+    g.add_argument("--text-encoder", help="bert-base-uncased or a local folder holding it")
+    g.add_argument("--text-threshold", type=options.threshold, default=None,
+                   help="minimum class token score (default 0.25)")
+    g.add_argument("--device", type=options.device, default=None, help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    g.add_argument("--precision", default=None, choices=options.PRECISIONS, help=options.PRECISION_HELP)
+    h = p.add_argument_group("server")
+    h.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface, "
+                        "put TLS in front: docs/scale.md)")
+    h.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    h.add_argument("--replicas", type=int, default=1, metavar="N", help="model replicas (default 1)")
+    h.add_argument("--gpus-per-replica", type=float, default=None, metavar="G",
+                   help="GPUs each replica reserves (default 1 when the cluster has GPUs, else 0)")
+    h.add_argument("--max-batch-size", type=options.batch_size, default=8, metavar="N",
+                   help="most images of all reviewers' requests in one forward pass (default 8)")
+    h.add_argument("--batch-wait-ms", type=float, default=10.0, metavar="MS",
+                   help="how long a request waits for batch-mates (default 10)")
+    h.add_argument("--ray", metavar="ADDRESS", default="local",
+                   help="the Ray cluster: local (start one here, default), auto or its address")
+    h.add_argument("--token-file", type=Path, default=None,
+                   help="the access token's file (default: server-token in your config folder; made when missing)")
+    h.add_argument("--max-body-mb", type=float, default=64.0, metavar="MB", help="largest request (default 64)")
+    h.add_argument("--max-pixels", type=int, default=100_000_000, metavar="N",
+                   help="largest image in pixels (default 100,000,000)")
 
 
 def build_gui_parser() -> argparse.ArgumentParser:
@@ -77,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="model actors (default: one per GPU of the cluster, or one)")
     cluster.add_argument("--gpus-per-worker", type=options.gpus_per_worker, default=None, metavar="G",
                          help="GPUs each worker reserves (default 1 when the cluster has GPUs, else 0)")
+
+    serve = sub.add_parser("serve", help="serve proposals to reviewers over HTTP (Ray Serve; one GPU machine, "
+                                         "many annotators)")
+    _add_serve_options(serve)
 
     weights = sub.add_parser("weights", help="show or download the model weights")
     wsub = weights.add_subparsers(dest="weights_command", metavar="{download,status,convert}")

@@ -160,7 +160,7 @@ def label_on_ray(folder: FolderLike, relpaths: list[str], cache: ProposalCache, 
     if not todo:
         return
     ray = require_ray()
-    started = _connect(ray, options.address)
+    started = connect_ray(ray, options.address)
     try:
         workers, gpus = resolve(options, ray.cluster_resources())
         rows = _dataset(ray, folder.root, sorted(todo), for_workers(config), plan.detection_ontology(),
@@ -197,7 +197,7 @@ def resolve(options: ClusterOptions, resources: dict[str, float]) -> tuple[int, 
     return workers, gpus
 
 
-def _connect(ray: Any, address: str) -> bool:
+def connect_ray(ray: Any, address: str) -> bool:
     """Join or start the cluster; True when this call started Ray (and must shut it down).
 
     A process that already initialised Ray (a notebook, a test) keeps using it, whatever the address.
