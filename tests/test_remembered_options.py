@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from autolabel_gui.app import server_choice
 from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.app.setting_names import REMEMBERED
 from autolabel_gui.cli import build_gui_parser, build_parser, parse_args
@@ -20,6 +21,7 @@ from autolabel_gui.commands import gui as gui_command
 from autolabel_gui.commands import label as label_command
 from autolabel_gui.commands.options import PER_RUN
 from autolabel_gui.detection.models import model_named
+from autolabel_gui.detection.wire import ServerInfo
 
 
 def _label_parser() -> argparse.ArgumentParser:
@@ -57,9 +59,23 @@ def _sample(option: str, tmp: Path) -> tuple[list[str], dict[str, object]]:
         "config": (["--config", str(tmp / "c.py")], {"config": str(tmp / "c.py")}),
         "text_encoder": (["--text-encoder", str(tmp / "bert")], {"text_encoder": str(tmp / "bert")}),
         "annotations": (["--annotations", str(tmp / "voc")], {"annotations_dir": str(tmp / "voc")}),
+        "server": (["--server", "gpu-box:8000"], {"backend": "server", "extra": {
+            "url": "http://gpu-box:8000", "model_id": _SERVER.model_id, "model": _SERVER.model,
+            "title": _SERVER.title}}),
     }
     assert option in samples, f"tests/test_remembered_options.py needs a sample value for --{option}"
     return samples[option]
+
+
+_SERVER = ServerInfo(model_id="grounding_dino:0123456789abcdef0123", model="grounding-dino-t-ogc",
+                     title="Grounding DINO T", device="cuda:0", precision="gpu-auto", max_body=1 << 26,
+                     max_pixels=10**8, max_classes=1000)
+
+
+@pytest.fixture(autouse=True)
+def a_proposal_server(monkeypatch):
+    """``--server`` asks the server which model it runs: this one answers without a network."""
+    monkeypatch.setattr(server_choice, "fetch_info", lambda url: _SERVER)
 
 
 def _saved(folder: Path) -> dict:

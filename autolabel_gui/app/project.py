@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from autolabel_gui.app.setting_names import READ_AS_GIVEN, REMEMBERED
-from autolabel_gui.app.trust import folder_model_problem, remember_chosen
+from autolabel_gui.app.trust import chosen_files, folder_model_problem, remember_chosen
 from autolabel_gui.core.atomic import atomic_write_text
 from autolabel_gui.core.folder import STATE_DIR, ImageFolder, is_inside
 from autolabel_gui.core.ontology import ClassSpec, Ontology, parse_prompt_args, split_class_names
 from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_limited
+from autolabel_gui.detection import remote_spec
 from autolabel_gui.detection.base import DEFAULT_BACKEND, DetectorConfig
 from autolabel_gui.detection.catalogue import BACKENDS
 from autolabel_gui.detection.compute_path import PRECISIONS
@@ -161,6 +162,11 @@ class ProjectSettings:
                 values[name] = value
             else:
                 notes.append(f"{path}: setting '{name}' ignored: {problem}")
+        server = _server_problem(values)
+        if server is not None:
+            notes.append(f"{path}: the proposal server it names is not used: {server}")
+            values.pop("backend", None)
+            values.pop("extra", None)
         # A folder from before prompt groups gets its whole class list as its first group
         # (``__post_init__``), so the proposals cached under the old run id stay valid.
         return cls(**values, notes=notes)  # type: ignore[arg-type]
@@ -230,6 +236,15 @@ class ProjectSettings:
     def _model_changes(self, entry: ModelEntry) -> dict[str, Any]:
         picked = entry.apply(self.detector_config())
         return {name: getattr(picked, name) for name in _MODEL_CHOICE_FIELDS}
+
+    def with_server(self, url: str, model_id: str, model: str = "", title: str = "") -> ProjectSettings:
+        """These settings taking proposals from the proposal server at ``url`` (``app.server_choice``
+        asks it for ``model_id``): the server is the user's own choice, remembered as a model file is
+        (``app.trust``), so a folder's settings may name it next time."""
+        extra = {remote_spec.URL: url, remote_spec.MODEL_ID: model_id, remote_spec.MODEL: model,
+                 remote_spec.TITLE: title[:_MAX_TEXT]}
+        remember_chosen([url])
+        return replace(self, backend=remote_spec.NAME, extra={k: v for k, v in extra.items() if v})
 
     def with_args(self, args: argparse.Namespace) -> ProjectSettings:
         """Command-line model options override what the folder remembers.
@@ -447,6 +462,17 @@ def _groups_problem(value: object) -> str | None:
                 return bad
             names.add(pair[0])
     return None
+
+
+def _server_problem(values: dict[str, Any]) -> str | None:
+    """A folder's settings may send its images to a proposal server only when the user chose that
+    server on this machine (``--server``): whoever wrote the folder could name any address."""
+    if values.get("backend") != remote_spec.NAME:
+        return None
+    url = dict(values.get("extra") or {}).get(remote_spec.URL, "")
+    if url and url in chosen_files():
+        return None
+    return f"you have not chosen {url or 'it'} on this machine (pass --server {url or 'URL'} to use it)"
 
 
 def _path_problem(name: str, value: str, folder: Path) -> str | None:

@@ -18,6 +18,7 @@ REMEMBERED: dict[str, str] = {
     "precision": "precision",
     "model": "backend",  # and what the catalogue entry sets: weights, config, extra, thresholds
     "backend": "backend",
+    "server": "backend",  # and the server's address and model id (``ProjectSettings.with_server``)
     "weights": "weights",
     "config": "config",
     "text_encoder": "text_encoder",

@@ -45,8 +45,25 @@ def folder_settings(folder: Path, args: argparse.Namespace) -> ProjectSettings:
     settings = ProjectSettings.load(folder).with_args(args)
     for note in settings.notes:
         print(f"autolabel-gui: warning: {note}", file=sys.stderr)
+    if getattr(args, "server", None):
+        settings = _with_server(settings, args.server)
     if _gives_settings(args):
         _save(folder, settings)
+    return settings
+
+
+def _with_server(settings: ProjectSettings, url: str) -> ProjectSettings:
+    """``--server URL``: asked which model it runs before the window opens (a few seconds at most);
+    ValueError when it cannot be used."""
+    from autolabel_gui.app.server_choice import with_server
+    from autolabel_gui.detection.base import DetectorUnavailable
+
+    try:
+        settings, note = with_server(settings, url)
+    except DetectorUnavailable as exc:
+        raise ValueError(f"--server {url}: {exc}") from None
+    if note:
+        print(f"autolabel-gui: warning: {note}", file=sys.stderr)
     return settings
 
 

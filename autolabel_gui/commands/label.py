@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = ProjectSettings.load(folder).with_args(args)
+        if args.server:
+            settings = _with_server(settings, args.server)
         ontology = settings.ontology()
         unknown = sorted(set(parse_prompt_args(args.prompt)) - set(settings.classes))
     except ValueError as exc:
@@ -84,6 +86,16 @@ def run(args: argparse.Namespace) -> int:
         _err(f"cannot open the proposal cache {where}: {exc}; pass --cache FILE in a folder you can write to")
         return 2
     return _label(args, images, cache, settings, config, ontology)
+
+
+def _with_server(settings: ProjectSettings, url: str) -> ProjectSettings:
+    """``--server URL``: the server is asked which model it runs; ValueError when it cannot be used."""
+    from autolabel_gui.app.server_choice import with_server
+
+    try:
+        return with_server(settings, url, offline_ok=False)[0]
+    except DetectorUnavailable as exc:
+        raise ValueError(f"--server {url}: {exc}") from None
 
 
 def _label(args, images: ImageFolder, cache: ProposalCache, settings, config, ontology) -> int:
@@ -144,6 +156,8 @@ def _label(args, images: ImageFolder, cache: ProposalCache, settings, config, on
 
 def _check_cluster_args(args: argparse.Namespace) -> str | None:
     """Why the cluster options cannot work (Ray missing, a pool that makes no sense), or None."""
+    if args.ray is not None and args.server:
+        return "--ray and --server each say where the model runs: give one"
     if args.ray is None:
         given = [flag for flag, value in (("--workers", args.workers), ("--gpus-per-worker", args.gpus_per_worker))
                  if value is not None]
