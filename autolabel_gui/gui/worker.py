@@ -25,7 +25,7 @@ from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.core.boxes import Box
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, MissingModelFiles
+from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, DetectorUnreachable, MissingModelFiles
 from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.detection.compute_path import describe
 from autolabel_gui.detection.pipeline import DetectionPipeline, DetectorFactory
@@ -33,6 +33,11 @@ from autolabel_gui.detection.pipeline import DetectionPipeline, DetectorFactory
 log = logging.getLogger(__name__)
 
 _OUTPUT_FIELDS = ("box_threshold", "batch_size")
+RETRY_DELAYS_S = (2.0, 5.0, 10.0, 30.0)
+"""Waits before asking an unreachable model (a proposal server) again: 2 s, 5 s, 10 s, then every 30 s."""
+CACHED_WHILE_AWAY = 32
+"""Images at the head of the queue looked up in the cache while the model is unreachable."""
+SPEED_EVERY_S = 3.0
 SPEED_SAMPLES = 20
 """Images whose model time the worker keeps, for "about N minutes here" before a class change."""
 """Config fields that do not change the built model: no rebuild when only these change."""
@@ -49,6 +54,10 @@ class _WorkQueue:
         self.in_flight: list[str] = []
         self.delivered: set[str] = set()
         self.generation = 0
+        self.changes = 0
+        """Every wish of the window (navigation, R, new settings, stop): what a worker that waits
+        for an unreachable model wakes up for."""
+        self._seen_changes = 0
         self.settings: ProjectSettings | None = None
 
     def replace(self, items: list[str]) -> None:
@@ -56,6 +65,7 @@ class _WorkQueue:
         with self._cond:
             self._items = deque(dict.fromkeys(r for r in items if r not in self.delivered))
             self.generation += 1
+            self.changes += 1
             self._cond.notify_all()
 
     def push_front(self, rel: str) -> None:
@@ -64,6 +74,7 @@ class _WorkQueue:
             if rel in self._items:
                 self._items.remove(rel)
             self._items.appendleft(rel)
+            self.changes += 1
             self._cond.notify_all()
 
     def reconfigure(self, settings: ProjectSettings) -> None:
@@ -85,6 +96,24 @@ class _WorkQueue:
             while not self.stopped and not self._items and self.settings is None:
                 self._cond.wait()
             return not self.stopped
+
+    def wait_change(self, timeout: float) -> bool:
+        """Block until the window wishes something new, or ``timeout`` seconds; False once stopped."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._cond:
+            while not self.stopped and self.settings is None and self.changes == self._seen_changes:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            self._seen_changes = self.changes
+            return not self.stopped
+
+    def peek(self, count: int) -> list[str]:
+        """The next ``count`` waiting paths, left in the queue."""
+        with self._cond:
+            waiting = (r for r in self._items if r not in self.delivered and r not in self.in_flight)
+            return [r for _, r in zip(range(count), waiting)]
 
     def take_settings(self) -> ProjectSettings | None:
         with self._cond:
@@ -163,15 +192,29 @@ class _Worker(QObject):
         (seen: "disk is full" stayed in the status bar after the disk was freed)."""
         self.timings: deque[float] = deque(maxlen=SPEED_SAMPLES)
         """Seconds the model took for each of its last images here (cache hits left out)."""
+        self._outage: DetectorUnreachable | None = None
+        """The model runs elsewhere and stopped answering: the work stays queued until ``_retry_at``."""
+        self._retry_at = 0.0
+        self._tries = 0
+        self._told_speed = 0.0
 
     @Slot()
     def serve(self) -> None:
         self._configure(self._settings)
-        while self._queue.wait():
+        while True:
+            if self._outage is not None:
+                if not self._queue.wait_change(self._retry_at - time.monotonic()):
+                    break
+            elif not self._queue.wait():
+                break
             settings = self._queue.take_settings()
             if settings is not None:
                 self._configure(settings)
                 continue
+            if self._outage is not None and time.monotonic() < self._retry_at:
+                self._serve_cached_head()  # the window moved on: what the cache has, it gets now
+                continue
+            self._outage = None
             generation = self._queue.begin_run()
             try:
                 self._run_once()
@@ -184,6 +227,7 @@ class _Worker(QObject):
 
     def _configure(self, settings: ProjectSettings) -> None:
         """Build a pipeline for new settings; the model is rebuilt only when it has to be."""
+        self._outage, self._tries = None, 0
         old = self._pipeline
         config = settings.detector_config()
         if not settings.classes:
@@ -205,6 +249,11 @@ class _Worker(QObject):
         try:
             pipeline.ensure_detector()
             self._available = True
+        except DetectorUnreachable as exc:
+            self._available = True  # it is elsewhere and may come back: tried again, cache meanwhile
+            self._lost(exc)
+            self._serve_cached_head()
+            return
         except DetectorUnavailable as exc:
             self._available = False
             self.model_state.emit(unavailable(exc))
@@ -229,11 +278,44 @@ class _Worker(QObject):
                 now = time.perf_counter()
                 if result.ok and not result.from_cache:
                     self.timings.append(now - last)
+                    self._tries = 0
+                    self._tell_speed()
                 last = now
                 self._deliver(result.relpath, result.boxes, result.error)
+        except DetectorUnreachable as exc:
+            self._lost(exc)
         except DetectorUnavailable as exc:
             self._available = False
             self.model_state.emit(unavailable(exc))
+
+    def _lost(self, exc: DetectorUnreachable) -> None:
+        """The model stopped answering: say so, keep the work queued, try again after a backoff."""
+        delay = RETRY_DELAYS_S[min(self._tries, len(RETRY_DELAYS_S) - 1)]
+        self._tries += 1
+        self._outage, self._retry_at = exc, time.monotonic() + delay
+        self._failing = True
+        self.model_state.emit(ModelStatus(ModelState.ERROR, f"{exc} in {delay:g} s"))
+
+    def _serve_cached_head(self) -> None:
+        """While the model is away: the proposals the cache holds for the next images wished."""
+        if self._pipeline is None:
+            return
+        for rel in self._queue.peek(CACHED_WHILE_AWAY):
+            boxes = self._pipeline.lookup(rel)
+            if boxes is not None:
+                self._deliver(rel, boxes, None)
+
+    def _tell_speed(self) -> None:
+        """"server gpu-box:8000, mm-grounding-dino-t, 0.3 s/img": said for a detector that says
+        where it runs (``describe``), at most every few seconds."""
+        detector = self._pipeline.detector if self._pipeline is not None else None
+        describe = getattr(detector, "describe", None)
+        now = time.monotonic()
+        if describe is None or now - self._told_speed < SPEED_EVERY_S or not self.timings:
+            return
+        self._told_speed = now
+        median = sorted(self.timings)[len(self.timings) // 2]
+        self.model_state.emit(ModelStatus(ModelState.READY, f"{describe()}, {median:.2g} s/img"))
 
     def _serve_cache_only(self, pipeline: DetectionPipeline) -> None:
         """Without a model the window still gets every proposal computed earlier."""
