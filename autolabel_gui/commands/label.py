@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         _err(f"{folder}: {'is not a folder' if folder.exists() else 'does not exist'}")
         return 2
+    if args.ray is not None and args.server:
+        _err("--ray and --server each say where the model runs: give one")
+        return 2
     try:
         settings = ProjectSettings.load(folder).with_args(args)
         if args.server:
@@ -156,8 +159,6 @@ def _label(args, images: ImageFolder, cache: ProposalCache, settings, config, on
 
 def _check_cluster_args(args: argparse.Namespace) -> str | None:
     """Why the cluster options cannot work (Ray missing, a pool that makes no sense), or None."""
-    if args.ray is not None and args.server:
-        return "--ray and --server each say where the model runs: give one"
     if args.ray is None:
         given = [flag for flag, value in (("--workers", args.workers), ("--gpus-per-worker", args.gpus_per_worker))
                  if value is not None]

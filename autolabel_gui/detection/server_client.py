@@ -162,8 +162,10 @@ class ServerClient:
             problem = f"HTTP {status}" + (f": {text}" if (text := error_text(data)) else "")
         if status and status not in TRANSIENT_STATUSES and status != 200:
             return status, data
-        raise DetectorUnreachable(f"the proposal server {self.where} does not answer ({problem}); "
-                                  f"retrying")
+        if status == 200 and problem.startswith("HTTP 200"):
+            raise DetectorUnreachable(f"the proposal server {self.where} answers something that is not its "
+                                      f"format (HTTP 200)")
+        raise DetectorUnreachable(f"the proposal server {self.where} does not answer ({problem})")
 
     def _once(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
         headers = {"Content-Type": "application/octet-stream", "Accept": "application/json"}

@@ -294,7 +294,7 @@ class _Worker(QObject):
         self._tries += 1
         self._outage, self._retry_at = exc, time.monotonic() + delay
         self._failing = True
-        self.model_state.emit(ModelStatus(ModelState.ERROR, f"{exc} in {delay:g} s"))
+        self.model_state.emit(ModelStatus(ModelState.ERROR, f"{exc}; retrying in {delay:g} s"))
 
     def _serve_cached_head(self) -> None:
         """While the model is away: the proposals the cache holds for the next images wished."""
