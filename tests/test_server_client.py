@@ -277,3 +277,18 @@ def test_serve_and_server_options_are_checked(tmp_path, capsys):
     assert "--ray and --server" in capsys.readouterr().err
     assert main(["label", str(tmp_path), "--classes", "dog", "--server", "ftp://x"]) == 2
     assert "not a server address" in capsys.readouterr().err
+
+
+def test_label_stops_when_the_server_goes_away_and_says_how_to_go_on(tmp_path, capsys, monkeypatch):
+    """The server answers who it is, then only "not ready": label keeps what it has and says so."""
+    monkeypatch.setenv(TOKEN_ENV, "a-token-0123456789abcdef")
+    images = write_images(tmp_path / "photos", ["a.png", "b.png"])
+
+    def answer(h):
+        return (200, INFO.to_json()) if h.path == "/v1/info" else (503, b"")
+
+    with fake_server(answer) as url:
+        assert main(["label", str(tmp_path / "photos"), "--classes", "cat", "--server", url, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"does not answer (HTTP 503); 0 of {len(images)} images done and cached: run the same command" in err
+    assert "Traceback" not in err

@@ -77,7 +77,7 @@ class ServeOptions:
     batch_wait_s: float = 0.01
     address: str = "local"
     limits: Limits = field(default_factory=Limits)
-    max_queued: int = 256
+    max_queued: int = 64
     """Requests waiting beyond this are answered 503 (the client backs off and retries)."""
 
 

@@ -26,7 +26,7 @@ from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.leftovers import sweep_leftovers
 from autolabel_gui.core.ontology import parse_prompt_args
-from autolabel_gui.detection.base import DetectorUnavailable
+from autolabel_gui.detection.base import DetectorUnavailable, DetectorUnreachable
 from autolabel_gui.detection.catalogue import spec_for
 from autolabel_gui.detection.pipeline import DetectionPipeline, DetectionResult
 
@@ -134,6 +134,12 @@ def _label(args, images: ImageFolder, cache: ProposalCache, settings, config, on
             _account(result, counts, images, writer, note, settings.box_threshold)
             bar.update(1)
             bar.set_postfix(cached=counts["cached"], failed=counts["failed"], refresh=False)
+    except DetectorUnreachable as exc:  # a proposal server that went away mid-folder
+        bar.close()
+        done = counts["detected"] + counts["cached"]
+        _err(f"{exc}; {done} of {len(images.images)} images done and cached: run the same command again "
+             f"when it is back to go on")
+        return 2
     except (DetectorUnavailable, ClusterError) as exc:
         bar.close()
         _err(str(exc))

@@ -75,8 +75,9 @@ def run(args: argparse.Namespace) -> int:
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())
-    info = running.info
-    print(f"proposal server on {running.url}: {info.model or info.title} (model id {info.model_id})")
+    info = _live_info(running, args, token)
+    print(f"proposal server on {running.url}: {info.model or info.title} on {info.device or '?'} "
+          f"(model id {info.model_id})")
     print(f"token: {'made and ' if made else ''}kept in {token_file} (readable by you only); a reviewer on "
           f"another machine sets AUTOLABEL_SERVER_TOKEN to its content, or copies the file to the same place")
     if args.host not in LOOPBACK:
@@ -91,6 +92,17 @@ def run(args: argparse.Namespace) -> int:
         print("stopping the proposal server…", file=sys.stderr, flush=True)
         stop(running)
     return 0
+
+
+def _live_info(running, args: argparse.Namespace, token: str):
+    """What a replica says about itself (its device), asked over loopback; the driver's view if not."""
+    from autolabel_gui.detection.server_client import ServerClient
+
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    try:
+        return ServerClient(f"http://{_shown_host(host)}:{args.port}", token, attempts=3).info()
+    except DetectorUnavailable:
+        return running.info
 
 
 def _shown_host(host: str) -> str:
