@@ -320,6 +320,7 @@ def test_model_progress_rules():
     assert "Detecting" in waiting_text(ModelState.READY, 0, progress)
     assert "2 images ahead" in waiting_text(ModelState.READY, 2, progress)
     assert "Loading the model" in waiting_text(ModelState.LOADING, None, progress)
+    assert "not working right now" in waiting_text(ModelState.ERROR, 0, progress), "not 'Detecting…'"
     assert waiting_text(ModelState.READY, 0, progress).endswith("(model: 2 of 6 images done)")
     done = ModelProgress.of(images, set(images))  # every image done: only a rerun (R) waits
     assert waiting_text(ModelState.READY, 0, done) == "Detecting… proposals for this image are coming"

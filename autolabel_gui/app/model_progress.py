@@ -99,6 +99,8 @@ def waiting_text(model_state: ModelState, position: int | None, progress: ModelP
     finished = f" (model: {count} of {progress.total} images done)" if count < progress.total else ""
     if model_state is ModelState.LOADING:
         return f"Loading the model… proposals for this image come first{finished}"
+    if model_state is ModelState.ERROR:  # a proposal server away, a model that failed: it is tried again
+        return f"The model is not working right now (see the status bar); it is tried again{finished}"
     if position == 0:
         return f"Detecting… proposals for this image are coming{finished}"
     if position is not None:

@@ -276,12 +276,12 @@ class _Worker(QObject):
             last = time.perf_counter()
             for result in self._pipeline.run(self._queue.paths(), self._queue.interrupt):
                 now = time.perf_counter()
+                elapsed, last = now - last, now
+                self._deliver(result.relpath, result.boxes, result.error)
                 if result.ok and not result.from_cache:
-                    self.timings.append(now - last)
+                    self.timings.append(elapsed)
                     self._tries = 0
                     self._tell_speed()
-                last = now
-                self._deliver(result.relpath, result.boxes, result.error)
         except DetectorUnreachable as exc:
             self._lost(exc)
         except DetectorUnavailable as exc:
