@@ -31,10 +31,9 @@ weights: $(STAMP)
 	$(VENV)/bin/autolabel-gui weights download
 
 # lint first: a layering or type slip fails in seconds, before the 4-minute suite
-# -n: one pytest worker per core (at most 4: each worker builds the tiny model once); loadgroup keeps
-# the tests of one xdist_group (tests/test_serve.py: one Ray and one server) on one worker
+# -n: one pytest worker per core (at most 4: each worker builds the tiny model once)
 test: lint
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p xdist -n auto --maxprocesses=4 --dist loadgroup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p xdist -n auto --maxprocesses=4
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check autolabel_gui tests benchmarks docs

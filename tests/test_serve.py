@@ -1,8 +1,10 @@
 """``autolabel-gui serve`` as a real local Ray Serve application on the tiny checkpoint (CPU).
 
-One Ray (2 CPUs) and one server serve the module (``xdist_group``: ``make test`` keeps them on one
-pytest worker). The server's replica runs torch on one thread (Ray's rule for a fractional CPU), so
-the local runs compared with it do too, and then cache rows and VOC files match byte for byte.
+One Ray (2 CPUs) and one server serve the module, started by each pytest worker that runs one of
+its tests, as in tests/test_ray_label.py (``--dist loadgroup`` would keep them on one worker, but
+pytest 9.2 drops the node-id suffix it groups by: pytest-xdist issue 1386). The server's replica
+runs torch on one thread (Ray's rule for a fractional CPU), so the local runs compared with it do
+too, and then cache rows and VOC files match byte for byte.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ SAMPLES = REPO / "resources" / "samples"
 CLASSES = "person,cat,cup"
 TOKEN = "test-token-0123456789abcdefghij"
 LIMITS = Limits(max_body=1 << 20, max_pixels=4_000_000, max_classes=50)
-pytestmark = [pytest.mark.model, pytest.mark.xdist_group("ray-serve")]
+pytestmark = pytest.mark.model
 
 
 @dataclass
