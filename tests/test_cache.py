@@ -242,9 +242,12 @@ def test_for_folder_falls_back_when_folder_is_read_only(tmp_path):
 def test_outputs_remember_what_the_tool_wrote_and_old_caches_gain_the_table(tmp_path):
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path)
-    conn.executescript("CREATE TABLE proposals (relpath TEXT, run_id TEXT, size INTEGER, mtime_ns INTEGER, "
-                       "boxes TEXT, created_ns INTEGER, PRIMARY KEY (relpath, run_id)) WITHOUT ROWID;"
-                       "CREATE TABLE reviews (relpath TEXT PRIMARY KEY, record TEXT, updated_ns INTEGER) WITHOUT ROWID;"
+    # version 1's tables exactly (another text would be set aside: test_hostile_state)
+    conn.executescript("CREATE TABLE proposals (relpath TEXT NOT NULL, run_id TEXT NOT NULL, size INTEGER NOT NULL, "
+                       "mtime_ns INTEGER NOT NULL, boxes TEXT NOT NULL, created_ns INTEGER NOT NULL, "
+                       "PRIMARY KEY (relpath, run_id)) WITHOUT ROWID;"
+                       "CREATE TABLE reviews (relpath TEXT PRIMARY KEY, record TEXT NOT NULL, updated_ns INTEGER NOT NULL) "
+                       "WITHOUT ROWID;"
                        "INSERT INTO proposals VALUES ('a.jpg', 'run', 1, 1, '[]', 0);"
                        "PRAGMA user_version=1;")
     conn.close()

@@ -134,3 +134,95 @@ def test_doctored_rows_are_left_out_with_a_warning_never_a_traceback(tmp_path: P
     stats = compute_stats(ImageFolder(tmp_path), ["dog"], cache, "short")
     assert stats.images == 1
     assert "review record of wrong shape not read" in caplog.text
+
+
+def _tables_of_this_tool_but(reviews: str) -> str:
+    return f"""
+        CREATE TABLE proposals (relpath TEXT NOT NULL, run_id TEXT NOT NULL, size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL, boxes TEXT NOT NULL, created_ns INTEGER NOT NULL,
+            PRIMARY KEY (relpath, run_id)) WITHOUT ROWID;
+        {reviews};
+        CREATE TABLE outputs (path TEXT PRIMARY KEY, sha256 TEXT NOT NULL) WITHOUT ROWID;
+        PRAGMA user_version=2;
+    """
+
+
+OTHER_REVIEWS = {
+    # a GENERATED column runs its expression on every read: 20 MB per row hung stats and the
+    # window (verified_classes) for minutes; 900 MB per row ended stats in a MemoryError
+    "generated": "CREATE TABLE reviews (relpath TEXT PRIMARY KEY, updated_ns INTEGER NOT NULL, record TEXT "
+                 "GENERATED ALWAYS AS (printf('%.*c', 1000 + length(relpath), 'x')) VIRTUAL) WITHOUT ROWID",
+    "check": "CREATE TABLE reviews (relpath TEXT PRIMARY KEY, record TEXT NOT NULL CHECK (length(record) > 0), "
+             "updated_ns INTEGER NOT NULL) WITHOUT ROWID",
+    "default": "CREATE TABLE reviews (relpath TEXT PRIMARY KEY, record TEXT NOT NULL DEFAULT (zeroblob(9)), "
+               "updated_ns INTEGER NOT NULL) WITHOUT ROWID",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(OTHER_REVIEWS))
+def test_a_reviews_table_with_a_generated_column_is_not_trusted(tmp_path: Path, kind: str) -> None:
+    """Only the names and types of the file's objects were checked: a ``reviews`` table of other
+    columns (a GENERATED one, a CHECK, a DEFAULT expression) passed. Each table's SQL must be the
+    very statement this tool makes (whitespace aside), or the file is set aside."""
+    write_image(tmp_path / "a.png", ImageSpec(size=(64, 48)))
+    path = tmp_path / ".autolabel" / "cache.sqlite"
+    path.parent.mkdir()
+    conn = sqlite3.connect(path)
+    conn.executescript(_tables_of_this_tool_but(OTHER_REVIEWS[kind]))
+    if kind == "generated":
+        conn.execute("INSERT INTO reviews(relpath, updated_ns) VALUES ('a.png', 1)")
+    conn.close()
+    with ProposalCache.for_folder(tmp_path) as cache:
+        assert cache.moved_aside is not None, "a cache whose table runs SQL of the folder's on reads was opened"
+        assert cache.verified_classes() == {}
+    aside = next(path.parent.glob("cache.sqlite.corrupt-*"))
+    with pytest.raises(sqlite3.DatabaseError, match="not a cache of this tool"):
+        ProposalCache(aside, read_only=True)
+
+
+def test_this_tools_own_tables_and_an_older_version_are_trusted(tmp_path: Path) -> None:
+    """The exact statements pass however they are spaced, and a version 1 file (no ``outputs``)
+    opens and is upgraded, nothing set aside."""
+    path = tmp_path / ".autolabel" / "cache.sqlite"
+    path.parent.mkdir()
+    conn = sqlite3.connect(path)
+    conn.executescript("""CREATE TABLE proposals (relpath TEXT NOT NULL, run_id TEXT NOT NULL,
+        size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, boxes TEXT NOT NULL, created_ns INTEGER NOT NULL,
+        PRIMARY KEY (relpath, run_id)) WITHOUT ROWID;
+        CREATE TABLE reviews (relpath TEXT PRIMARY KEY,   record TEXT NOT NULL,
+                              updated_ns INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO reviews VALUES ('a.png', '{"run_id": "r", "rejected": [], "outcomes": []}', 1);
+        PRAGMA user_version=1;""")
+    conn.close()
+    with ProposalCache.for_folder(tmp_path) as cache:
+        assert cache.moved_aside is None and cache.path == path
+        assert [rel for rel, _ in cache.iter_reviews()] == ["a.png"]
+        cache.put_output(tmp_path / "a.xml", "0" * 64)
+    with ProposalCache(path) as cache:
+        assert cache.moved_aside is None and cache.wrote("0" * 64)
+
+
+def test_an_over_long_row_is_skipped_before_it_reaches_python(tmp_path: Path, caplog) -> None:
+    """A review record of 300,000 rejected boxes (62 MB of cache) took the window 14 s to open;
+    a value over ``MAX_ROW_TEXT`` is left out by the query, with the doctored row's warning."""
+    from autolabel_gui.core.cache import MAX_ROW_TEXT
+
+    write_image(tmp_path / "a.png", ImageSpec(size=(64, 48)))
+    key = ImageKey.from_path(tmp_path, "a.png")
+    box = '{"xyxy": [1, 2, 3, 4], "label": "dog", "state": "rejected"}'
+    huge = ('{"run_id": "r", "verified_classes": ["dog"], "outcomes": [], "rejected": ['
+            + ", ".join([box] * (MAX_ROW_TEXT // len(box) + 1)) + "]}")
+    with ProposalCache.for_folder(tmp_path) as cache:
+        cache.put_review("good.png", ReviewRecord("r", verified_classes=["dog"]))
+        with sqlite3.connect(cache.path) as conn:
+            conn.execute("INSERT INTO reviews VALUES ('a.png', ?, 0)", (huge,))
+            conn.execute("INSERT INTO proposals VALUES (?, 'run', ?, ?, ?, 0)",
+                         (key.relpath, key.size, key.mtime_ns, "[" + ", ".join(['[1, 2, 3, 4, "dog", 0.5]'] * 50_000)
+                          + "]"))
+        conn.close()
+        assert cache.verified_classes() == {"good.png": ["dog"]}
+        assert [rel for rel, _ in cache.iter_reviews()] == ["good.png"]
+        assert cache.get_review("a.png") is None
+        assert cache.get(key, "run") is None, "detected again"
+    assert f"review record of a.png not read (longer than {MAX_ROW_TEXT:,} characters)" in caplog.text
+    assert "proposals of a.png not read" in caplog.text

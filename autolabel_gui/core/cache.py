@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -72,8 +73,36 @@ CREATE TABLE IF NOT EXISTS outputs (
 
 T = TypeVar("T")
 
-_OWN_OBJECTS = frozenset({("table", "proposals"), ("table", "reviews"), ("table", "outputs")})
-"""What this tool puts in the file; anything else (a view, a trigger) came with someone's folder."""
+
+
+def _normalised_sql(sql: str) -> str:
+    """``sql`` with whitespace runs made one space and none next to ``(``, ``)`` or ``,``."""
+    return re.sub(r" ?([(),]) ?", r"\1", " ".join(sql.split()))
+
+
+def _own_tables(script: str) -> dict[str, str]:
+    """Each table's CREATE statement as SQLite keeps it in ``sqlite_master.sql`` (``IF NOT
+    EXISTS`` dropped, comments before it left out), whitespace-normalised, by table name."""
+    tables: dict[str, str] = {}
+    for statement in script.split(";"):
+        lines = [line for line in statement.splitlines() if not line.lstrip().startswith("--")]
+        words = " ".join(lines).replace("CREATE TABLE IF NOT EXISTS ", "CREATE TABLE ", 1).split()
+        if words:
+            tables[words[2]] = _normalised_sql(" ".join(words))
+    return tables
+
+
+_OWN_TABLES = _own_tables(_SCHEMA)
+"""What this tool puts in the file, each table exactly as ``_SCHEMA`` creates it; anything else (a
+view, a trigger, a table of one of these names with other columns: a GENERATED column or a CHECK
+runs its SQL on every read or write) came with someone's folder. The tables never changed between
+schema versions (version 1 lacked ``outputs``, which the upgrade creates), so a missing table is
+allowed and no older text is."""
+MAX_ROW_TEXT = 1_000_000
+"""Characters one proposals or review-record value may have: a real one is a few kB (the
+2,000-box cap of one image's label file, each box under 300 characters, is 600 kB). A longer
+value is left out by the query itself (``length(...) <= MAX_ROW_TEXT``) with the warning of a
+doctored row, so a 300,000-box row (62 MB of cache) never reaches Python's JSON parser."""
 _BAD_RECORD = (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError)
 """What decoding a doctored row raises (the cache travels with the folder: untrusted input)."""
 
@@ -101,10 +130,13 @@ class UntrustedCache(sqlite3.DatabaseError):
 
 
 def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse a cache with anything but this tool's tables, before any of its SQL can run."""
+    """Refuse a cache with anything but this tool's tables as this tool creates them, before any
+    of its SQL can run (``sqlite_master`` is read as text; nothing of the file's is compiled)."""
     conn.execute("PRAGMA trusted_schema=OFF")
-    objects = conn.execute("SELECT type, name FROM sqlite_master").fetchall()
-    unknown = [f"{kind} {name!r}" for kind, name in objects if (kind, name) not in _OWN_OBJECTS]
+    objects = conn.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+    unknown = [f"{kind} {name!r}" + (" with other columns or constraints" if name in _OWN_TABLES else "")
+               for kind, name, sql in objects
+               if kind != "table" or not isinstance(sql, str) or _OWN_TABLES.get(name) != _normalised_sql(sql)]
     if unknown:
         raise UntrustedCache(f"{path}: not a cache of this tool (it also holds {', '.join(unknown[:3])})")
 
@@ -335,11 +367,13 @@ class ProposalCache:
     def get(self, key: ImageKey, run_id: str) -> list[Box] | None:
         """Proposals for this exact file and run, or None (never computed, or the file changed)."""
         row = self._run(lambda c: c.execute(
-            "SELECT size, mtime_ns, boxes FROM proposals WHERE relpath=? AND run_id=?",
-            (key.relpath, run_id)).fetchone())
+            "SELECT size, mtime_ns, CASE WHEN length(boxes) <= ? THEN boxes END FROM proposals "
+            "WHERE relpath=? AND run_id=?", (MAX_ROW_TEXT, key.relpath, run_id)).fetchone())
         if row is None or (row[0], row[1]) != (key.size, key.mtime_ns):
             return None
         try:
+            if row[2] is None:
+                raise ValueError(f"longer than {MAX_ROW_TEXT:,} characters")
             return proposals_from_json(row[2])
         except _BAD_RECORD as exc:  # a doctored row: computed again, as if never cached
             log.warning("%s: proposals of %s not read (%s); detecting again", self.path, key.relpath, exc)
@@ -376,7 +410,9 @@ class ProposalCache:
             (relpath, data, time.time_ns())))
 
     def get_review(self, relpath: str) -> ReviewRecord | None:
-        row = self._run(lambda c: c.execute("SELECT record FROM reviews WHERE relpath=?", (relpath,)).fetchone())
+        row = self._run(lambda c: c.execute(
+            "SELECT CASE WHEN length(record) <= ? THEN record END FROM reviews WHERE relpath=?",
+            (MAX_ROW_TEXT, relpath)).fetchone())
         return None if row is None else self._record(relpath, row[0])
 
     def verified_classes(self) -> dict[str, list[str]]:
@@ -385,7 +421,8 @@ class ProposalCache:
         of 20,000 reviewed images does not build 20,000 records to find them (7 s in Python)."""
         rows = self._run(lambda c: c.execute(
             "SELECT relpath, json_extract(record, '$.verified_classes') FROM reviews "
-            "WHERE json_valid(record) AND json_type(record, '$.verified_classes') = 'array'").fetchall())
+            "WHERE length(record) <= ? AND json_valid(record) AND json_type(record, '$.verified_classes') = 'array'",
+            (MAX_ROW_TEXT,)).fetchall())
         out: dict[str, list[str]] = {}
         for relpath, text in rows:
             try:
@@ -397,14 +434,21 @@ class ProposalCache:
         return out
 
     def iter_reviews(self) -> Iterator[tuple[str, ReviewRecord]]:
-        rows = self._run(lambda c: c.execute("SELECT relpath, record FROM reviews ORDER BY relpath").fetchall())
+        rows = self._run(lambda c: c.execute(
+            "SELECT relpath, CASE WHEN length(record) <= ? THEN record END FROM reviews ORDER BY relpath",
+            (MAX_ROW_TEXT,)).fetchall())
         for relpath, text in rows:
             record = self._record(relpath, text)
             if record is not None:
                 yield relpath, record
 
-    def _record(self, relpath: str, text: str) -> ReviewRecord | None:
-        """A review record, or None (with a warning naming it) when the row is not one."""
+    def _record(self, relpath: str, text: str | None) -> ReviewRecord | None:
+        """A review record, or None (with a warning naming it) when the row is not one; ``text``
+        None: the query left out a value over ``MAX_ROW_TEXT``."""
+        if text is None:
+            log.warning("%s: review record of %s not read (longer than %s characters); its decisions are not known",
+                        self.path, relpath, f"{MAX_ROW_TEXT:,}")
+            return None
         try:
             return _record_from_json(text)
         except _BAD_RECORD as exc:
