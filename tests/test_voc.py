@@ -359,3 +359,33 @@ def test_labelimg_and_datumaro_files_survive_our_rewrite(tmp_path: Path) -> None
         assert [b.label for b in after.boxes] == [b.label for b in before.boxes]
         for a, b in zip(after.boxes, before.boxes):
             assert a.x0 <= b.x0 < a.x0 + 1 and a.x1 - 1 < b.x1 <= a.x1
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-be"])
+def test_a_voc_file_over_the_box_cap_is_refused_in_any_encoding(encoding: str) -> None:
+    """The cap counted ``<object`` in the raw bytes; in UTF-16 those are ``<\\0o\\0...``, so a
+    10,000-box UTF-16 file opened editable (the window froze 17 s). Counted in the file's
+    encoding (its byte order mark or zero bytes), and again on the tree for any other."""
+    objects = "".join("<object><name>cat</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax>"
+                      "<ymax>9</ymax></bndbox></object>" for _ in range(2001))
+    declared = encoding.upper().removesuffix("-LE").removesuffix("-BE")
+    text = (f'<?xml version="1.0" encoding="{declared}"?><annotation><size><width>64</width>'
+            f"<height>48</height><depth>3</depth></size>{objects}</annotation>")
+    with pytest.raises(AnnotationError, match="2,001 boxes"):
+        parse_voc(text.encode(encoding), "a.xml")
+    under = text.replace(objects, objects[: len(objects) // 2001 * 2000])
+    assert len(parse_voc(under.encode(encoding), "a.xml").boxes) == 2000
+
+
+def test_the_box_cap_is_checked_on_the_tree_for_other_encodings() -> None:
+    """An encoding with no ASCII ``<object`` bytes and no byte order mark (EBCDIC) is counted on
+    the parsed tree."""
+    objects = "".join("<object><name>cat</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax>"
+                      "<ymax>9</ymax></bndbox></object>" for _ in range(2001))
+    text = f'<?xml version="1.0" encoding="IBM037"?><annotation>{objects}</annotation>'
+    try:
+        etree.fromstring(text.encode("cp037"))
+    except (etree.XMLSyntaxError, LookupError):
+        pytest.skip("this libxml2 does not read EBCDIC")
+    with pytest.raises(AnnotationError, match="2,001 boxes"):
+        parse_voc(text.encode("cp037"), "a.xml")

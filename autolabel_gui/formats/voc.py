@@ -38,6 +38,13 @@ DATABASE = "Unknown"
 """labelImg's and datumaro's value for ``source/database``."""
 
 _OBJECT_TAG = re.compile(rb"<object[\s/>]")
+_OBJECT_TAG_TEXT = re.compile(r"<object[\s/>]")
+_WIDE_ENCODINGS = ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),
+                   (b"\x00\x00\x00<", "utf-32-be"), (b"<\x00\x00\x00", "utf-32-le"),
+                   (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"),
+                   (b"\x00<", "utf-16-be"), (b"<\x00", "utf-16-le"))
+"""XML's own encoding detection (XML 1.0, appendix F): the first bytes (a byte order mark, or
+``<`` with zero bytes) name the encodings in which ``<object`` is not those ASCII bytes."""
 _TRUE = {"1", "yes", "true"}
 _FALSE = {"0", "no", "false", ""}
 
@@ -173,7 +180,7 @@ def parse_voc(data: bytes, path: Path | str = "<memory>") -> ImageLabels:
     """Parse VOC XML bytes; ``path`` only names the source in error messages."""
     if not data.strip():
         raise AnnotationError(path, "empty file")
-    check_box_count(path, len(_OBJECT_TAG.findall(data)))  # before the tree is built
+    check_box_count(path, _object_count(data))  # before the tree is built
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
@@ -181,7 +188,9 @@ def parse_voc(data: bytes, path: Path | str = "<memory>") -> ImageLabels:
     if root.tag != "annotation":
         raise AnnotationError(path, f"root element is <{root.tag}>, expected <annotation>")
     width, height = _size(root, "width", path), _size(root, "height", path)
-    boxes = [_read_object(obj, i, path) for i, obj in enumerate(root.findall("object"), start=1)]
+    objects = root.findall("object")
+    check_box_count(path, len(objects))  # any other encoding libxml2 reads (EBCDIC, a declared one)
+    boxes = [_read_object(obj, i, path) for i, obj in enumerate(objects, start=1)]
     if width and height:
         boxes = [b.clamped(width, height) for b in boxes]
     return ImageLabels(
@@ -194,6 +203,17 @@ def parse_voc(data: bytes, path: Path | str = "<memory>") -> ImageLabels:
         folder=_text(root, "folder"),
         path=_text(root, "path"),
     )
+
+
+def _object_count(data: bytes) -> int:
+    """``<object`` tags in ``data``, counted in its encoding: in the raw bytes for UTF-8 and the
+    other ASCII-compatible encodings, in the decoded text for UTF-16 and UTF-32 (10,000 boxes in
+    UTF-16 bytes are ``<\\0o\\0...`` and passed a byte count). Anything else libxml2 decodes is
+    counted again on the tree (``parse_voc``)."""
+    for start, encoding in _WIDE_ENCODINGS:
+        if data.startswith(start):
+            return len(_OBJECT_TAG_TEXT.findall(data.decode(encoding, errors="replace")))
+    return len(_OBJECT_TAG.findall(data))
 
 
 def _read_object(obj: etree._Element, index: int, path: Path | str) -> Box:
