@@ -106,26 +106,73 @@ def _coco_folder(tmp_path: Path) -> Path:
 
 def test_a_coco_file_of_millions_of_empty_objects_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
     root = _coco_folder(tmp_path)
-    # 6 MB: parsed, 4 million values would take 140 MB (the 150 MB file of the issue took 4.1 GB)
+    # 6 MB: parsed, 4 million values would take 140 MB (the 150 MB file of the issue took 4.1 GB); the cap is 1 million
     (root / "annotations.json").write_bytes(b'{"images": [' + b"{}," * 2_000_000 + b"{}]}")
     r = run_python(_PEAK_GROWTH.format(root=str(root)))
     assert r.returncode == 0, r.err
     reason, growth = json.loads(r.out)
     assert reason == (f"{root / 'annotations.json'}: not read: about 4,000,003 JSON values in 6,000,016 bytes, "
-                      "more than the 4,000,000 a COCO file may have (each costs memory when parsed)")
+                      "more than the 1,000,000 a COCO file may have (each costs memory when parsed)")
     assert growth < 40 << 20, f"RSS grew by {growth >> 20} MB: the file was parsed"
 
 
 def test_a_coco_file_over_the_size_limit_is_refused_without_being_read(tmp_path: Path) -> None:
     root = _coco_folder(tmp_path)
-    with open(root / "annotations.json", "wb") as fh:  # sparse: 129 MB long, nothing on disk
-        fh.truncate(129 << 20)
+    with open(root / "annotations.json", "wb") as fh:  # sparse: 33 MB long, nothing on disk
+        fh.truncate(33 << 20)
     r = run_python(_PEAK_GROWTH.format(root=str(root)))
     assert r.returncode == 0, r.err
     reason, growth = json.loads(r.out)
-    assert reason == (f"{root / 'annotations.json'}: not read: 135,266,304 bytes, more than the 134,217,728 bytes "
+    assert reason == (f"{root / 'annotations.json'}: not read: 34,603,008 bytes, more than the 33,554,432 bytes "
                       "such a file may have")
     assert growth < 40 << 20, f"RSS grew by {growth >> 20} MB: the file was read"
+
+
+def test_a_coco_file_under_both_limits_does_not_cost_many_times_its_size(tmp_path: Path) -> None:
+    """Image entries with distinct names cost ~290 bytes per counted value: a 60 MB file (1.33 M
+    entries, under the old 128 MB and 4,000,000-value caps) kept 917 MB, and three of them kept
+    the window 98 s and 2 GB. Under the new caps one file keeps at most what the session's cache
+    counts for it (``_PARSED_BYTES_PER_VALUE``), at most ~300 MB; a file of this shape at 1.33 M
+    entries is refused unparsed."""
+    from autolabel_gui.formats import coco
+
+    path = tmp_path / "annotations.json"
+    n = 133_000  # 5.6 MB, 399,000 values: under both caps, parsed in ~1.5 s
+    path.write_text('{"images":[' + ",".join('{"id":%d,"file_name":"f%d/%d.jpg"}' % (i, i, i) for i in range(n))
+                    + '],"annotations":[],"categories":[]}')
+    child = ("from autolabel_gui.formats import coco\n"
+             "def rss(): return int(open('/proc/self/statm').read().split()[1]) * 4096\n"
+             f"r0 = rss(); idx = coco.load_index({str(path)!r}); print(rss() - r0, idx.estimated_bytes)\n")
+    out = run_python(child)
+    assert out.returncode == 0, out.err
+    kept, estimated = (int(v) for v in out.out.split())
+    assert kept <= estimated, f"{kept / 2**20:.0f} MB kept, {estimated / 2**20:.0f} MB counted"
+    assert estimated <= coco.MAX_JSON_VALUES * coco._PARSED_BYTES_PER_VALUE <= 300 * 10**6
+    with pytest.raises(AnnotationError, match="more than the 1,000,000 a COCO file may have"):
+        path.write_text('{"images":[' + ",".join('{"id":%d,"file_name":"%d.jpg"}' % (i, i) for i in range(340_000))
+                        + "]}")
+        coco.parse_coco(path)
+
+
+def test_parsed_coco_files_kept_are_bounded_least_recently_used_first(tmp_path: Path, monkeypatch) -> None:
+    """The parsed files were kept for the life of the process whatever their number; past
+    ``KEPT_INDEX_BYTES`` (counted) the least recently used is dropped and parsed again if needed."""
+    from autolabel_gui.formats import coco
+
+    paths = []
+    for name in "abc":
+        path = tmp_path / name / "annotations.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps({"images": [{"id": i, "file_name": f"{i}.jpg"} for i in range(100)]}))
+        paths.append(path)
+    monkeypatch.setattr(coco, "_cache", coco.OrderedDict())
+    first = coco.load_index(paths[0])
+    monkeypatch.setattr(coco, "KEPT_INDEX_BYTES", first.estimated_bytes * 2)
+    second = coco.load_index(paths[1])
+    assert coco.load_index(paths[0]) is first  # used again: now the most recent
+    coco.load_index(paths[2])
+    assert coco.load_index(paths[0]) is first, "the most recently used file was dropped"
+    assert coco.load_index(paths[1]) is not second, "three files kept past the bound"
 
 
 # -- one image with a crowd of boxes -----------------------------------------------------------

@@ -20,10 +20,13 @@ SMALL_FILE_LIMIT = 1 * MB
 """Settings, class lists, model configs: a real one is a few kilobytes."""
 LABEL_FILE_LIMIT = 64 * MB
 """One image's VOC or YOLO file: 64 MB is several hundred thousand boxes."""
-INDEX_FILE_LIMIT = 128 * MB
+INDEX_FILE_LIMIT = 32 * MB
 """A file describing a whole folder (COCO JSON). Parsed JSON costs up to 27 times its bytes (a
-150 MB file of ``{}`` took 4.1 GB), so the limit is what one folder's file needs (COCO's val2017,
-5,000 images, is 25 MB), not a whole dataset's (train2017 is 450 MB and would take gigabytes)."""
+150 MB file of ``{}`` took 4.1 GB; image entries with distinct names 19 times), so the limit is
+what one folder's file needs (COCO's val2017, 5,000 images, is 25 MB), not a whole dataset's
+(train2017 is 450 MB and would take gigabytes). It was 128 MB: three 60 MB files under it kept
+the window 98 s and 2 GB; with ``formats.coco.MAX_JSON_VALUES`` a file parses to at most
+about 300 MB."""
 
 
 class UnsafeFileError(OSError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -38,6 +39,8 @@ class CocoIndex:
     path: Path
     by_name: dict[str, CocoImage] = field(default_factory=dict)
     by_basename: dict[str, list[CocoImage]] = field(default_factory=dict)
+    estimated_bytes: int = 0
+    """Its memory as ``load_index``'s cache counts it (``_PARSED_BYTES_PER_VALUE`` per value)."""
 
     def lookup(self, relpaths: list[str]) -> CocoImage | None:
         """The entry whose ``file_name`` equals one of ``relpaths``, else the only one with that base name.
@@ -67,7 +70,22 @@ def coco_files(folder: Path) -> list[Path]:
     return found
 
 
-_cache: dict[Path, tuple[tuple[int, int], CocoIndex]] = {}
+MAX_JSON_VALUES = 1_000_000
+"""Objects, arrays and items (``{``, ``[`` and ``,``) a COCO file may hold. Python spends 36-54
+bytes on each for ``[{},{},...]`` but about 290 per counted value for image entries with distinct
+names (their strings are not counted: 133,000 entries, 5.6 MB, kept 109 MB), so with
+``_PARSED_BYTES_PER_VALUE`` this keeps one parsed file under about 300 MB. It was 4,000,000: a
+60 MB file under it (1.33 million entries) kept 917 MB. A file of 50,000 boxes with 30-point
+polygons has 2.2 million values (measured) and is refused: such a dataset is split per folder."""
+_PARSED_BYTES_PER_VALUE = 300
+"""Resident bytes one counted value may cost once parsed and indexed (the worst shape measured:
+image entries with distinct names, 287); what the session's cache of parsed files counts."""
+KEPT_INDEX_BYTES = 512 * 2**20
+"""Estimated memory (``_PARSED_BYTES_PER_VALUE`` per value) of the parsed COCO files kept for
+reuse: the least recently used are dropped past it (parsed again if asked for again), so three
+large files no longer stay resident together for the whole session."""
+
+_cache: OrderedDict[Path, tuple[tuple[int, int], CocoIndex, int]] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -82,17 +100,17 @@ def load_index(path: Path) -> CocoIndex:
     with _cache_lock:
         cached = _cache.get(path)
         if cached is not None and cached[0] == stamp:
+            _cache.move_to_end(path)
             return cached[1]
     index = parse_coco(path)
     with _cache_lock:
-        _cache[path] = (stamp, index)
+        _cache.pop(path, None)
+        _cache[path] = (stamp, index, index.estimated_bytes)
+        kept = sum(entry[2] for entry in _cache.values())
+        while kept > KEPT_INDEX_BYTES and len(_cache) > 1:
+            _, (_, _, size) = _cache.popitem(last=False)
+            kept -= size
     return index
-
-
-MAX_JSON_VALUES = 4_000_000
-"""Objects, arrays and items a COCO file may hold. Python spends 36-54 bytes on each, 24 times
-the file for ``[{},{},...]``, so this keeps a parse near 250 MB; a file of 50,000 boxes with
-30-point polygons has 2.2 million (measured)."""
 
 
 def parse_coco(path: Path) -> CocoIndex:
@@ -120,7 +138,7 @@ def parse_coco(path: Path) -> CocoIndex:
         boxes: dict[int, list[Box]] = {i: [] for i in images}
         for ann in data.get("annotations", []):
             boxes.setdefault(int(ann["image_id"]), []).append(_box(ann, categories, path))
-        index = CocoIndex(path=Path(path))
+        index = CocoIndex(path=Path(path), estimated_bytes=values * _PARSED_BYTES_PER_VALUE)
         for image_id, im in images.items():
             entry = CocoImage(str(im["file_name"]), int(im.get("width") or 0), int(im.get("height") or 0),
                               tuple(boxes[image_id]))
