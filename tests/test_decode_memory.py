@@ -27,3 +27,18 @@ def test_the_decode_reservation_covers_the_measured_peak_of_every_mode(tmp_path:
     assert got["growth"] <= got["reserved"], (
         f"{kind} ({got['mode']}, rotated): decoding grew RSS by {got['growth'] / 2**20:.1f} MiB, "
         f"{got['growth'] / got['reserved']:.2f}x the {got['reserved'] / 2**20:.1f} MiB it reserved")
+
+
+def test_the_decode_reservation_covers_a_webp(tmp_path: Path) -> None:
+    """``_PEAK_BYTES_PER_PIXEL`` was measured for PNG, JPEG and TIFF; a WebP opens as RGB (10 B/px
+    reserved) and decodes through libwebp's 4-byte buffer: 982 MiB used for 611 MiB reserved at
+    8000 x 8000 (16.7 B/px measured; ``_WEBP_BYTES_PER_PIXEL``)."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.fixtures.decode_memory import _gradient
+
+    path = tmp_path / "g.webp"
+    Image.fromarray(_gradient((3000, 3000), 3).astype(np.uint8)).save(path, quality=80)
+    m = measure(path, "image")
+    assert m["growth"] <= m["reserved"], m

@@ -106,12 +106,32 @@ I/F 10.3, RGB 8.6, CMYK 8.8, RGBA/LA 11.0, an RGB JPEG through OpenCV 6.8) plus 
 The estimate this replaced (buffer + 6) was 3x short for RGBA; ``tests/test_decode_memory.py``
 checks every mode's reservation against a real decode."""
 _OTHER_MODES_BYTES_PER_PIXEL = max(_PEAK_BYTES_PER_PIXEL.values())
+_WEBP_BYTES_PER_PIXEL = {"RGB": 20, "RGBA": 24}
+"""A WebP decodes through libwebp's own 4-byte buffer before Pillow's: measured (same benchmark,
+3000 x 3000, lossy and lossless alike) RGB 16.7, RGBA 19.4 bytes per pixel, plus 15-25 %; the
+mode figures above were 1.67 times short for an RGB WebP (982 MiB used for 611 reserved at
+8000 x 8000). Other modes take the larger figure."""
+_PROGRESSIVE_JPEG_BYTES_PER_BAND = 2
+"""A progressive JPEG keeps every DCT coefficient (2 bytes) of every component until the last
+scan: on top of the mode's figure, 2 bytes per pixel per band (no chroma subsampling, the worst
+case). Measured: a progressive CMYK JPEG 12.3 B/px (1.23 times the CMYK figure), RGB 6.5, L 6.4."""
 
 
-def decode_need(size: tuple[int, int], mode: str, file_bytes: int) -> int:
-    """Peak bytes one decode of an image this size needs (see ``DecodeBudget``)."""
+def decode_need(size: tuple[int, int], mode: str, file_bytes: int, fmt: str | None = None,
+                progressive: bool = False) -> int:
+    """Peak bytes one decode of an image this size needs (see ``DecodeBudget``); ``fmt``: Pillow's
+    format name (``WEBP`` costs more), ``progressive``: a progressive JPEG."""
     width, height = size
-    return file_bytes + width * height * _PEAK_BYTES_PER_PIXEL.get(mode, _OTHER_MODES_BYTES_PER_PIXEL)
+    per_pixel = _PEAK_BYTES_PER_PIXEL.get(mode, _OTHER_MODES_BYTES_PER_PIXEL)
+    if fmt == "WEBP":
+        per_pixel = max(per_pixel, _WEBP_BYTES_PER_PIXEL.get(mode, max(_WEBP_BYTES_PER_PIXEL.values())))
+    if progressive:
+        try:
+            bands = Image.getmodebands(mode)
+        except (KeyError, ValueError):
+            bands = 4
+        per_pixel += _PROGRESSIVE_JPEG_BYTES_PER_BAND * bands
+    return file_bytes + width * height * per_pixel
 
 
 @contextlib.contextmanager
@@ -264,7 +284,8 @@ def _header_need(path: Path, fh: IO[bytes], file_bytes: int, max_pixels: int = M
     an image, has more pixels than ``max_pixels`` or could never fit the decode budget."""
     with _pillow_errors(path), Image.open(fh) as im:
         _check_pixels(path, im.size, max_pixels)
-        need = decode_need(im.size, im.mode, file_bytes)
+        progressive = im.format == "JPEG" and bool(im.info.get("progressive") or im.info.get("progression"))
+        need = decode_need(im.size, im.mode, file_bytes, im.format, progressive)
     DECODE_BUDGET.check(path, need)
     return need
 
