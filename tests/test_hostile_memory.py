@@ -138,7 +138,7 @@ def test_a_coco_file_under_both_limits_does_not_cost_many_times_its_size(tmp_pat
 
     path = tmp_path / "annotations.json"
     n = 133_000  # 5.6 MB, 399,000 values: under both caps, parsed in ~1.5 s
-    path.write_text('{"images":[' + ",".join('{"id":%d,"file_name":"f%d/%d.jpg"}' % (i, i, i) for i in range(n))
+    path.write_text('{"images":[' + ",".join(f'{{"id":{i},"file_name":"f{i}/{i}.jpg"}}' for i in range(n))
                     + '],"annotations":[],"categories":[]}')
     child = ("from autolabel_gui.formats import coco\n"
              "def rss(): return int(open('/proc/self/statm').read().split()[1]) * 4096\n"
@@ -149,7 +149,7 @@ def test_a_coco_file_under_both_limits_does_not_cost_many_times_its_size(tmp_pat
     assert kept <= estimated, f"{kept / 2**20:.0f} MB kept, {estimated / 2**20:.0f} MB counted"
     assert estimated <= coco.MAX_JSON_VALUES * coco._PARSED_BYTES_PER_VALUE <= 300 * 10**6
     with pytest.raises(AnnotationError, match="more than the 1,000,000 a COCO file may have"):
-        path.write_text('{"images":[' + ",".join('{"id":%d,"file_name":"%d.jpg"}' % (i, i) for i in range(340_000))
+        path.write_text('{"images":[' + ",".join(f'{{"id":{i},"file_name":"{i}.jpg"}}' for i in range(340_000))
                         + "]}")
         coco.parse_coco(path)
 
@@ -300,3 +300,31 @@ def test_a_folder_batch_size_that_sizes_memory_is_bounded(tmp_path):
     assert settings.batch_size == ProjectSettings().batch_size
     assert any("batch_size" in note and str(MAX_BATCH_SIZE) in note for note in settings.notes)
     assert ProjectSettings.load(tmp_path).batch_size <= MAX_BATCH_SIZE
+
+
+# -- a batch of large model inputs ------------------------------------------------------------------
+
+@pytest.mark.parametrize(("batch", "extra", "expected"), [
+    (64, {"image_size": "2048", "max_size": "2048"}, 10),  # the folder that reached 23.6 GB: 50 MB an input
+    (64, {}, 41),  # Grounding DINO's 800 x 1333: 12.8 MB an input
+    (8, {}, 8),
+    (4, {"image_size": "2048", "max_size": "2048"}, 4),
+    (64, {"image_size": "not a size"}, 10),  # refused later by the model; counted as the largest
+])
+def test_the_batch_is_lowered_so_its_prepared_inputs_fit_the_budget(batch: int, extra: dict, expected: int,
+                                                                     caplog) -> None:
+    """batch_size 64 with image_size/max_size 2048, each within its own bound, made ``label``
+    reach 23.6 GB resident (a global OOM kill): a batch and its prefetch of prepared inputs
+    (12 bytes a pixel) now stay within ``PREPARED_INPUT_BUDGET``, and the log says so once."""
+    from autolabel_gui.core.ontology import Ontology
+    from autolabel_gui.detection.base import DetectorConfig
+    from autolabel_gui.detection.batch import PREPARED_INPUT_BUDGET, BatchDetector, effective_batch_size
+
+    assert effective_batch_size(batch, extra) == expected
+    sides = [int(extra.get(k, d)) if str(extra.get(k, d)).isdigit() else 2048
+             for k, d in (("image_size", 800), ("max_size", 1333))]
+    assert expected == batch or 2 * expected * sides[0] * sides[1] * 12 <= PREPARED_INPUT_BUDGET
+    model = BatchDetector(DetectorConfig(batch_size=batch, extra=extra), Ontology(()),
+                          factory=lambda config: pytest.fail("no model is built"))
+    assert model.batch_size == expected
+    assert caplog.text.count("lowered to") == (expected < batch)

@@ -32,12 +32,39 @@ from autolabel_gui.detection.base import (
 from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.detection.compute_path import FAST, describe, planned
 from autolabel_gui.detection.ids import SCORE_FLOOR
+from autolabel_gui.detection.image_input import INPUT_SIDES, resize_options
 
 log = logging.getLogger(__name__)
 
 Loader = Callable[[Path], np.ndarray]
 Decoded = np.ndarray | Prepared | str
 """A decoded image, the same prepared for the model, or why the file cannot be read."""
+
+
+PREPARED_INPUT_BUDGET = 2**30
+"""Bytes the prepared model inputs of one batch and its prefetch (``pipeline``: as many again)
+may take: a prepared image is 3 float32 planes (12 bytes a pixel) of up to ``image_size`` x
+``max_size`` pixels. Each setting is bounded on its own (``INPUT_SIDES``, the batch size), but a
+folder's project.json with batch_size 64 and image_size/max_size 2048 made ``label`` reach
+23.6 GB resident (the inputs, 3.2 GB a batch, and the model's activations, which grow with them),
+then a global OOM kill; so the batch is lowered until 2 x batch x input bytes fit in 1 GiB: 10 at
+2048 x 2048 (by the same proportion, about 3.7 GB in all), 41 at the default 800 x 1333."""
+_PREPARED_BYTES_PER_PIXEL = 12
+_DEFAULT_SIDES = (800, 1333)
+"""Grounding DINO's own input sides (``grounding_dino.DEFAULT_IMAGE_SIZE``/``DEFAULT_MAX_SIZE``),
+used when the settings name none (this module does not import the model's)."""
+
+
+def effective_batch_size(requested: int, extra: dict[str, str]) -> int:
+    """``requested`` lowered (never below 1) so that a batch and its prefetch of prepared inputs
+    at the largest size ``extra`` allows stay within ``PREPARED_INPUT_BUDGET``. Sides that are not
+    valid count as the largest allowed (the model refuses them later anyway)."""
+    try:
+        size, max_size = resize_options(extra, *_DEFAULT_SIDES)
+    except ValueError:
+        size = max_size = INPUT_SIDES[1]
+    per_image = size * max_size * _PREPARED_BYTES_PER_PIXEL
+    return max(1, min(requested, PREPARED_INPUT_BUDGET // (2 * per_image)))
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -71,7 +98,13 @@ class BatchDetector:
     ) -> None:
         self.config = config
         self.ontology = ontology
-        self.batch_size = max(1, batch_size or config.batch_size)
+        requested = max(1, batch_size or config.batch_size)
+        self.batch_size = effective_batch_size(requested, config.extra)
+        if self.batch_size < requested:
+            log.warning("batch size %d lowered to %d: %d prepared images of up to %s x %s pixels (and as many "
+                        "decoded ahead) would take more than %d GiB", requested, self.batch_size, requested,
+                        config.extra.get("image_size", _DEFAULT_SIDES[0]),
+                        config.extra.get("max_size", _DEFAULT_SIDES[1]), PREPARED_INPUT_BUDGET >> 30)
         self.detector: Detector | None = None
         self._factory = factory
         self._loader = loader
