@@ -246,8 +246,8 @@ def test_outputs_remember_what_the_tool_wrote_and_old_caches_gain_the_table(tmp_
     conn.executescript("CREATE TABLE proposals (relpath TEXT NOT NULL, run_id TEXT NOT NULL, size INTEGER NOT NULL, "
                        "mtime_ns INTEGER NOT NULL, boxes TEXT NOT NULL, created_ns INTEGER NOT NULL, "
                        "PRIMARY KEY (relpath, run_id)) WITHOUT ROWID;"
-                       "CREATE TABLE reviews (relpath TEXT PRIMARY KEY, record TEXT NOT NULL, updated_ns INTEGER NOT NULL) "
-                       "WITHOUT ROWID;"
+                       "CREATE TABLE reviews (relpath TEXT PRIMARY KEY, record TEXT NOT NULL, "
+                       "updated_ns INTEGER NOT NULL) WITHOUT ROWID;"
                        "INSERT INTO proposals VALUES ('a.jpg', 'run', 1, 1, '[]', 0);"
                        "PRAGMA user_version=1;")
     conn.close()

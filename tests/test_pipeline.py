@@ -198,6 +198,9 @@ def test_out_of_memory_at_batch_one_falls_back_to_cpu(setup):
 
     assert is_out_of_memory(torch.OutOfMemoryError("x")) and is_out_of_memory(RuntimeError("CUDA error: out of memory"))
     assert not is_out_of_memory(RuntimeError("x"))
+    cpu = RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                       "you tried to allocate 6442450944 bytes. Error code 12 (Cannot allocate memory)")
+    assert is_out_of_memory(cpu) and is_out_of_memory(MemoryError()), "a CPU batch too big halves too"
 
 
 def test_the_fast_path_falls_back_to_the_fast_path_on_the_cpu(setup):

@@ -68,9 +68,12 @@ def effective_batch_size(requested: int, extra: dict[str, str]) -> int:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """torch.OutOfMemoryError, or the RuntimeError older torch and other backends raise."""
-    return type(exc).__name__ == "OutOfMemoryError" or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+    """torch.OutOfMemoryError, the RuntimeError older torch and other backends raise, or the
+    CPU allocator's "can't allocate memory" (seen: a batch too big for the machine failed every
+    image as a model error instead of halving the batch)."""
+    text = str(exc).lower()
+    return type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text))
 
 
 def _free_accelerator_memory() -> None:
