@@ -48,7 +48,9 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def _in_process(capsys, args: list[str]):
-    """A torch-free command run in this process (no interpreter start-up): same ``RunResult``."""
+    """A command run in this process, without an interpreter and torch to start: same ``RunResult``.
+
+    For commands whose inputs cannot hang or exhaust memory; ``run_cli`` bounds the others."""
     from tests.fixtures.hostile_side import RunResult
 
     capsys.readouterr()
@@ -115,17 +117,17 @@ def test_a_model_config_is_never_executed_even_when_the_user_names_it(tmp_path: 
 
 @pytest.mark.model
 @pytest.mark.timeout(900)  # the session's tiny model may be built inside this test
-def test_label_on_a_folder_whose_settings_name_a_python_config_runs_no_code(tmp_path: Path, tiny_gdino) -> None:
+def test_label_on_a_folder_whose_settings_name_a_python_config_runs_no_code(tmp_path: Path, tiny_gdino,
+                                                                            capsys) -> None:
     root, marker = _evil_folder(tmp_path)
-    r = run_cli(["label", str(root), "--weights", str(tiny_gdino.weights_path), "--text-encoder",
-                 str(tiny_gdino.text_encoder_dir), "--device", "cpu", "--no-progress"],
-                timeout=300, memory=MODEL_MEMORY_LIMIT)
+    r = _in_process(capsys, ["label", str(root), "--weights", str(tiny_gdino.weights_path), "--text-encoder",
+                             str(tiny_gdino.text_encoder_dir), "--device", "cpu", "--no-progress"])
     assert not marker.exists(), "a config file shipped with the folder was executed"
     assert "setting 'config' ignored" in r.err and "evil.py" in r.err, r.err
     assert "Traceback" not in r.err, r.err
-    r2 = run_cli(["label", str(root), "--config", str(root / "evil.py"), "--weights", str(tiny_gdino.weights_path),
-                  "--text-encoder", str(tiny_gdino.text_encoder_dir), "--device", "cpu", "--no-progress"],
-                 timeout=300, memory=MODEL_MEMORY_LIMIT)
+    r2 = _in_process(capsys, ["label", str(root), "--config", str(root / "evil.py"), "--weights",
+                              str(tiny_gdino.weights_path), "--text-encoder", str(tiny_gdino.text_encoder_dir),
+                              "--device", "cpu", "--no-progress"])
     assert not marker.exists(), "a config file passed on the command line was executed"
     assert r2.returncode == 2 and "only 'name = value' lines" in r2.err, r2.err
 

@@ -1,8 +1,9 @@
 """A class list that grows and shrinks without losing work: proposals cached per prompt group.
 
-The instrument for exactness: on the real groundingdino code path (tiny random checkpoint), one
-detection of two groups gives exactly the boxes of the two groups detected alone, so adding a
-class never changes, and never needs to recompute, the proposals of the classes before it.
+The instrument for exactness: on every backend's real code path (tiny random models), one detection
+of two groups gives exactly the boxes of the two groups detected alone, so adding a class never
+changes, and never needs to recompute, the proposals of the classes before it; that is part of the
+backend contract (test_backend_contract.py::test_prompt_groups_are_detected_independently).
 """
 
 from __future__ import annotations
@@ -10,18 +11,14 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 from autolabel_gui.app.class_change import class_change
 from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.core.cache import ProposalCache
-from autolabel_gui.core.ontology import ClassSpec, Ontology
 from autolabel_gui.core.records import ImageKey
 from autolabel_gui.detection.base import DetectorConfig
-from autolabel_gui.detection.catalogue import create_detector
-from autolabel_gui.detection.ids import SCORE_FLOOR, run_id_for
+from autolabel_gui.detection.ids import run_id_for
 from autolabel_gui.detection.pipeline import DetectionPipeline
-from autolabel_gui.detection.run_plan import RunPlan
 
 from tests.fixtures.pipeline import FakeFactory, SimpleFolder, pil_loader
 
@@ -143,35 +140,6 @@ def test_a_fresh_image_detects_all_groups_in_one_call(folder, tmp_path: Path) ->
     key = ImageKey.from_path(folder.root, NAMES[0])
     assert [len(cache.get(key, g.run_id) or []) for g in plan.groups] == [2, 1]
     assert plan.lookup(cache, key) == results[NAMES[0]].boxes
-
-
-# ---------------------------------------------------------------------------- exactness on the real model
-
-
-def _image(seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = np.zeros((120, 160, 3), np.uint8)
-    img[:] = rng.integers(0, 255, 3)
-    img[30:90, 40:120] = rng.integers(0, 255, 3)
-    return img
-
-
-@pytest.mark.model
-def test_two_groups_detected_together_equal_each_group_alone(tiny_gdino) -> None:
-    detector = create_detector(tiny_gdino.detector_config())
-    first = (ClassSpec("person"), ClassSpec("dog"), ClassSpec("vehicle", "car . truck . bus"))
-    second = (ClassSpec("cup"), ClassSpec("cat"))
-    plan = RunPlan.build(tiny_gdino.detector_config(), [first, second], [c.name for c in first + second])
-    together = plan.detection_ontology()
-    assert together.group_starts == (3,)
-    assert [c.class_ids for c in detector.chunks(together)] == [(0, 1, 2), (3, 4)]
-    images = [_image(1), _image(2)]
-    both = detector.detect(images, together, SCORE_FLOOR)
-    alone = [detector.detect(images, Ontology(g), SCORE_FLOOR) for g in (first, second)]
-    assert any(both)
-    for i in range(len(images)):
-        split = plan.split(both[i], plan.groups)
-        assert split == [alone[0][i], alone[1][i]], "a group's proposals do not depend on the other groups"
 
 
 def test_groups_with_no_class_in_the_list_are_never_run(folder, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.core.server_token import TokenError, client_token
 from autolabel_gui.detection import remote_spec
 from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, Prepared, register_backend
+from autolabel_gui.detection.image_input import check_image
 from autolabel_gui.detection.server_client import ServerClient, UsageError
 from autolabel_gui.detection.wire import ServerInfo
 
@@ -94,6 +95,9 @@ class RemoteDetector:
 
     def detect(self, images: Sequence[np.ndarray | Prepared], ontology: Ontology,
                score_floor: float) -> list[list[Box]]:
+        for i, image in enumerate(images):
+            if not isinstance(image, Prepared):  # as every backend: RGB uint8 only, never converted
+                check_image(f"image #{i}", image)
         if not images or len(ontology) == 0:
             return [[] for _ in images]
         jobs = [self._pool.submit(self._one, image, i, ontology) for i, image in enumerate(images)]
