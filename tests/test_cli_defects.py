@@ -4,10 +4,11 @@ a message that says why, or output that does not depend on who runs the command.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
-from autolabel_gui.app.project import ProjectSettings
+from autolabel_gui.app.project import ProjectSettings, classes_from_arg
 from autolabel_gui.cli import main
 from autolabel_gui.core.boxes import Box
 from autolabel_gui.core.cache import ProposalCache
@@ -116,3 +117,17 @@ def test_export_progress_in_a_log_is_plain_lines(tmp_path: Path) -> None:
     assert r.returncode == 0, r.err
     assert "\r" not in r.err and "\x1b" not in r.err, repr(r.err)
     assert r.err.splitlines() == ["reading annotations: 3 of 3 img", "writing voc: 3 of 3 img"]
+
+
+@pytest.mark.parametrize("value", ["/dev/null", "/dev/zero"])
+def test_classes_naming_a_device_or_fifo_is_refused(value: str, tmp_path: Path) -> None:
+    """A device is no class list (``label --classes /dev/null`` saved ``["/dev/null"]``)."""
+    with pytest.raises(ValueError, match="not a regular file"):
+        classes_from_arg(value)
+
+
+def test_classes_naming_a_fifo_is_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "names"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        classes_from_arg(str(fifo))

@@ -148,3 +148,22 @@ def test_nothing_found_is_none(tmp_path: Path) -> None:
     write_image(tmp_path / "a.jpg", 10, 10, 1)
     (tmp_path / "notes.txt").write_text("hello")
     assert load_existing_labels(ImageFolder(tmp_path), "a.jpg", ["cat"]) is None
+
+
+def test_a_yolo_file_is_not_shown_on_two_images_that_share_its_stem(tmp_path: Path, caplog) -> None:
+    """``a.jpg`` and ``a.png`` both name ``a.txt``: its boxes go to neither, with a warning."""
+    root = tmp_path / "f"
+    write_image(root / "a.jpg", 64, 48, seed=1)
+    write_image(root / "a.png", 100, 80, seed=2)
+    write_image(root / "b.png", 64, 48, seed=3)
+    (root / "classes.txt").write_text("cat\ndog\n")
+    (root / "a.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (root / "b.txt").write_text("1 0.5 0.5 0.5 0.5\n")
+    folder = ImageFolder(root)
+    on_jpg = load_existing_labels(folder, "a.jpg", ["cat", "dog"])
+    on_png = load_existing_labels(folder, "a.png", ["cat", "dog"])
+    assert not (on_jpg and on_jpg.boxes and on_png and on_png.boxes), "one YOLO file gave its boxes to two images"
+    assert on_jpg is None and on_png is None
+    assert "a.txt: its boxes belong to one of a.jpg, a.png; not used" in caplog.text
+    on_b = load_existing_labels(folder, "b.png", ["cat", "dog"])  # a stem of its own: still used
+    assert on_b is not None and [b.label for b in on_b.boxes] == ["dog"]

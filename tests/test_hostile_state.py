@@ -4,18 +4,22 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+from autolabel_gui.app.conflicts import SharedVocWriter
 from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.app.stats import compute_stats
-from autolabel_gui.core.boxes import Box, BoxState
+from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.records import ImageKey, ReviewRecord
+from autolabel_gui.core.save_notes import note_path, read_note
 
 from tests.fixtures.images import ImageSpec, write_image
 
@@ -226,3 +230,83 @@ def test_an_over_long_row_is_skipped_before_it_reaches_python(tmp_path: Path, ca
         assert cache.get(key, "run") is None, "detected again"
     assert f"review record of a.png not read (longer than {MAX_ROW_TEXT:,} characters)" in caplog.text
     assert "proposals of a.png not read" in caplog.text
+
+# -- round two (adversarial pass): the commit lock, a swapped annotation folder, a deep save note ------
+
+def _folder_of(root: Path, *names: str) -> Path:
+    for name in names:
+        write_image(root / name, ImageSpec(size=(64, 48)))
+    ProjectSettings(classes=["cat", "dog"]).save(root)
+    return root
+
+
+def _labels_of(root: Path, rel: str) -> ImageLabels:
+    return ImageLabels.for_image((root / rel).absolute(), 64, 48, [Box(2, 2, 30, 30, "cat", None, BoxState.ACCEPTED)])
+
+
+def test_a_commit_lock_that_is_a_fifo_never_hangs_a_save(tmp_path: Path) -> None:
+    """A FIFO named ``.commit.lock`` is opened without blocking and refused (not a regular file):
+    the save goes on without the lock instead of waiting for ever."""
+    root = _folder_of(tmp_path / "f", "a.png")
+    saves = root / ".autolabel" / "saves"
+    saves.mkdir(parents=True)
+    os.mkfifo(saves / ".commit.lock")
+    writer = SharedVocWriter(ImageFolder(root), None)
+    done: list[object] = []
+    thread = threading.Thread(target=lambda: done.append(writer.write("a.png", _labels_of(root, "a.png"), None)),
+                              daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # unblock the thread so the test run can end
+        fd = os.open(saves / ".commit.lock", os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        thread.join(5)
+        pytest.fail("a save waited on a FIFO named .commit.lock")
+    assert (root / "a.xml").is_file()
+
+
+def test_a_commit_lock_link_out_of_the_folder_creates_nothing_there(tmp_path: Path) -> None:
+    """A dangling link ``saves/.commit.lock -> /elsewhere/x`` is never followed (``O_NOFOLLOW``)."""
+    root = _folder_of(tmp_path / "f", "a.png")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    saves = root / ".autolabel" / "saves"
+    saves.mkdir(parents=True)
+    (saves / ".commit.lock").symlink_to(elsewhere / "pwned")
+    SharedVocWriter(ImageFolder(root), None).write("a.png", _labels_of(root, "a.png"), None)
+    assert not (elsewhere / "pwned").exists(), "a save created a file outside the folder"
+
+
+def test_an_annotation_folder_swapped_for_a_link_after_opening_is_never_written(tmp_path: Path) -> None:
+    """``ann`` inside the folder, swapped for a link out of it after opening: every write checks
+    the annotation root itself, not only its sub-folders."""
+    root = _folder_of(tmp_path / "f", "a.png")
+    (root / "ann").mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    folder = ImageFolder(root, root / "ann")
+    (root / "ann").rename(root / "ann.old")
+    (root / "ann").symlink_to(elsewhere)
+    try:
+        SharedVocWriter(folder, None).write("a.png", _labels_of(root, "a.png"), None)
+    except OSError:
+        pass
+    assert list(elsewhere.iterdir()) == [], f"written outside the folder: {sorted(elsewhere.rglob('*'))}"
+
+
+def test_an_annotation_folder_chosen_outside_is_still_written(tmp_path: Path) -> None:
+    """The check of the annotation root keeps one chosen outside the image folder working."""
+    root = _folder_of(tmp_path / "f", "a.png")
+    outside = tmp_path / "voc"
+    outside.mkdir()
+    SharedVocWriter(ImageFolder(root, outside), None).write("a.png", _labels_of(root, "a.png"), None)
+    assert (outside / "a.xml").is_file()
+
+
+def test_a_deeply_nested_save_note_is_ignored_not_raised(tmp_path: Path) -> None:
+    """16,000 ``[`` would raise RecursionError out of ``json.loads``: the note is ignored."""
+    state = tmp_path / ".autolabel"
+    path = note_path(state, "a.png")
+    path.parent.mkdir(parents=True)
+    path.write_text("[" * 16000)
+    assert read_note(state, "a.png") is None

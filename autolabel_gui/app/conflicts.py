@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import hashlib
 import logging
 import os
 import re
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,7 +44,7 @@ from autolabel_gui.core.atomic import atomic_write_bytes, make_dir_like_parent
 from autolabel_gui.core.boxes import ImageLabels
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import STATE_DIR, ImageFolder
-from autolabel_gui.core.safe_read import LABEL_FILE_LIMIT, read_limited
+from autolabel_gui.core.safe_read import LABEL_FILE_LIMIT, UnsafeFileError, read_limited
 from autolabel_gui.core.save_notes import SAVES_DIR, SaveNote, read_note, write_note
 from autolabel_gui.core.sharedfs import is_shared_filesystem
 from autolabel_gui.core.whoami import current_host, current_user
@@ -198,13 +200,16 @@ class SharedVocWriter:
                 return self._conflict(rel, labels, data, read_current(path))
         digest = hashlib.sha256(data).hexdigest()
         try:
+            self.folder.checked_voc_root()  # not swapped for a link out of the folder meanwhile
             write_note(self.state_dir, SaveNote(rel, digest, self.user, self.host, time.time()))
         except OSError as exc:  # the file is saved; a later conflict only says "not this tool"
             log.warning("%s: save note not written (%s)", rel, exc)
         return digest
 
     def keep_copy(self, rel: str, data: bytes, user: str | None) -> Path:
-        """Put ``data`` (a version of ``rel``) into the conflicts folder; returns its path."""
+        """Put ``data`` (a version of ``rel``) into the conflicts folder; returns its path.
+        ``LeadsOutside`` when the annotation folder now leads out of the folder (a link)."""
+        self.folder.checked_voc_root()
         folder = make_dir_like_parent(self.state_dir / CONFLICTS_DIR, within=self.state_dir.parent)
         stamp = time.strftime("%Y%m%d-%H%M%S") + f".{time.time_ns() // 1000 % 1_000_000:06d}"
         name = _UNSAFE_NAME.sub("_", user or "unknown")
@@ -264,9 +269,10 @@ class SharedVocWriter:
         try:
             if self._local:
                 make_dir_like_parent(saves, within=self.state_dir.parent)
-                # read-only is enough for flock, so another annotator's lock file serves too
-                fd = os.open(saves / ".commit.lock", os.O_RDONLY | os.O_CREAT, 0o666)
+                fd = _open_lock_file(saves / COMMIT_LOCK)
                 fcntl.flock(fd, fcntl.LOCK_EX)
+        except UnsafeFileError as exc:  # a FIFO, device or link put there: never waited on or followed
+            log.warning("%s; saving without the commit lock", exc)
         except OSError as exc:
             log.debug("%s: saving without the commit lock (%s)", self.state_dir, exc)
             if fd >= 0:
@@ -277,3 +283,30 @@ class SharedVocWriter:
         finally:
             if fd >= 0:
                 os.close(fd)
+
+
+COMMIT_LOCK = ".commit.lock"
+
+
+def _open_lock_file(path: Path) -> int:
+    """A read-only descriptor of the lock file ``path``, created if missing; ``UnsafeFileError``
+    naming it when it is anything but a regular file. Read-only is enough for ``flock``, so
+    another annotator's lock file serves too. ``O_NONBLOCK``: a FIFO there is opened at once
+    (not waited on); ``O_NOFOLLOW``: a link there, even dangling, is refused, never followed
+    (``O_CREAT`` would create its target, anywhere the user may write)."""
+    flags = (os.O_RDONLY | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+             | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeFileError(path, "not used as the commit lock: it is a link") from exc
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnsafeFileError(path, "not used as the commit lock: it is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

@@ -328,6 +328,10 @@ def classes_from_arg(value: str) -> list[str]:
     if "," not in value and path.is_dir():  # a file of that name is read as the list: a folder is no class
         raise ValueError(f"--classes {value}: {path} is a folder, not a class list (give a comma-separated "
                          f"list, '{value},' for one class of that name, or a file with one class name a line)")
+    if "," not in value and path.exists() and not path.is_file():  # /dev/null, a FIFO: no class either
+        raise ValueError(f"--classes {value}: {path} is not a regular file, not a class list (give a "
+                         f"comma-separated list, '{value},' for one class of that name, or a file with one "
+                         "class name a line)")
     if "," not in value and path.is_file():
         try:
             text = read_limited(path, SMALL_FILE_LIMIT).decode("utf-8-sig")

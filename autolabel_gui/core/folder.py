@@ -35,6 +35,14 @@ def is_inside(path: Path | str, root: Path | str) -> bool:
         return False
 
 
+def _resolved(path: Path) -> Path | None:
+    """``path`` with links followed; None for a link loop."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return None
+
+
 class LeadsOutside(PermissionError):
     """A path that a link makes lead out of the folder it must stay in: nothing is written there."""
 
@@ -100,6 +108,7 @@ class ImageFolder:
 
     def __init__(self, root: Path | str, annotations: Path | str | None = None) -> None:
         self.root = Path(root)
+        self._annotations_at_open: Path | None = None
         self.annotations = Path(annotations) if annotations is not None else None
         if not self.root.is_dir():
             reason = "does not exist" if not self.root.exists() else "is not a folder"
@@ -107,10 +116,22 @@ class ImageFolder:
         self.images: list[str] = []
         self.problems: list[str] = []
         self._xml_names: dict[str, str] = {}
+        self._shared_stems: dict[str, list[str]] = {}
         self.rescan()
 
     def __len__(self) -> int:
         return len(self.images)
+
+    @property
+    def annotations(self) -> Path | None:
+        return self._annotations
+
+    @annotations.setter
+    def annotations(self, path: Path | None) -> None:
+        """Also remembers where it leads now: one outside ``root`` was chosen on this machine (the
+        window, ``--annotations``, ``app.project``); a link swapped in later is not."""
+        self._annotations = path
+        self._annotations_at_open = _resolved(path) if path is not None else None
 
     @property
     def state_dir(self) -> Path:
@@ -124,6 +145,7 @@ class ImageFolder:
         keyed.sort()
         images = [rel for _, rel in keyed]
         self._xml_names = self._annotation_names(images, problems)
+        self._shared_stems = self._stem_groups(images)
         problems.extend(self._annotation_links_out(images))
         self.images = images
         self.problems = sorted(problems, key=natural_key)
@@ -140,12 +162,37 @@ class ImageFolder:
         """The VOC file of image ``rel``: same stem + ``.xml``, beside it or mirrored under ``annotations``."""
         return self.voc_root / (self._xml_names.get(rel) or _xml_name(rel))
 
+    def images_sharing_stem(self, rel: str) -> list[str]:
+        """The images of ``rel``'s folder with its name but for the extension, ``rel`` included
+        (``a.jpg``, ``a.png``); empty when ``rel`` is the only one. A side file named by the
+        stem (YOLO's ``a.txt``) cannot say which of them it belongs to."""
+        return list(self._shared_stems.get(_xml_name(rel)[:-4], ()))
+
+    @staticmethod
+    def _stem_groups(images: list[str]) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for rel in images:
+            groups.setdefault(_xml_name(rel)[:-4], []).append(rel)
+        return {stem: rels for stem, rels in groups.items() if len(rels) > 1}
+
     def checked_voc_path(self, rel: str) -> Path:
         """``voc_path(rel)``, once its folder is sure to lie inside ``voc_root`` with links
         followed: ``LeadsOutside`` naming it otherwise. Every write of a VOC file goes through here."""
         path = self.voc_path(rel)
-        require_inside(path.parent, self.voc_root)
+        require_inside(path.parent, self.checked_voc_root())
         return path
+
+    def checked_voc_root(self) -> Path:
+        """``voc_root``, once it is sure to lead inside ``root`` or where the annotation folder
+        led when it was chosen (the folder opened, or another folder picked): ``LeadsOutside``
+        otherwise (``ann`` swapped for a link out of the folder by someone else meanwhile).
+        Every write under it (VOC files, save notes, conflict copies) goes through here."""
+        if self.annotations is None or is_inside(self.annotations, self.root):
+            return self.voc_root
+        at_open = self._annotations_at_open
+        if at_open is None or _resolved(self.annotations) != at_open:
+            raise LeadsOutside(self.annotations, self.root)
+        return self.voc_root
 
     def _annotation_links_out(self, images: list[str]) -> list[str]:
         """One problem per annotation sub-folder that leads out of ``voc_root`` (checked once per

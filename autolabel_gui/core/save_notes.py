@@ -23,6 +23,7 @@ from pathlib import Path
 
 from autolabel_gui.core.atomic import atomic_write_text, make_dir_like_parent
 from autolabel_gui.core.safe_read import read_limited
+from autolabel_gui.core.shallow_json import loads_shallow
 from autolabel_gui.core.whoami import shown_name
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ SAVES_DIR = "saves"
 NOTE_LIMIT = 16 * 1024
 """A real note is about 200 bytes."""
 _FIELD_LIMIT = 1024
+_NOTE_DEPTH = 4
+"""A note is one flat object; deeper nesting is refused before ``json.loads`` recurses."""
 _SHA256 = re.compile(r"\A[0-9a-f]{64}\Z")
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,9 @@ def read_note(state_dir: Path, relpath: str) -> SaveNote | None:
     """The image's last note, or None (none, unreadable, or not a note for ``relpath``)."""
     path = note_path(state_dir, relpath)
     try:
-        data = json.loads(read_limited(path, NOTE_LIMIT).decode("utf-8"))
+        # a note is flat: anything nested deeper is not one (and 16,000 ``[`` would raise
+        # RecursionError out of json.loads)
+        data = loads_shallow(read_limited(path, NOTE_LIMIT).decode("utf-8"), _NOTE_DEPTH)
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors

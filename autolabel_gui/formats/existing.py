@@ -6,6 +6,7 @@ not be buried under fresh proposals. VOC wins because it is what this tool write
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from autolabel_gui.core.boxes import ImageLabels
@@ -13,6 +14,8 @@ from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import image_size
 from autolabel_gui.formats import coco, yolo
 from autolabel_gui.formats.voc import check_box_count, read_voc
+
+log = logging.getLogger(__name__)
 
 
 def load_existing_labels(folder: ImageFolder, rel: str, class_names: list[str]) -> ImageLabels | None:
@@ -34,13 +37,18 @@ def load_existing_labels(folder: ImageFolder, rel: str, class_names: list[str]) 
 def load_foreign_labels(folder: ImageFolder, rel: str, class_names: list[str]) -> ImageLabels | None:
     """The YOLO or COCO labels beside image ``rel``, ignoring VOC (what ``label`` carries over)."""
     image = folder.image_path(rel).absolute()
-    return _from_yolo(folder, image, class_names) or _from_coco(folder, rel, image)
+    return _from_yolo(folder, rel, image, class_names) or _from_coco(folder, rel, image)
 
 
-def _from_yolo(folder: ImageFolder, image: Path, class_names: list[str]) -> ImageLabels | None:
+def _from_yolo(folder: ImageFolder, rel: str, image: Path, class_names: list[str]) -> ImageLabels | None:
+    sharing = folder.images_sharing_stem(rel)
     for label_file in yolo.label_candidates(image):
         if not label_file.exists():
             continue
+        if sharing:  # a.jpg and a.png both name a.txt: it is used for neither
+            log.warning("%s: its boxes belong to one of %s; not used", label_file.name,
+                        ", ".join(r.rsplit("/", 1)[-1] for r in sharing))
+            return None
         # Look up to two levels above the opened folder: ``dataset/data.yaml`` for ``dataset/images/train``.
         class_file = yolo.find_class_file(label_file, image, folder.root.absolute().parent.parent)
         names = yolo.read_class_file(class_file) if class_file is not None else list(class_names)
