@@ -252,7 +252,7 @@ for port in (closed_port, listener.getsockname()[1]):
     print("joining", flush=True)
     start = time.monotonic()
     try:
-        cluster._connect(ray, f"127.0.0.1:{{port}}")
+        cluster.connect_ray(ray, f"127.0.0.1:{{port}}")
     except cluster.ClusterError as exc:
         print(round(time.monotonic() - start), exc, flush=True)
 """
