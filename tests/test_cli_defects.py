@@ -131,3 +131,17 @@ def test_classes_naming_a_fifo_is_refused(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(ValueError, match="not a regular file"):
         classes_from_arg(str(fifo))
+
+
+@pytest.mark.parametrize("command", ["stats", "export"])
+def test_stats_and_export_say_which_folder_settings_they_ignored(command: str, tmp_path: Path, capsys) -> None:
+    """The settings notes reach every command, not the window and ``label`` alone."""
+    folder = tmp_path / "photos"
+    write_image(folder / "a.jpg", 40, 30, 0)
+    path = ProjectSettings.path_for(folder)
+    path.parent.mkdir()
+    path.write_text(json.dumps({"classes": ["cat"], "box_threshold": 7, "batch_size": 100_000}), encoding="utf-8")
+    extra = ["--format", "yolo", "--out", str(tmp_path / "out")] if command == "export" else []
+    main([command, str(folder), *extra])
+    err = capsys.readouterr().err
+    assert "setting 'box_threshold' ignored" in err and "setting 'batch_size' ignored" in err, err
