@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 from autolabel_gui.commands import options
-from autolabel_gui.commands.models import backend_help, backend_names, model_names
+from autolabel_gui.commands.models import backend_help, backend_names, model_names, servable_backends
 from autolabel_gui.formats.registry import EXPORT_FORMATS
 
 SUBCOMMANDS = ("label", "serve", "weights", "models", "export", "stats")
@@ -48,7 +48,7 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default=None, choices=model_names(), metavar="NAME",
                    help="a model from `autolabel-gui models` (sets backend, weights and thresholds)")
-    g.add_argument("--backend", default=None, choices=[b for b in backend_names() if b != "server"],
+    g.add_argument("--backend", default=None, choices=servable_backends(),
                    help="the model's backend (default: the --model's, else grounding_dino)")
     g.add_argument("--weights", help="grounding_dino: the checkpoint (.pth); transformers: a model folder or hub id")
     g.add_argument("--config", help="Grounding DINO config (.py); default: the package's SwinT-OGC config")

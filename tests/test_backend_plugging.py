@@ -21,15 +21,6 @@ from autolabel_gui.detection.hf_spec import MODEL_CLASSES
 PACKAGE = Path(__file__).resolve().parents[1] / "autolabel_gui"
 MODEL_PACKAGES = ("torch", "torchvision", "transformers", "groundingdino", "timm")
 
-KNOWN_BRANCHES = {
-    ("autolabel_gui.cli", "b != 'server'"),
-    ("autolabel_gui.app.project", "values.get('backend') != remote_spec.NAME"),
-    ("autolabel_gui.app.server_choice", "settings.backend == remote_spec.NAME"),
-}
-"""Branches on the ``server`` backend's name that came with it, outside detection/: what they ask
-(may a folder's settings name it; can ``serve`` serve it) belongs in its ``BackendSpec``. Listed so
-that no new one is added; remove an entry with its branch (the test fails on an entry left over)."""
-
 
 def _modules() -> dict[str, ast.Module]:
     """Every module of the package by dotted name, parsed."""
@@ -114,5 +105,4 @@ def test_no_code_branches_on_a_backend_or_model_type_name() -> None:
                     found.add((module, ast.unparse(node)))
             elif isinstance(node, ast.Match) and _is_a_backend(node.subject):
                 found.add((module, f"match {ast.unparse(node.subject)}"))
-    assert found - KNOWN_BRANCHES == set(), "a backend is plugged by its spec and catalogue entry, never by a branch"
-    assert KNOWN_BRANCHES - found == set(), "a known branch is gone: take it out of KNOWN_BRANCHES"
+    assert found == set(), "a backend is plugged by its spec and catalogue entry, never by a branch"

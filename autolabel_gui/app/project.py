@@ -469,14 +469,12 @@ def _groups_problem(value: object) -> str | None:
 
 
 def _server_problem(values: dict[str, Any]) -> str | None:
-    """A folder's settings may send its images to a proposal server only when the user chose that
-    server on this machine (``--server``): whoever wrote the folder could name any address."""
-    if values.get("backend") != remote_spec.NAME:
+    """Why the folder's settings may not name their backend (its spec's ``folder_problem``: a
+    proposal server the user did not choose on this machine), or None."""
+    spec = BACKENDS.get(str(values.get("backend")))
+    if spec is None or spec.folder_problem is None:
         return None
-    url = dict(values.get("extra") or {}).get(remote_spec.URL, "")
-    if url and url in chosen_files():
-        return None
-    return f"you have not chosen {url or 'it'} on this machine (pass --server {url or 'URL'} to use it)"
+    return spec.folder_problem(dict(values.get("extra") or {}), chosen_files())
 
 
 def _path_problem(name: str, value: str, folder: Path) -> str | None:

@@ -42,8 +42,16 @@ def with_server(settings: ProjectSettings, url: str, info_of: InfoOf | None = No
     try:
         info = (info_of or fetch_info)(url)
     except DetectorUnreachable as exc:
-        if offline_ok and settings.backend == remote_spec.NAME and settings.extra.get(remote_spec.URL) == url \
-                and settings.extra.get(remote_spec.MODEL_ID):
+        if offline_ok and _already_names(settings, url):
             return settings, f"{exc}: showing what it proposed before; it is tried again"
         raise
     return settings.with_server(url, info.model_id, info.model, info.title), None
+
+
+def _already_names(settings: ProjectSettings, url: str) -> bool:
+    """The folder already takes its proposals from the server at ``url`` (and knows its model):
+    its settings are what ``with_server`` would make of what they hold."""
+    extra = settings.extra
+    model_id = extra.get(remote_spec.MODEL_ID, "")
+    again = settings.with_server(url, model_id, extra.get(remote_spec.MODEL, ""), extra.get(remote_spec.TITLE, ""))
+    return bool(model_id) and again == settings

@@ -13,6 +13,11 @@ def backend_names() -> list[str]:
     return sorted(BACKENDS)
 
 
+def servable_backends() -> list[str]:
+    """The backends ``serve`` can hold (a proposal server's client is not one)."""
+    return sorted(name for name, spec in BACKENDS.items() if spec.servable)
+
+
 def backend_help() -> str:
     titles = "; ".join(f"{name}: {spec.title}" for name, spec in sorted(BACKENDS.items()))
     return f"{titles} (default {DEFAULT_BACKEND})"

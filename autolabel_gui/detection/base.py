@@ -7,7 +7,7 @@ new module, never a new branch in an if/elif over model types; ``detection/catal
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -123,7 +123,9 @@ class BackendSpec:
     ``model_id(config)``: the stable id of the model and the settings that change its outputs
     (the cache key's core); ``missing(config)``: None when it can run, else what is missing and
     how to get it; ``options``: the ``DetectorConfig.extra`` keys it reads; ``module``: imported
-    only to build the detector (it registers its factory with ``register_backend``).
+    only to build the detector (it registers its factory with ``register_backend``);
+    ``servable``: ``autolabel-gui serve`` can hold it; ``folder_problem(extra, chosen)``: why a
+    folder's own settings may not name it (``chosen``: what the user chose on this machine), or None.
     """
 
     name: str
@@ -132,6 +134,8 @@ class BackendSpec:
     model_id: Callable[[DetectorConfig], str]
     missing: Callable[[DetectorConfig], str | None]
     options: tuple[str, ...] = ()
+    servable: bool = True
+    folder_problem: Callable[[Mapping[str, str], Collection[str]], str | None] | None = None
 
 
 DetectorFactory = Callable[[DetectorConfig], Detector]

@@ -9,6 +9,7 @@ server shows what it proposed, and the local model of the same files finds them 
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from urllib.parse import urlsplit
 
 from autolabel_gui.detection.base import BackendSpec, DetectorConfig
@@ -38,6 +39,15 @@ def missing(config: DetectorConfig) -> str | None:
     return None
 
 
+def folder_problem(extra: Mapping[str, str], chosen: Collection[str]) -> str | None:
+    """A folder's settings may send its images to a proposal server only when the user chose that
+    server on this machine (``--server``): whoever wrote the folder could name any address."""
+    url = extra.get(URL, "")
+    if url and url in chosen:
+        return None
+    return f"you have not chosen {url or 'it'} on this machine (pass --server {url or 'URL'} to use it)"
+
+
 SPEC = BackendSpec(
     name=NAME,
     module="autolabel_gui.detection.remote",
@@ -45,4 +55,6 @@ SPEC = BackendSpec(
     model_id=model_id,
     missing=missing,
     options=(URL, MODEL_ID, MODEL, TITLE),
+    servable=False,  # a server holds a model of its own, not a link to another server
+    folder_problem=folder_problem,
 )
