@@ -11,7 +11,6 @@ and the VOC files can be compared byte for byte.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,12 +24,11 @@ from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.cli import main
 
 from tests.fixtures.hostile import build_hostile_corpus, label_args, small_model_settings, voc_files
-from tests.fixtures.pipeline import cache_rows
+from tests.fixtures.pipeline import SAMPLES, cache_rows, sample_photos
 
 ray = pytest.importorskip("ray", reason="the cluster extra is not installed (pip install -e '.[cluster]')")
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO / "resources" / "samples"
 pytestmark = pytest.mark.model
 
 
@@ -44,25 +42,9 @@ def cluster():
     ray.shutdown()
 
 
-@pytest.fixture
-def one_torch_thread():
-    """The local run computes with one thread, as every actor does."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _photos(dest: Path, broken: bool = True) -> Path:
-    """The bundled sample photos (mtimes kept, so two copies have the same file identities)."""
-    dest.mkdir(parents=True)
-    for photo in sorted(SAMPLES.glob("*.jpg")):
-        shutil.copy2(photo, dest / photo.name)
-    if broken:
-        (dest / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is no jpeg")
-    small_model_settings(dest)
+    """The bundled sample photos with the small model's settings."""
+    small_model_settings(sample_photos(dest, broken))
     return dest
 
 

@@ -13,7 +13,6 @@ import http.client
 import io
 import json
 import os
-import shutil
 import socket
 import struct
 import threading
@@ -37,13 +36,12 @@ from autolabel_gui.detection.server_client import ServerClient
 from autolabel_gui.detection.wire import DETECT_PATH, INFO_PATH, Limits, encode_request
 
 from tests.fixtures.hostile import label_args, voc_files
-from tests.fixtures.pipeline import cache_rows, write_images
+from tests.fixtures.pipeline import SAMPLES, cache_rows, sample_photos, write_images
 
 ray = pytest.importorskip("ray", reason="the cluster extra is not installed (pip install -e '.[cluster]')")
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install -e '.[cluster]')")
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO / "resources" / "samples"
 CLASSES = "person,cat,cup"
 TOKEN = "test-token-0123456789abcdefghij"
 LIMITS = Limits(max_body=1 << 20, max_pixels=4_000_000, max_classes=50)
@@ -94,25 +92,7 @@ def server(tiny_gdino):
         ray.shutdown()
 
 
-@pytest.fixture
-def one_torch_thread():
-    """The local run computes with one thread, as the replica does."""
-    import torch
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _photos(dest: Path, broken: bool = True) -> Path:
-    """The sample photos (mtimes kept: two copies have the same file identities)."""
-    dest.mkdir(parents=True)
-    for photo in sorted(SAMPLES.glob("*.jpg")):
-        shutil.copy2(photo, dest / photo.name)
-    if broken:
-        (dest / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is no jpeg")
-    return dest
 
 
 def _rows(folder: Path) -> list[tuple]:
@@ -155,7 +135,7 @@ def _http(url: str, method: str, path: str, body: bytes | None = None, token: st
 
 def test_label_through_the_server_writes_the_cache_rows_and_voc_bytes_of_the_local_run(
         server, tiny_gdino, tmp_path, capsys, one_torch_thread):
-    local, remote = _photos(tmp_path / "local" / "photos"), _photos(tmp_path / "remote" / "photos")
+    local, remote = sample_photos(tmp_path / "local" / "photos"), sample_photos(tmp_path / "remote" / "photos")
     assert main(["label", str(local), "--voc-dir", str(local.parent / "voc"), *label_args(tiny_gdino, batch=1),
                  "--classes", CLASSES]) == 1, "the broken image makes both runs report a failure"
     local_err = capsys.readouterr().err
@@ -296,7 +276,7 @@ def _server_settings(server: Server, classes: str = CLASSES, batch_size: int = 1
 def test_four_concurrent_clients(server, tmp_path):
     settings = _server_settings(server, batch_size=2)
     photos = sorted(p.name for p in SAMPLES.glob("*.jpg"))
-    reference = _photos(tmp_path / "reference", broken=False)
+    reference = sample_photos(tmp_path / "reference", broken=False)
     with ProposalCache.for_folder(reference) as cache:
         alone = {r.relpath: r.boxes for r in DetectionPipeline(
             ImageFolder(reference), cache, settings.detector_config(), settings.ontology(), batch_size=1,
@@ -308,7 +288,7 @@ def test_four_concurrent_clients(server, tmp_path):
 
     def review(n: int) -> None:
         try:
-            folder = _photos(tmp_path / f"client{n}", broken=False)
+            folder = sample_photos(tmp_path / f"client{n}", broken=False)
             with ProposalCache.for_folder(folder) as cache:
                 pipeline = DetectionPipeline(ImageFolder(folder), cache, settings.detector_config(),
                                              settings.ontology(), plan=settings.run_plan())
