@@ -41,7 +41,6 @@ from tests.fixtures.pipeline import SAMPLES, cache_rows, sample_photos, write_im
 ray = pytest.importorskip("ray", reason="the cluster extra is not installed (pip install -e '.[cluster]')")
 pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install -e '.[cluster]')")
 
-REPO = Path(__file__).resolve().parents[1]
 CLASSES = "person,cat,cup"
 TOKEN = "test-token-0123456789abcdefghij"
 LIMITS = Limits(max_body=1 << 20, max_pixels=4_000_000, max_classes=50)
