@@ -145,3 +145,23 @@ def test_stats_and_export_say_which_folder_settings_they_ignored(command: str, t
     main([command, str(folder), *extra])
     err = capsys.readouterr().err
     assert "setting 'box_threshold' ignored" in err and "setting 'batch_size' ignored" in err, err
+
+
+def test_a_folder_model_file_given_again_on_the_command_line_is_not_said_to_be_ignored(tmp_path: Path) -> None:
+    """Seen under Xvfb: "setting 'weights' ignored … pass --weights FILE" printed with that very
+    --weights on the command line. The note about a value the command line replaces goes."""
+    from autolabel_gui.cli import parse_args
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    weights = tmp_path / "model.pth"
+    weights.write_bytes(b"x")
+    path = ProjectSettings.path_for(folder)
+    path.parent.mkdir()
+    path.write_text(json.dumps({"classes": ["cat"], "weights": str(weights), "box_threshold": 7}), encoding="utf-8")
+    loaded = ProjectSettings.load(folder)
+    assert any("setting 'weights' ignored" in n for n in loaded.notes)
+    given = loaded.with_args(parse_args([str(folder), "--weights", str(weights)]))
+    assert given.weights == str(weights)
+    assert not any("setting 'weights' ignored" in n for n in given.notes)
+    assert any("setting 'box_threshold' ignored" in n for n in given.notes), "the other notes stay"

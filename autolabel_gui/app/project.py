@@ -272,7 +272,10 @@ class ProjectSettings:
         if annotations is not None:
             # typed relative to the working directory, stored so that it means the same later
             changes["annotations_dir"] = str(Path(annotations).expanduser().absolute())
-        new = replace(self, **changes)
+        # A folder value that was ignored and is now given on the command line is not news
+        # (seen: "setting 'weights' ignored … pass --weights FILE" with that very --weights given).
+        notes = [n for n in self.notes if not any(f"setting '{name}' ignored" in n for name in changes)]
+        new = replace(self, **changes, notes=notes)
         problems = [p for p in new.problems() if p.split(":")[0] in changes]
         if problems:
             raise ValueError("; ".join(problems))
