@@ -621,14 +621,21 @@ def test_the_score_threshold_is_kept_with_the_folder(open_review, qtbot):
     assert ProjectSettings.load(h.root).box_threshold == 0.6
 
 
-def test_a_long_refusal_is_shown_whole_in_the_status_bar(open_review, qtbot):
-    """Seen: the hidden-proposals refusal and OS errors were cut off at the window's edge."""
+def test_a_long_refusal_wraps_in_the_status_bar_and_keeps_the_canvas_room(open_review, qtbot):
+    """Seen: the hidden-proposals refusal and OS errors were cut off at the window's edge; then,
+    wrapped, a long warning took 13 lines of an 800 px window. Up to three lines, all in the tooltip."""
     h = open_review(["a.png"])
-    text = "Not verified: " + "a long reason that goes on " * 12 + "END"
-    h.window.show_message(text, error=True)
     label = h.window.message_label
-    qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()))
-    assert label.text().endswith("END") and label.heightForWidth(label.width()) > label.fontMetrics().height() * 1.5
+    three = label.fontMetrics().lineSpacing() * 3 + 2 * label.margin()
+    short = "Not verified: 2 pending proposals are hidden by the view."
+    h.window.show_message(short, error=True)
+    qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()))  # read whole
+    text = "Not verified: " + "a long reason that goes on " * 40 + "END"
+    h.window.show_message(text, error=True)
+    qtbot.waitUntil(lambda: label.height() >= min(label.heightForWidth(label.width()), three))
+    assert label.heightForWidth(label.width()) > three, "the text needs more than three lines here"
+    assert label.text().endswith("END") and label.toolTip() == text
+    assert label.height() <= three + 1 and label.height() > label.fontMetrics().lineSpacing() * 2
 
 
 def test_an_empty_folder_loads_no_model(open_review, qtbot, tmp_path):
