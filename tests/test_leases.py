@@ -227,6 +227,16 @@ def test_a_lease_folder_leading_outside_the_image_folder_is_refused(tmp_path):
     assert list(outside.iterdir()) == []
 
 
+def test_a_file_named_like_the_lease_folder_is_said_to_be_in_the_way_not_outside(tmp_path):
+    root = tmp_path / "images"
+    (root / ".autolabel").mkdir(parents=True)
+    (root / ".autolabel/leases").write_bytes(b"not a folder")
+    with pytest.raises(LeasesUnavailable) as caught:
+        LeaseBook(root / ".autolabel", holder())
+    assert "not a folder" in str(caught.value) and "outside" not in str(caught.value)
+    assert (root / ".autolabel/leases").read_bytes() == b"not a folder"
+
+
 def test_a_folder_where_no_lease_can_be_written_is_reviewed_without_leases(tmp_path, monkeypatch):
     write_image(tmp_path / "a.png")
     folder = ImageFolder(tmp_path)

@@ -195,8 +195,11 @@ class LeaseBook:
         except OSError as exc:
             raise LeasesUnavailable(exc.errno or errno.EIO, f"cannot create the lease folder ({exc.strerror or exc})",
                                     str(self.dir)) from None
-        if not inside or not self.dir.is_dir():
+        if not inside:
             raise LeasesUnavailable(errno.EACCES, "the lease folder leads outside the image folder", str(self.dir))
+        if not self.dir.is_dir():
+            raise LeasesUnavailable(errno.ENOTDIR, "the lease folder is not a folder (a file of that name is in "
+                                    "the way)", str(self.dir))
         if not os.access(self.dir, os.W_OK | os.X_OK):
             raise LeasesUnavailable(errno.EACCES, "the lease folder is read-only", str(self.dir))
         self._mine: dict[str, Lease] = {}
