@@ -117,3 +117,26 @@ def test_labelling_a_folder_sweeps_its_voc_and_state_folders(tmp_path, tiny_gdin
     assert [p for p in stale if p.exists()] == [] and fresh.exists()
     assert {p: p.read_bytes() for p in mine} == mine
     assert (voc / "p0.xml").is_file()
+
+
+def test_a_staged_build_killed_half_way_is_swept_by_the_next_build_of_that_target(tmp_path):
+    """``weights convert`` killed by SIGKILL leaves its hidden stage; the next build removes it,
+    but never the stage of a build still running, nor a folder of another name."""
+    from autolabel_gui.core.atomic import staged_folder
+
+    script = ("import os, sys\nfrom autolabel_gui.core.atomic import staged_folder\n"
+              "with staged_folder(sys.argv[1]) as stage:\n"
+              "    (stage / 'model.safetensors').write_bytes(b'half')\n"
+              "    os.kill(os.getpid(), 9)\n")
+    killed = subprocess.run([sys.executable, "-c", script, str(tmp_path / "model")], check=False)
+    assert killed.returncode == -9
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".model.") and left[0].endswith(".partial")
+    running = tmp_path / f".model.{os.getpid()}.zzzz.partial"
+    running.mkdir()
+    other = tmp_path / ".other.1.abcd.partial"
+    other.mkdir()
+    with staged_folder(tmp_path / "model") as stage:
+        (stage / "config.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".other.1.abcd.partial", running.name, "model"])
+    assert (tmp_path / "model/config.json").read_text() == "{}"

@@ -118,6 +118,48 @@ def atomic_write_text(path: Path | str, text: str) -> None:
 
 
 STAGE_SUFFIX = ".partial"
+"""A staging folder is ``.OUT.PID.RANDOM.partial``: the id of the process building it tells a
+later build of the same target whether it was abandoned (the process was killed)."""
+
+
+def sweep_stale_stages(out: Path) -> list[Path]:
+    """Remove the staging folders of earlier builds of ``out`` whose process is gone (killed).
+
+    Only folders named as ``staged_folder`` and ``export_dataset`` name them whose process no
+    longer runs on this machine; anything else beside ``out`` is left alone.
+    """
+    removed: list[Path] = []
+    prefix = f".{out.name}."
+    try:
+        entries = list(os.scandir(out.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not (entry.name.startswith(prefix) and entry.name.endswith(STAGE_SUFFIX)):
+            continue
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            pid = int(entry.name[len(prefix):].split(".", 1)[0])
+        except ValueError:
+            continue
+        if _process_alive(pid):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -131,7 +173,8 @@ def staged_folder(target: Path | str) -> Iterator[Path]:
     target = Path(target).absolute()
     _check_empty(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=STAGE_SUFFIX, dir=target.parent))
+    sweep_stale_stages(target)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=STAGE_SUFFIX, dir=target.parent))
     try:
         yield stage
         for folder, _, files in os.walk(stage):

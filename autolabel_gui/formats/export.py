@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
-from autolabel_gui.core.atomic import new_dir_mode
+from autolabel_gui.core.atomic import STAGE_SUFFIX, new_dir_mode, sweep_stale_stages
 from autolabel_gui.core.boxes import ImageLabels
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.images import ImageLoadError, image_size, orientation_of
@@ -304,51 +304,6 @@ def export_dataset(folder: ImageFolder, fmt: str, out: Path, classes: list[str],
     boxes = sum(len(item.labels.boxes) for item in plan.items)
     negatives = sum(1 for item in plan.items if not item.labels.boxes)
     return ExportResult(out, fmt, len(plan.items), boxes, negatives, linked, plan.skipped, plan.turned, plan.dropped)
-
-
-STAGE_SUFFIX = ".partial"
-"""A staging folder is ``.OUT.PID.RANDOM.partial``: the id of the process building it tells a
-later export whether it was abandoned (the process was killed)."""
-
-
-def sweep_stale_stages(out: Path) -> list[Path]:
-    """Remove the staging folders of earlier exports to ``out`` whose process is gone (killed).
-
-    Only folders named as ``export_dataset`` names them whose process no longer runs on this
-    machine; anything else beside ``out`` is left alone.
-    """
-    removed: list[Path] = []
-    prefix = f".{out.name}."
-    try:
-        entries = list(os.scandir(out.parent))
-    except OSError:
-        return removed
-    for entry in entries:
-        if not (entry.name.startswith(prefix) and entry.name.endswith(STAGE_SUFFIX)):
-            continue
-        if entry.is_symlink() or not entry.is_dir():
-            continue
-        try:
-            pid = int(entry.name[len(prefix):].split(".", 1)[0])
-        except ValueError:
-            continue
-        if _process_alive(pid):
-            continue
-        shutil.rmtree(entry.path, ignore_errors=True)
-        removed.append(Path(entry.path))
-    return removed
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process: alive
-        return True
-    return True
 
 
 def voc_class_names(folder: ImageFolder) -> list[str]:
