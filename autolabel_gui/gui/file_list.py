@@ -45,6 +45,7 @@ STATUS_COLORS: dict[Status, str] = {
     Status.PROPOSALS: "#42a5f5",
     Status.IN_REVIEW: "#ffb300",
     Status.VERIFIED: "#43a047",
+    Status.RULE_ACCEPTED: "#8e24aa",
     Status.UNREADABLE: "#e53935",
 }
 HELD_MARK = "\N{LOCK}"
@@ -55,11 +56,13 @@ STATUS_ROLE = Qt.ItemDataRole.UserRole + 1
 
 FILTERS: tuple[tuple[str, frozenset[Status] | None], ...] = (
     ("All images", None),
-    ("Not verified", frozenset({Status.NEW, Status.PROPOSALS, Status.IN_REVIEW, Status.UNREADABLE})),
+    ("Not verified", frozenset({Status.NEW, Status.PROPOSALS, Status.IN_REVIEW, Status.RULE_ACCEPTED,
+                                Status.UNREADABLE})),
     ("New", frozenset({Status.NEW})),
     ("Proposals ready", frozenset({Status.PROPOSALS})),
     ("In review", frozenset({Status.IN_REVIEW})),
     ("Verified", frozenset({Status.VERIFIED})),
+    ("Accepted by rule (unseen)", frozenset({Status.RULE_ACCEPTED})),
     ("Cannot be read", frozenset({Status.UNREADABLE})),
 )
 PREDATES_FILTER = "Verified before a class was added"
