@@ -151,6 +151,7 @@ class FolderReview:
         self.audit: Audit | None = None
         """The accept-by-rule audit under way: verifying one of its images records whether the
         review changed the proposals."""
+        self._in_order: frozenset[str] | None = None
         self.audit_done: Callable[[Audit], None] | None = None
         """Told when the audit's last image is verified (the window asks to confirm the batch)."""
         self._find_predating()
@@ -268,6 +269,7 @@ class FolderReview:
     def set_order(self, order: list[str] | None) -> None:
         """Follow ``order`` from now on (None: folder order); images outside it are not visited."""
         self.order = order
+        self._in_order = None if order is None else frozenset(order)
 
     def _next_unverified_row(self, row: int) -> int:
         """The next row after ``row`` (no wrap) not verified and not held by another annotator."""
@@ -381,7 +383,9 @@ class FolderReview:
         grid page never holds an image still waiting for the model, or held by someone else."""
         if rel not in self.progress.done or self.leases.held_by_other(rel):
             return False
-        if self.statuses.status_of(rel) in (Status.VERIFIED, Status.UNREADABLE):
+        if self._in_order is not None and rel not in self._in_order:
+            return False
+        if self.statuses.status_of(rel) in (Status.VERIFIED, Status.RULE_ACCEPTED, Status.UNREADABLE):
             return False
         state = self.open_state(rel)
         return not state.verified and state.verify_blocker(self.model_runs) is None

@@ -49,6 +49,7 @@ from autolabel_gui.gui.resume import (
     remembered_image,
 )
 from autolabel_gui.gui.review_controller import ReviewController
+from autolabel_gui.gui.rule_flow import RuleFlow
 from autolabel_gui.gui.theme import CANVAS_BACKGROUND, ThemeMenu
 from autolabel_gui.gui.unsaved_dialog import UnsavedChoice, ask_unsaved, images_text
 from autolabel_gui.gui.user_keys import load_user_keymap
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("open_folder", "save", "settings", "annotation_folder", "export", "quit")),
     ("&Review", ("next_image", "prev_image", "accept_all_next", "next_unverified", "search", "rerun",
-                 "manual_review", "grid")),
+                 "manual_review", "grid", "confidence_order", "accept_by_rule", "undo_rule_batch")),
     ("&Edit", ("accept_selected", "delete_selected", "draw", "duplicate", "undo", "redo",
                "pick_class", "toggle_difficult", "toggle_truncated")),
     ("&View", ("fit", "zoom_in", "zoom_out", "zoom_to_box", "toggle_labels", "threshold_down", "threshold_up",
@@ -134,6 +135,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("autolabel-gui")
         self.canvas = Canvas(self)
         self.grid = GridTriage(self.canvas, self.qsettings, self)
+        self.rule_flow = RuleFlow(self)
+        self.rule_flow.message.connect(self.show_message)
         self.setCentralWidget(self.grid.stack)
         self.file_panel = FileListPanel(self)
         self.class_panel = ClassPanel(self)
@@ -199,6 +202,7 @@ class MainWindow(QMainWindow):
         self.actions_by_id["manual_review"].setChecked(False)
         controller.start(first or remembered_image(self.qsettings, root))
         self.grid.attach(controller)
+        self.rule_flow.attach(controller)
         self.progress_label.setText(controller.review.progress_text())
         self.canvas.setFocus()
         self._offer_annotation_folder_if_read_only()
@@ -295,6 +299,7 @@ class MainWindow(QMainWindow):
         for name, (dx, dy) in MOVE_STEPS.items():
             handlers[name] = c(_move_by(dx, dy))
         handlers.update(self.box_tools.handlers())
+        handlers.update(self.rule_flow.handlers())
         return handlers
 
     def _on_controller(self, fn: Callable[[ReviewController], object]) -> Callable[[], None]:
