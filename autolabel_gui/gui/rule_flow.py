@@ -32,6 +32,8 @@ class RuleFlow(QObject):
         self.by_confidence = False
         self.ask_confirm: Callable[[Audit], bool] = self._ask
         """Asked when the audit is reviewed (tests answer it)."""
+        self.seed: int | None = None
+        """The audit's seed; None draws one (recorded in the batch either way)."""
 
     def attach(self, controller: ReviewController) -> None:
         self._controller = controller
@@ -90,7 +92,7 @@ class RuleFlow(QObject):
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
         try:
-            audit = run.start_audit(dialog.rule(), dialog.audit.value())
+            audit = run.start_audit(dialog.rule(), dialog.audit.value(), self.seed)
         except ValueError as exc:
             self.message.emit(str(exc), True)
             return
