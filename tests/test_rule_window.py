@@ -51,6 +51,7 @@ def test_accept_by_rule_with_an_audit_then_undo(open_review, monkeypatch):
             h.press(Key.Key_Tab)
             h.press(Key.Key_Delete)  # the audit finds a wrong box
         h.press(Key.Key_Space)
+    h.qtbot.waitUntil(lambda: bool(asked))
     assert asked and asked[0].startswith("1 of 2 changed; error rate <= 97.5% (95%)")  # sqrt(0.95)
     rest = [rel for rel in SURE if rel not in audit.sample]
     counts = h.controller.files.counts()

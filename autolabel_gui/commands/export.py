@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {result.by_rule} of the exported images were accepted by rule, not verified by a person",
               file=sys.stderr)
     which = "verified" if args.verified_only else "labelled"
+    if args.verified_only and result.by_rule:
+        which = "verified or rule-accepted"
     skipped = f"; {len(result.skipped)} skipped (see the warnings above)" if result.skipped else ""
     print(f"exported {result.images} {which} images ({result.boxes} boxes, {result.negatives} without objects) "
           f"as {result.fmt.upper()} to {result.out}{skipped}")

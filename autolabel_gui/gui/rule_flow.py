@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QDialog, QMessageBox, QWidget
 
 from autolabel_gui.app.accept_rule import Audit
@@ -97,12 +97,16 @@ class RuleFlow(QObject):
             self.message.emit(str(exc), True)
             return
         if audit.finished:  # an audit of 0: the bound says so (error rate <= 100%)
-            self._audit_done(audit)
+            self._confirm(audit)
         else:
             self.message.emit(f"Audit: review these {len(audit.sample)} images as usual (seed {audit.seed}); "
                               f"the other {len(audit.rest())} wait.", False)
 
     def _audit_done(self, audit: Audit) -> None:
+        """Asked once the save of the audit's last image is over (not inside it)."""
+        QTimer.singleShot(0, lambda: self._confirm(audit))
+
+    def _confirm(self, audit: Audit) -> None:
         run = self.run
         if run is None or run.audit is not audit:
             return
