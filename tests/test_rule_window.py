@@ -4,6 +4,7 @@ audit reviewed with the usual keys, the batch is undone from the Review menu."""
 from __future__ import annotations
 
 from autolabel_gui.app.status import Status
+from autolabel_gui.gui.file_list import RANGE_FILTER, UNSURE_FILTER
 from autolabel_gui.gui.rule_dialog import RuleDialog
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog
@@ -24,8 +25,21 @@ def test_o_puts_the_unsure_images_first_and_space_follows(open_review):
     h.press(Key.Key_O)
     h.wait_shown("unsure1.png")  # the most hesitant (0.55, the band's middle) first
     assert "2 unsure, 6 sure" in h.window.message_label.text()
+    panel = h.window.file_panel
+    listed = lambda: [panel.proxy.index(i, 0).data() for i in range(panel.proxy.rowCount())]  # noqa: E731
+    assert listed()[:3] == ["unsure1.png", "unsure0.png", "sure0.png"]  # the list follows the order
     h.press(Key.Key_Space)
     h.wait_shown("unsure0.png")
+    panel.filter_box.setCurrentText(UNSURE_FILTER)
+    assert listed() == ["unsure1.png", "unsure0.png"]
+    assert "The model: 2 unsure, 6 sure; 2 shown" in panel.counts_label.text()
+    panel.filter_box.setCurrentText(RANGE_FILTER)
+    panel.range_low.setValue(0.5)
+    panel.range_high.setValue(0.6)
+    assert listed() == ["unsure1.png"] and panel.range_row.isVisibleTo(panel)
+    h.press(Key.Key_O)
+    panel.filter_box.setCurrentIndex(0)
+    assert listed() == h.controller.review.folder.images  # folder order again
 
 
 def test_accept_by_rule_with_an_audit_then_undo(open_review, monkeypatch):

@@ -65,8 +65,9 @@ class RuleRun:
         self._order_before = self.review.order
         self.review.audit = audit
         self.review.set_order(list(audit.sample))
-        if audit.sample:
-            self.review.next_unverified()
+        first = self.review.next_to_review(None)
+        if first is not None:
+            self.review.go_to(first)
         return audit
 
     def apply(self, confirm_empty: Callable[[], bool] | None = None) -> Batch:

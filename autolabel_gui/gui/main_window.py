@@ -153,6 +153,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._install_workbench()
         self.file_panel.image_chosen.connect(self._image_chosen)
+        self.rule_flow.order_changed.connect(self.file_panel.show_order)
+        self.file_panel.confidence_source = self.rule_flow.confidence
         self.class_panel.class_clicked.connect(self._class_clicked)
         self.class_panel.add_to_project.connect(self._add_to_project)
         self._threshold_save = QTimer(self, singleShot=True, interval=1000)  # one write per burst of [ ]

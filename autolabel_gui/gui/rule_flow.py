@@ -23,11 +23,13 @@ class RuleFlow(QObject):
     """Confidence order and accept by rule for the window's folder."""
 
     message = Signal(str, bool)
+    order_changed = Signal(object)  # list[str] | None: the review order (the file list follows it)
 
     def __init__(self, parent: QWidget) -> None:
         super().__init__(parent)
         self._parent = parent
         self._controller: ReviewController | None = None
+        self._index: ConfidenceIndex | None = None
         self.run: RuleRun | None = None
         self.by_confidence = False
         self.ask_confirm: Callable[[Audit], bool] = self._ask
@@ -40,6 +42,17 @@ class RuleFlow(QObject):
         self.run = None
         self.by_confidence = False
         controller.review.audit_done = self._audit_done
+        self._index = None
+        self.order_changed.emit(None)
+
+    def confidence(self) -> ConfidenceIndex | None:
+        """Every image's scores, read from the cache once (the file list's filters ask)."""
+        c = self._controller
+        if c is None:
+            return None
+        if self._index is None:
+            self._index = ConfidenceIndex(c.review.folder.images, c.review.session.cached_proposals)
+        return self._index
 
     def handlers(self) -> dict[str, Callable[[], object]]:
         return {"confidence_order": self.toggle_order, "accept_by_rule": self.open_dialog,
@@ -64,11 +77,13 @@ class RuleFlow(QObject):
         self.by_confidence = not self.by_confidence
         if not self.by_confidence:
             review.set_order(None)
+            self.order_changed.emit(None)
             self.message.emit("Review order: folder order.", False)
             return
-        index = ConfidenceIndex(review.folder.images, review.session.cached_proposals)
+        index = self._index = ConfidenceIndex(review.folder.images, review.session.cached_proposals)
         self.run = None  # the scores are read again for the next rule
         review.set_order(index.order())
+        self.order_changed.emit(review.order)
         self.message.emit(f"Review order: by confidence, unsure first ({index.counts_text()}); "
                           "Space and the grid follow it. O again: folder order.", False)
         first = review.next_to_review(None)
