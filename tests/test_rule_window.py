@@ -80,3 +80,18 @@ def test_accept_by_rule_with_an_audit_then_undo(open_review, monkeypatch):
         assert not h.voc_path(rel).exists()
     assert h.controller.files.counts()[Status.RULE_ACCEPTED] == 0
     assert "4 file(s) removed" in h.window.message_label.text()
+
+
+def test_shift_a_during_the_audit_stops_it_and_accepts_nothing(open_review, monkeypatch):
+    h = open_review(IMAGES, PROPOSALS)
+    monkeypatch.setattr(RuleDialog, "exec", lambda dialog: QDialog.DialogCode.Accepted)
+    flow = h.window.rule_flow
+    flow.ask_stop = lambda audit: True
+    h.press(Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
+    audit = flow.run.audit
+    assert len(audit.sample) == 6  # the default: min(20, matches)
+    h.press(Key.Key_Space)
+    h.press(Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
+    assert flow.run.audit is None and h.controller.review.order is None
+    assert sorted(p.name for p in h.root.glob("*.xml")) == [audit.sample[0].replace(".png", ".xml")]
+    assert h.controller.files.counts()[Status.RULE_ACCEPTED] == 0

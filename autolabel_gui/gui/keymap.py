@@ -93,7 +93,7 @@ KEYMAP: tuple[KeyBinding, ...] = (
                "Ctrl+N and the grid follow it), or folder order again", "Review"),
     KeyBinding("accept_by_rule", ("Shift+A",), "accept by rule: a rule on the scores, its match count, a random "
                "audit reviewed as usual, then the error rate's 95% bound before the rest are accepted (never "
-               "as verified)", "Review", RULE_TITLE),
+               "as verified); during the audit, asks whether to stop it", "Review", RULE_TITLE),
     KeyBinding("undo_rule_batch", (), "undo the last accept-by-rule batch (files changed since stay)", "Review"),
     KeyBinding("grid_2", (), "grid of 2×2 images a page", "View"),
     KeyBinding("grid_3", (), "grid of 3×3 images a page", "View"),

@@ -34,6 +34,8 @@ class RuleFlow(QObject):
         self.by_confidence = False
         self.ask_confirm: Callable[[Audit], bool] = self._ask
         """Asked when the audit is reviewed (tests answer it)."""
+        self.ask_stop: Callable[[Audit], bool] = self._ask_stop
+        """Shift+A while an audit runs: stop it (nothing accepted)?"""
         self.seed: int | None = None
         """The audit's seed; None draws one (recorded in the batch either way)."""
 
@@ -97,8 +99,10 @@ class RuleFlow(QObject):
             return
         review = run.review
         if run.audit is not None:
-            self.message.emit(f"An audit is under way ({len(run.audit.results)}/{len(run.audit.sample)} reviewed).",
-                              False)
+            if self.ask_stop(run.audit):
+                run.cancel()
+                self.message.emit("Audit stopped: nothing was accepted by rule; the images you verified stay "
+                                  "verified.", False)
             return
         review.save_current()
         dialog = RuleDialog(lambda rule: len(run.matches(rule)),
@@ -135,6 +139,14 @@ class RuleFlow(QObject):
         answer = QMessageBox.question(self._parent, RULE_TITLE, audit.result_text(),
                                       QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
                                       QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _ask_stop(self, audit: Audit) -> bool:
+        answer = QMessageBox.question(
+            self._parent, RULE_TITLE,
+            f"An audit is under way ({len(audit.results)} of {len(audit.sample)} reviewed). Stop it? "
+            "Nothing will be accepted by rule.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
         return answer == QMessageBox.StandardButton.Yes
 
     def undo(self) -> None:
