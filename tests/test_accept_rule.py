@@ -22,7 +22,7 @@ from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.leases import Holder
 from autolabel_gui.core.records import ImageKey
 from autolabel_gui.formats.export import export_dataset
-from autolabel_gui.formats.voc import parse_voc, read_voc, voc_bytes
+from autolabel_gui.formats.voc import parse_voc, read_voc, voc_bytes, write_voc
 from lxml import etree
 
 from tests.fixtures.images import ImageSpec, write_image
@@ -247,8 +247,14 @@ def test_the_batch_never_writes_over_another_annotators_image(tmp_path: Path) ->
     assert "03.png" not in run.matches(AcceptRule())
     audit = run.start_audit(AcceptRule(), 1, seed=1)
     _audit_all(alice, audit, set())
+    meanwhile = next(rel for rel in audit.rest() if rel != alice.current)
+    theirs = ImageLabels.for_image(folder.image_path(meanwhile), 120, 80, [Box(1, 1, 9, 9, "cat")], verified=True)
+    write_voc(folder.voc_path(meanwhile), theirs)  # carol verified it from another tool meanwhile
     batch = run.apply()
     assert "03.png" not in batch.written and not folder.voc_path("03.png").exists()
+    assert meanwhile in batch.skipped
+    kept = read_voc(folder.voc_path(meanwhile))
+    assert kept.verified and [b.label for b in kept.boxes] == ["cat"]
     bob.close()
     alice.close()
 
