@@ -95,3 +95,15 @@ def test_shift_a_during_the_audit_stops_it_and_accepts_nothing(open_review, monk
     assert flow.run.audit is None and h.controller.review.order is None
     assert sorted(p.name for p in h.root.glob("*.xml")) == [audit.sample[0].replace(".png", ".xml")]
     assert h.controller.files.counts()[Status.RULE_ACCEPTED] == 0
+
+
+def test_the_grid_follows_the_order_and_its_tiles_say_boxes_and_lowest_score(open_review):
+    h = open_review(IMAGES, PROPOSALS)
+    h.press(Key.Key_O)
+    h.wait_shown("unsure1.png")
+    h.press(Key.Key_G)
+    grid = h.window.grid
+    assert grid.active and grid.triage.page[:2] == ["unsure1.png", "unsure0.png"]
+    notes = [tile.note for tile in grid.view._tiles]
+    assert notes[:3] == ["2 boxes, min 0.55", "2 boxes, min 0.70", "1 box, min 0.93"]
+    assert h.window.message_label.text().startswith("Grid: 0 of 8 marked")

@@ -255,9 +255,9 @@ class GridTriage(QObject):
         for tile in triage.tiles:
             state = r.open_state(tile.rel)
             picture = thumbs.get(tile.rel)
-            note = scores_of(tile.rel, r.session.cached_proposals(tile.rel)).caption(r.settings.box_threshold)
+            caption = scores_of(tile.rel, r.session.cached_proposals(tile.rel)).caption(r.settings.box_threshold)
             tiles.append(TileContent(tile.rel, state.width, state.height, _boxes_in_view(r, tile.rel),
-                                     tile.marked, picture, note=note))
+                                     tile.marked, picture, note=caption))
             if picture is not None:
                 triage.picture_shown(tile.rel)
         self.view.set_tiles(tiles)
