@@ -95,8 +95,7 @@ class RuleRun:
             review.listener.on_message(f"accept-by-rule batch record not kept ({exc})", True)
         review.listener.on_rows(list(batch.written))
         review.listener.on_message(
-            f"Accepted by rule: {len(batch.written)} image(s), not verified by a person "
-            f"(audit {provenance.changed} of {provenance.audited} changed, error rate <= {100 * provenance.bound:.1f}%)"
+            f"Accepted by rule, unseen: {len(batch.written)} image(s) (error rate <= {100 * provenance.bound:.1f}%)"
             + (f"; {len(batch.skipped)} not accepted" if batch.skipped else ""), False)
         return batch
 
@@ -105,9 +104,14 @@ class RuleRun:
         self._finish()
 
     def _finish(self) -> None:
+        """The review order before the audit again, from its first image left to review."""
         self.audit = None
-        self.review.audit = None
-        self.review.set_order(self._order_before)
+        review = self.review
+        review.audit = None
+        review.set_order(self._order_before)
+        first = review.next_to_review(None)
+        if first is not None:
+            review.go_to(first)
 
     def undo(self, batch: Batch | None = None) -> Undone:
         """Remove the files ``batch`` (the last one) wrote, each only if it is still the very file
