@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--verified-only", dest="verified_only", action="store_true", default=True,
                        help="export verified images only (default)")
     which.add_argument("--all", dest="verified_only", action="store_false", help="export every labelled image")
+    export.add_argument("--include-rule-accepted", action="store_true",
+                        help="with --verified-only, also export the images accepted by a rule after an audit "
+                             "(not seen by a person; left out by default)")
     export.add_argument("--classes", default=None,
                         help=CLASSES_HELP + " (default: the folder's class list, else the classes in its VOC files)")
     export.add_argument("--annotations", type=Path, default=None, help="folder holding the VOC files")

@@ -57,12 +57,12 @@ def test_cancel_stops_and_leaves_nothing(qtbot, labelled_folder: LabelledFolder,
     pressed = threading.Event()
     real = module.export_dataset
 
-    def held(*args, progress, should_stop):
+    def held(*args, progress, should_stop, **options):
         def progress_then_wait(phase: str, done: int, total: int) -> None:
             progress(phase, done, total)
             if (phase, done) == ("writing", 1):
                 pressed.wait(10)
-        return real(*args, progress=progress_then_wait, should_stop=should_stop)
+        return real(*args, progress=progress_then_wait, should_stop=should_stop, **options)
 
     monkeypatch.setattr(module, "export_dataset", held)
     dialog = _dialog(qtbot, labelled_folder)

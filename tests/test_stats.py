@@ -39,7 +39,7 @@ def test_counts_of_a_known_folder(labelled_folder: LabelledFolder) -> None:
         stats = compute_stats(ImageFolder(root), CLASSES, cache, run_id_for(settings.detector_config(),
                                                                               settings.ontology()))
     assert stats.images == 9
-    assert stats.statuses == {"new": 1, "proposals ready": 1, "in review": 2, "verified": 5}
+    assert stats.statuses == {"new": 1, "proposals ready": 1, "in review": 2, "verified": 5, "accepted by rule": 0}
     assert list(stats.classes) == ["cat", "dog", "bird"]
     cat, dog, bird = stats.classes.values()
     assert (cat.boxes_verified, cat.boxes_unverified, cat.images) == (3, 1, 4)

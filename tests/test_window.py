@@ -287,7 +287,7 @@ def test_file_list_statuses_filter_and_click(open_review, qtbot):
     model = h.controller.files
     qtbot.waitUntil(lambda: not model.is_scanning())
     assert model.counts() == {Status.NEW: 1, Status.PROPOSALS: 1, Status.IN_REVIEW: 1, Status.VERIFIED: 1,
-                              Status.UNREADABLE: 0}
+                              Status.RULE_ACCEPTED: 0, Status.UNREADABLE: 0}
     panel = h.window.file_panel
     assert "4 images" in panel.counts_label.text()
     panel.filter_box.setCurrentIndex(1)  # not verified
@@ -555,7 +555,8 @@ def test_menu_entries_are_named_like_the_windows_they_open(open_review):
         dialog.reject()
 
     checked = [b for b in KEYMAP if b.dialog]
-    assert {b.action for b in checked} == {"settings", "export", "help", "open_folder", "pick_class"}
+    assert {b.action for b in checked} == {"settings", "export", "help", "open_folder", "pick_class",
+                                           "accept_by_rule"}
     for b in checked:
         QTimer.singleShot(0, close_dialog)
         entries[b.action].trigger()

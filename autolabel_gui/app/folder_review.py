@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from autolabel_gui.app.accept_rule import Audit, changed
 from autolabel_gui.app.conflicts import Conflict, ConflictChoice
 from autolabel_gui.app.image_statuses import ImageStatuses
 from autolabel_gui.app.model_progress import (
@@ -144,6 +145,15 @@ class FolderReview:
         self._rerun: str | None = None
         self._refused: str | None = None
         """The open image, after a verify key was refused because it waits for the model."""
+        self.order: list[str] | None = None
+        """The review order "next unverified" and the grid follow (None: folder order), e.g.
+        the confidence order (``app.confidence``) or an audit's sample (``app.rule_batch``)."""
+        self.audit: Audit | None = None
+        """The accept-by-rule audit under way: verifying one of its images records whether the
+        review changed the proposals."""
+        self._in_order: frozenset[str] | None = None
+        self.audit_done: Callable[[Audit], None] | None = None
+        """Told when the audit's last image is verified (the window asks to confirm the batch)."""
         self._find_predating()
 
     # ------------------------------------------------------------------ life cycle
@@ -227,22 +237,46 @@ class FolderReview:
             self._say("Last image." if direction > 0 else "First image.", False)
 
     def next_unverified(self) -> bool:
-        """The next image (after this one, then from the start) not yet verified."""
-        row = self.statuses.row_of(self.current)
+        """The next image in the review order (after this one, then from the start) not yet
+        verified, nor accepted by a rule, nor held by another annotator."""
         self.save_current()
-        target = self._next_unverified_row(row)
-        if target < 0:
-            target = self._next_unverified_row(-1)
-        if target < 0 or target == row:
-            self._say(f"All {len(self.folder.images)} images are verified.", False)
+        target = self.next_to_review(self.current)
+        if target is None or target == self.current:
+            if self.audit is not None:
+                self._say(f"The audit's {len(self.audit.sample)} images are reviewed.", False)
+            else:
+                self._say(f"All {len(self.folder.images)} images are verified.", False)
             return False
-        self.go_to(self.folder.images[target])
+        self.go_to(target)
         return True
+
+    def next_to_review(self, after: str | None) -> str | None:
+        """The image "next unverified" goes to from ``after``, in ``order`` (wrapping)."""
+        if self.order is None:
+            row = self.statuses.row_of(after)
+            target = self._next_unverified_row(row)
+            if target < 0:
+                target = self._next_unverified_row(-1)
+            return None if target < 0 else self.folder.images[target]
+        order = self.order
+        start = order.index(after) + 1 if after in order else 0
+        for k in range(len(order)):
+            rel = order[(start + k) % len(order)]
+            if self._to_review(rel, self.statuses.status_of(rel)):
+                return rel
+        return None
+
+    def set_order(self, order: list[str] | None) -> None:
+        """Follow ``order`` from now on (None: folder order); images outside it are not visited."""
+        self.order = order
+        self._in_order = None if order is None else frozenset(order)
 
     def _next_unverified_row(self, row: int) -> int:
         """The next row after ``row`` (no wrap) not verified and not held by another annotator."""
-        return self.statuses.next_row(
-            row, +1, lambda rel, status: status is not Status.VERIFIED and not self.leases.held_by_other(rel))
+        return self.statuses.next_row(row, +1, self._to_review)
+
+    def _to_review(self, rel: str, status: Status | None) -> bool:
+        return status not in (Status.VERIFIED, Status.RULE_ACCEPTED, None) and not self.leases.held_by_other(rel)
 
     # ------------------------------------------------------------------ leases (timers call these)
 
@@ -314,6 +348,31 @@ class FolderReview:
             return count, saved.conflict.text
         return count, saved.error
 
+    def accept_by_rule(self, rel: str, provenance: str) -> str | None:
+        """Write ``rel``'s shown proposals as accepted by a rule (never verified), through the
+        same lease, gate and save as Space; returns why it was not, or None. Only an image with
+        no file of a person's (status "proposals ready") is accepted: nobody's work is replaced."""
+        if rel == self.current:
+            return "it is open on screen: yours to review"
+        status = self.statuses.status_of(rel)
+        if status is not Status.PROPOSALS:
+            return f"its status is '{status.value if status else 'gone'}'"
+        refused = self.leases.claim(self.session, rel)
+        if refused is not None:
+            return refused
+        state = self.session.open(rel).state
+        if state.verified or self.session.changed_on_disk(rel):
+            return "someone saved it meanwhile"
+        blocker = state.verify_blocker(self.model_runs)
+        if blocker is not None:
+            return blocker.value
+        state.accept_all_visible()
+        saved = self.session.save_by_rule(rel, provenance)
+        self._saved(rel, verify=False)
+        if saved.conflict is not None:
+            return saved.conflict.text
+        return saved.error
+
     def grid_done(self) -> None:
         """The grid's page is verified: the leases it claimed go back (not the open image's)."""
         self.leases.drop_claims(keep=self.current)
@@ -324,7 +383,9 @@ class FolderReview:
         grid page never holds an image still waiting for the model, or held by someone else."""
         if rel not in self.progress.done or self.leases.held_by_other(rel):
             return False
-        if self.statuses.status_of(rel) in (Status.VERIFIED, Status.UNREADABLE):
+        if self._in_order is not None and rel not in self._in_order:
+            return False
+        if self.statuses.status_of(rel) in (Status.VERIFIED, Status.RULE_ACCEPTED, Status.UNREADABLE):
             return False
         state = self.open_state(rel)
         return not state.verified and state.verify_blocker(self.model_runs) is None
@@ -378,13 +439,26 @@ class FolderReview:
         return True
 
     def _saved(self, rel: str, verify: bool) -> None:
-        """The statuses after a save of ``rel``."""
+        """The statuses after a save of ``rel``; an audited image's review is counted."""
+        if verify and self.audit is not None and rel in self.audit.sample:
+            self._audited(rel, self.audit)
         status = self.session.status(rel)
         changed = status is not None and self.statuses.set(rel, status)
         if verify and self.statuses.predates.pop(rel, None) is not None:
             changed = True
         if changed:
             self.listener.on_rows([rel])
+
+    def _audited(self, rel: str, audit: Audit) -> None:
+        """An audit image was verified: did the review change what the model proposed?"""
+        state = self.session.get(rel)
+        proposals = self.session.cached_proposals(rel)
+        if state is None or proposals is None:
+            return
+        shown = [b for b in proposals if b.passes(self.settings.box_threshold)]
+        audit.record(rel, changed(shown, state.accepted_boxes()))
+        if audit.finished and self.audit_done is not None:
+            self.audit_done(audit)
 
     def _resolve_conflict(self, conflict: Conflict) -> None:
         """Someone saved this image after it was opened: ask which version to keep, apply it,
@@ -510,6 +584,9 @@ class FolderReview:
                 return Banner(refused_text(self._waiting_text()), urgent=True, waiting=True)
             return Banner(self._waiting_text(), waiting=True)
         self._refused = None
+        audit = self.audit
+        if audit is not None and self.current in audit.sample and self.current not in audit.results:
+            return Banner(audit.banner())
         return Banner(self.leases.note(self.current) or self._settled_text(state))
 
     def _settled_text(self, state: ReviewState | None) -> str:

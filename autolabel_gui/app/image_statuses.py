@@ -77,6 +77,12 @@ class ImageStatuses:
         self._status[row] = status
         return True
 
+    def rescan(self, rel: str) -> None:
+        """``rel``'s file changed outside the review's saves (a batch undone): read its status again."""
+        row = self._row.get(rel)
+        if row is not None:
+            self.set(rel, annotation_status(self._voc_path(rel), rel in self.done, self.prelabels))
+
     def mark_proposals(self, rel: str) -> None:
         """Proposals arrived: a new image becomes "proposals ready" (others keep their status)."""
         if self.status_of(rel) is Status.NEW:

@@ -83,6 +83,8 @@ class ReviewSession:
         """Per opened image, the identity of its VOC file as this session last read or wrote it
         (``SharedVocWriter.identity``: read before the image is loaded)."""
         self._conflicts: dict[str, Conflict] = {}
+        self._by_rule: dict[str, str] = {}
+        """Opened images whose file a rule accepted unseen, and nobody saved since -> its provenance."""
 
     def open(self, rel: str) -> Opened:
         """The state of image ``rel``: kept from an earlier visit, or loaded now."""
@@ -104,6 +106,7 @@ class ReviewSession:
         annotator may have changed them). A failed save of it is forgotten too."""
         self._opened.pop(rel, None)
         self._unsaved.pop(rel, None)
+        self._by_rule.pop(rel, None)
 
     def changed_on_disk(self, rel: str) -> bool:
         """Whether the VOC file of opened image ``rel`` changed since this session last read or
@@ -172,6 +175,15 @@ class ReviewSession:
             self._unsaved[rel] = _Failed(verify, result.error)
         return result
 
+    def save_by_rule(self, rel: str, provenance: str) -> Saved:
+        """Write ``rel``'s accepted boxes marked as accepted by a rule (``provenance``), never
+        verified. A failure is reported, not retried: the batch lists it as not accepted."""
+        return self._write(rel, False, provenance)
+
+    def accepted_by_rule(self, rel: str) -> str | None:
+        """The provenance of opened image ``rel``'s file when a rule accepted it and nobody saved since."""
+        return self._by_rule.get(rel)
+
     def retry_unsaved(self) -> list[str]:
         """Save again the images whose save failed earlier; returns those that still fail."""
         for rel, failed in list(self._unsaved.items()):
@@ -187,7 +199,7 @@ class ReviewSession:
         """Images whose edits are only in memory (their last save failed) -> why it failed."""
         return {rel: failed.error for rel, failed in self._unsaved.items()}
 
-    def _write(self, rel: str, verify: bool) -> Saved:
+    def _write(self, rel: str, verify: bool, rule: str | None = None) -> Saved:
         opened = self._opened.get(rel)
         if opened is None:
             return Saved()
@@ -198,10 +210,10 @@ class ReviewSession:
             return Saved()
         result = Saved()
         verified = verify or state.verified
-        if verify or state.boxes_changed:
+        if verify or rule or state.boxes_changed:
             path = self.folder.voc_path(rel)
             try:
-                written = self.voc.write(rel, self._labels(rel, state, verified), self._loaded.get(rel))
+                written = self.voc.write(rel, self._labels(rel, state, verified, rule), self._loaded.get(rel))
             except (AnnotationError, OSError, ValueError) as exc:
                 return Saved(error=f"{path}: not saved ({exc})")
             if isinstance(written, Conflict):
@@ -211,9 +223,15 @@ class ReviewSession:
             result.written = True
             if verify:
                 state.verified_classes = list(self.class_names)
+            if rule and not verified:
+                self._by_rule[rel] = rule
+            else:
+                self._by_rule.pop(rel, None)
         if self.cache is not None and self.run_id is not None and (state.record_changed or result.written):
+            record = state.record(self.run_id)
+            record.accepted_by_rule = self._by_rule.get(rel)
             try:
-                self.cache.put_review(rel, state.record(self.run_id))
+                self.cache.put_review(rel, record)
             except sqlite3.Error as exc:  # not marked saved: the record is written again next time
                 result.error = f"{self.cache.path}: the rejected proposals of {rel} are not remembered ({exc})"
                 return result
@@ -235,13 +253,15 @@ class ReviewSession:
             return None
         if opened.state.verified:
             return Status.VERIFIED
+        if rel in self._by_rule:
+            return Status.RULE_ACCEPTED
         if self.folder.voc_path(rel).exists():
             return Status.IN_REVIEW
         return None
 
-    def _labels(self, rel: str, state: ReviewState, verified: bool) -> ImageLabels:
+    def _labels(self, rel: str, state: ReviewState, verified: bool, rule: str | None = None) -> ImageLabels:
         return ImageLabels.for_image(self.folder.image_path(rel).absolute(), state.width, state.height,
-                                     state.accepted_boxes(), verified)
+                                     state.accepted_boxes(), verified, rule)
 
     def _load(self, rel: str) -> Opened:
         try:
@@ -268,6 +288,8 @@ class ReviewSession:
             return Opened(ReviewState(width, height, labels.boxes, read_only=True, threshold=self.threshold), problem)
         boxes = labels.boxes if labels is not None else []
         verified = labels.verified if labels is not None else False
+        if labels is not None and labels.accepted_by_rule and prelabels is None:
+            self._by_rule[rel] = labels.accepted_by_rule
         state = ReviewState(width, height, boxes, verified=verified, record=record, threshold=self.threshold)
         if prelabels:
             # Shown as proposals until this model's own arrive (from the cache, at once, when

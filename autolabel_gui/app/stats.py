@@ -72,7 +72,9 @@ def compute_stats(folder: ImageFolder, classes: list[str], cache: ProposalCache 
             stats.problems.append(str(exc))
             stats.statuses[Status.IN_REVIEW.value] += 1
             continue
-        stats.statuses[(Status.VERIFIED if labels.verified else Status.IN_REVIEW).value] += 1
+        status = (Status.VERIFIED if labels.verified
+                  else Status.RULE_ACCEPTED if labels.accepted_by_rule else Status.IN_REVIEW)
+        stats.statuses[status.value] += 1
         if labels.verified and not labels.boxes:
             stats.negatives += 1
         per_class = Counter(b.label for b in labels.boxes)
@@ -94,9 +96,12 @@ def compute_stats(folder: ImageFolder, classes: list[str], cache: ProposalCache 
 
 
 def _add_outcomes(stats: FolderStats, records: list[tuple[str, ReviewRecord]]) -> None:
-    """Outcomes of proposals only: boxes the human drew (score None) say nothing about prompts."""
+    """Outcomes of proposals only: boxes the human drew (score None) say nothing about prompts,
+    and a rule's acceptances say nothing a person decided."""
     scores: dict[str, list[float]] = {r: [] for r in RESULTS}
     for _rel, record in records:
+        if record.accepted_by_rule is not None:
+            continue
         for outcome in record.outcomes:
             if outcome.score is None:
                 stats.drawn += 1
@@ -129,6 +134,10 @@ def format_stats(stats: FolderStats) -> str:
         + [["total", str(stats.images), "100.0%" if stats.images else "-"]]))
     verified = stats.statuses.get(Status.VERIFIED.value, 0)
     parts.append(f"negatives: {stats.negatives} of the {verified} verified images have no objects")
+    by_rule = stats.statuses.get(Status.RULE_ACCEPTED.value, 0)
+    if by_rule:
+        parts.append(f"accepted by rule: {by_rule} image{'s' if by_rule != 1 else ''} accepted unseen after an audit "
+                     "(not verified by a person; their files say which rule and audit)")
     rows = [[name, str(c.boxes_verified), str(c.boxes_unverified), str(c.images)]
             for name, c in stats.classes.items()]
     rows.append(["total", str(sum(c.boxes_verified for c in stats.classes.values())),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_head, read_limited
+from autolabel_gui.formats.voc import RULE_TAG
 
 
 class Status(str, enum.Enum):
@@ -19,15 +20,19 @@ class Status(str, enum.Enum):
     PROPOSALS = "proposals ready"
     IN_REVIEW = "in review"
     VERIFIED = "verified"
+    RULE_ACCEPTED = "accepted by rule"
+    """Accepted unseen by a rule after an audit (``app.accept_rule``): never counted as verified."""
     UNREADABLE = "cannot be read"
     """The image itself does not decode (the window found out; files alone cannot say)."""
 
 
-REVIEW_STATUSES: tuple[Status, ...] = (Status.NEW, Status.PROPOSALS, Status.IN_REVIEW, Status.VERIFIED)
+REVIEW_STATUSES: tuple[Status, ...] = (Status.NEW, Status.PROPOSALS, Status.IN_REVIEW, Status.VERIFIED,
+                                        Status.RULE_ACCEPTED)
 """The statuses the annotation files and the cache give; ``stats`` counts these."""
 
 
 _VERIFIED = re.compile(rb"<annotation\b[^>]*\bverified\s*=\s*[\"']yes[\"']", re.IGNORECASE)
+_BY_RULE = re.compile(rb"<" + RULE_TAG.encode() + rb"[\s>]")
 _HEAD_BYTES = 4096
 
 
@@ -47,6 +52,8 @@ def annotation_status(voc_path: Path, has_proposals: bool, prelabels: Collection
         return Status.IN_REVIEW
     if _VERIFIED.search(head):
         return Status.VERIFIED
+    if _BY_RULE.search(head):
+        return Status.RULE_ACCEPTED
     if is_prelabel_file(voc_path, prelabels):
         return Status.PROPOSALS
     return Status.IN_REVIEW

@@ -57,6 +57,12 @@ class Triage:
         self.set_aside: list[str] = []
         """Images marked on pages already turned, in the order they were set aside."""
 
+    def reorder(self, images: Sequence[str]) -> None:
+        """Pages follow ``images`` from now on (the review order: folder or confidence order)."""
+        if images is not self.images:
+            self.images = images
+            self._row = {rel: i for i, rel in enumerate(images)}
+
     @property
     def size(self) -> int:
         return self.columns * self.columns

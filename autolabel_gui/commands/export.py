@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     progress = PhaseProgress({"reading": "reading annotations", "writing": f"writing {args.format}"})
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        result = export_dataset(folder, args.format, args.out, classes, args.verified_only, progress)
+        result = export_dataset(folder, args.format, args.out, classes, args.verified_only, progress,
+                                include_by_rule=getattr(args, "include_rule_accepted", False))
     except NothingToExport as exc:
         for problem in exc.skipped:
             print(f"warning: {problem}", file=sys.stderr)
@@ -71,7 +72,15 @@ def run(args: argparse.Namespace) -> int:
         shown = ", ".join(result.turned[:5]) + (", ..." if len(result.turned) > 5 else "")
         print(f"note: {len(result.turned)} images carry an EXIF orientation ({shown}): {ORIENTATION_NOTE}",
               file=sys.stderr)
+    if result.by_rule_left_out:
+        print(f"note: {result.by_rule_left_out} images accepted by rule (not seen by a person) were left out; "
+              "--include-rule-accepted exports them", file=sys.stderr)
+    if result.by_rule:
+        print(f"note: {result.by_rule} of the exported images were accepted by rule, not verified by a person",
+              file=sys.stderr)
     which = "verified" if args.verified_only else "labelled"
+    if args.verified_only and result.by_rule:
+        which = "verified or rule-accepted"
     skipped = f"; {len(result.skipped)} skipped (see the warnings above)" if result.skipped else ""
     print(f"exported {result.images} {which} images ({result.boxes} boxes, {result.negatives} without objects) "
           f"as {result.fmt.upper()} to {result.out}{skipped}")

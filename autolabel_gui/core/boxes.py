@@ -111,10 +111,13 @@ class ImageLabels:
     verified: bool = False
     folder: str = ""
     path: str = ""
+    accepted_by_rule: str | None = None
+    """Accepted by a rule, unseen (``app.accept_rule.Provenance.text``); never with ``verified``."""
 
     @classmethod
     def for_image(cls, image: Path, width: int, height: int, boxes: list[Box] | None = None,
-                  verified: bool = False) -> ImageLabels:
+                  verified: bool = False, accepted_by_rule: str | None = None) -> ImageLabels:
         """Labels of the image file ``image``, whose name, folder name and path fill the header."""
         return cls(filename=image.name, width=width, height=height, boxes=[] if boxes is None else boxes,
-                   verified=verified, folder=image.parent.name, path=str(image))
+                   verified=verified, folder=image.parent.name, path=str(image),
+                   accepted_by_rule=None if verified else accepted_by_rule)

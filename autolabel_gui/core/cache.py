@@ -183,6 +183,8 @@ def _record_to_json(r: ReviewRecord) -> str:
             "outcomes": [[o.label, o.score, o.result] for o in r.outcomes]}
     if r.verified_classes is not None:
         data["verified_classes"] = list(r.verified_classes)
+    if r.accepted_by_rule is not None:
+        data["accepted_by_rule"] = r.accepted_by_rule
     return json.dumps(data, ensure_ascii=False)
 
 
@@ -191,8 +193,9 @@ def _record_from_json(text: str) -> ReviewRecord:
     classes = d.get("verified_classes")
     if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
         classes = None
+    rule = d.get("accepted_by_rule")
     return ReviewRecord(d["run_id"], [_box_from_dict(b) for b in d["rejected"]],
-                        [Outcome(*o) for o in d["outcomes"]], classes)
+                        [Outcome(*o) for o in d["outcomes"]], classes, rule if isinstance(rule, str) else None)
 
 
 class ProposalCache:

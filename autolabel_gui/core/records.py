@@ -57,6 +57,8 @@ class ReviewRecord:
     verified_classes: list[str] | None = None
     """The class list when the image was last saved verified (None: not known, e.g. verified by
     another tool or before this was kept): a class added since may be missing from its file."""
+    accepted_by_rule: str | None = None
+    """Its file was accepted by a rule, unseen (``app.accept_rule.Provenance.text``)."""
 
     def without_accepted(self) -> ReviewRecord:
         """This record once its VOC file is gone: the accepted proposals were in that file, so

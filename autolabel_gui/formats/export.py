@@ -96,6 +96,9 @@ class ExportPlan:
     """Images with no VOC file (never labelled): not exported, and no reason to say so one by one."""
     unverified: int = 0
     """Images whose VOC file is not verified, left out of a verified-only export."""
+    by_rule: int = 0
+    """Images accepted by a rule (unseen): left out of a verified-only export unless included;
+    counted either way, so the dialog and the CLI say how many."""
 
     @property
     def negatives(self) -> int:
@@ -114,6 +117,10 @@ class ExportResult:
     skipped: list[str]
     turned: list[str]
     dropped: list[str] = field(default_factory=list)
+    by_rule: int = 0
+    """Images accepted by a rule (unseen) in the dataset."""
+    by_rule_left_out: int = 0
+    """Images accepted by a rule left out (a verified-only export that did not include them)."""
 
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
@@ -162,8 +169,10 @@ def check_output(out: Path, source_root: Path) -> None:
 
 def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = True,
                 fmt: str = "yolo", should_stop: ShouldStop | None = None,
-                progress: Progress | None = None) -> ExportPlan:
+                progress: Progress | None = None, include_by_rule: bool = False) -> ExportPlan:
     """Read every VOC file once, pick the images to export and check every box's class.
+
+    ``include_by_rule``: a verified-only export takes the images accepted by a rule too.
 
     Raises ExportError listing each file whose boxes use a class missing from ``classes``:
     a dataset with a silently dropped class is worse than none.
@@ -190,7 +199,9 @@ def plan_export(folder: ImageFolder, classes: list[str], verified_only: bool = T
         except AnnotationError as exc:
             plan.skipped.append(f"{rel}: skipped, {exc}")
             continue
-        if verified_only and not labels.verified:
+        if labels.accepted_by_rule:
+            plan.by_rule += 1
+        if verified_only and not labels.verified and not (include_by_rule and labels.accepted_by_rule):
             plan.unverified += 1
             continue
         bad = sorted({b.label for b in labels.boxes} - known)
@@ -274,13 +285,15 @@ def _output_suffix(rel: str, fmt: str) -> str:
 
 
 def export_dataset(folder: ImageFolder, fmt: str, out: Path, classes: list[str], verified_only: bool = True,
-                   progress: Progress | None = None, should_stop: ShouldStop | None = None) -> ExportResult:
-    """Plan, write into a staging folder beside ``out``, then rename it to ``out``."""
+                   progress: Progress | None = None, should_stop: ShouldStop | None = None, *,
+                   include_by_rule: bool = False) -> ExportResult:
+    """Plan, write into a staging folder beside ``out``, then rename it to ``out``.
+    ``include_by_rule``: see ``plan_export``."""
     if fmt not in EXPORT_FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     out = Path(out).absolute()
     check_output(out, folder.root)
-    plan = plan_export(folder, classes, verified_only, fmt, should_stop, progress)
+    plan = plan_export(folder, classes, verified_only, fmt, should_stop, progress, include_by_rule)
     if not plan.items:
         which = "verified" if verified_only else "labelled"
         why = [f"{count} {what}" for count, what in ((plan.without_file, "without a VOC file"),
@@ -303,7 +316,9 @@ def export_dataset(folder: ImageFolder, fmt: str, out: Path, classes: list[str],
         raise
     boxes = sum(len(item.labels.boxes) for item in plan.items)
     negatives = sum(1 for item in plan.items if not item.labels.boxes)
-    return ExportResult(out, fmt, len(plan.items), boxes, negatives, linked, plan.skipped, plan.turned, plan.dropped)
+    by_rule = sum(1 for item in plan.items if item.labels.accepted_by_rule)
+    return ExportResult(out, fmt, len(plan.items), boxes, negatives, linked, plan.skipped, plan.turned, plan.dropped,
+                        by_rule, plan.by_rule - by_rule)
 
 
 def voc_class_names(folder: ImageFolder) -> list[str]:

@@ -45,6 +45,9 @@ _WIDE_ENCODINGS = ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "ut
                    (b"\x00<", "utf-16-be"), (b"<\x00", "utf-16-le"))
 """XML's own encoding detection (XML 1.0, appendix F): the first bytes (a byte order mark, or
 ``<`` with zero bytes) name the encodings in which ``<object`` is not those ASCII bytes."""
+RULE_TAG = "autolabel_accepted_by_rule"
+"""The element of a file accepted by a rule, unseen (labelImg and datumaro ignore unknown
+elements); it comes before the objects, so a file's first bytes tell its status."""
 _TRUE = {"1", "yes", "true"}
 _FALSE = {"0", "no", "false", ""}
 
@@ -108,6 +111,8 @@ def voc_bytes(labels: ImageLabels) -> bytes:
     _sub(size, "height", str(labels.height))
     _sub(size, "depth", str(labels.depth))
     _sub(root, "segmented", "0")
+    if labels.accepted_by_rule and not labels.verified:
+        _sub(root, RULE_TAG, labels.accepted_by_rule)
     skipped = 0
     for i, box in enumerate(labels.boxes, start=1):
         if not box.label.strip():
@@ -193,15 +198,17 @@ def parse_voc(data: bytes, path: Path | str = "<memory>") -> ImageLabels:
     boxes = [_read_object(obj, i, path) for i, obj in enumerate(objects, start=1)]
     if width and height:
         boxes = [b.clamped(width, height) for b in boxes]
+    verified = root.get("verified", "").strip().lower() in _TRUE
     return ImageLabels(
         filename=_text(root, "filename"),
         width=width,
         height=height,
         depth=_size(root, "depth", path) or 3,
         boxes=boxes,
-        verified=root.get("verified", "").strip().lower() in _TRUE,
+        verified=verified,
         folder=_text(root, "folder"),
         path=_text(root, "path"),
+        accepted_by_rule=None if verified else _text(root, RULE_TAG).strip() or None,
     )
 
 

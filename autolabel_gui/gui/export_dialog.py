@@ -76,16 +76,18 @@ class _CountWorker(QObject):
     done = Signal()  # always last: its thread may end
 
     def __init__(self, generation: int, folder: ImageFolder, classes: list[str], verified_only: bool,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, include_by_rule: bool = False) -> None:
         super().__init__()
         self._args = (generation, folder, classes, verified_only)
+        self._by_rule = include_by_rule
         self._stop = stop
 
     @Slot()
     def run(self) -> None:
         generation, folder, classes, verified_only = self._args
         try:
-            plan = plan_export(folder, classes, verified_only, should_stop=self._stop.is_set)
+            plan = plan_export(folder, classes, verified_only, should_stop=self._stop.is_set,
+                               include_by_rule=self._by_rule)
         except ExportCancelled:
             pass
         except (ExportError, OSError) as exc:
@@ -106,17 +108,18 @@ class _ExportWorker(QObject):
     cancelled = Signal()
 
     def __init__(self, folder: ImageFolder, fmt: str, out: Path, classes: list[str], verified_only: bool,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, include_by_rule: bool = False) -> None:
         super().__init__()
         self._args = (folder, fmt, out, classes, verified_only)
+        self._by_rule = include_by_rule
         self._stop = stop
 
     @Slot()
     def run(self) -> None:
         folder, fmt, out, classes, verified_only = self._args
         try:
-            result = export_dataset(folder, fmt, out, classes, verified_only,
-                                    progress=self.progress.emit, should_stop=self._stop.is_set)
+            result = export_dataset(folder, fmt, out, classes, verified_only, progress=self.progress.emit,
+                                    should_stop=self._stop.is_set, include_by_rule=self._by_rule)
         except ExportCancelled:
             self.cancelled.emit()
         except (ExportError, OSError) as exc:
@@ -159,12 +162,14 @@ class ExportDialog(QDialog):
         out_row.addWidget(self.out_edit, 1)
         out_row.addWidget(self.browse_button)
         self.include_unverified = QCheckBox("Include images not yet verified")
+        self.include_by_rule = QCheckBox("Include images accepted by rule (after an audit, not seen by a person)")
         classes = ", ".join(self._classes) if self._classes else "none: set the classes in Settings first"
         form = QFormLayout()
         form.addRow("Format", self.format_box)
         form.addRow("Output folder", out_row)
         form.addRow("Classes (in order)", QLabel(classes))
         form.addRow("", self.include_unverified)
+        form.addRow("", self.include_by_rule)
 
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1)
@@ -183,6 +188,7 @@ class ExportDialog(QDialog):
         self.export_button.setEnabled(False)  # until the count says there is something to export
         self.format_box.currentIndexChanged.connect(self._format_changed)
         self.include_unverified.toggled.connect(self._recount)
+        self.include_by_rule.toggled.connect(self._recount)
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -211,7 +217,8 @@ class ExportDialog(QDialog):
         self._count_stop = threading.Event()
         self._count_thread = QThread(self)
         self._count_worker = _CountWorker(self._count_generation, self._folder, self._classes,
-                                          not self.include_unverified.isChecked(), self._count_stop)
+                                          not self.include_unverified.isChecked(), self._count_stop,
+                                          self.include_by_rule.isChecked())
         self._count_worker.moveToThread(self._count_thread)
         self._count_thread.started.connect(self._count_worker.run)
         self._count_worker.done.connect(self._count_thread.quit)
@@ -285,11 +292,13 @@ class ExportDialog(QDialog):
         self.status.setStyleSheet("")
         self.status.setText("Exporting…")
         self.export_button.setEnabled(False)
-        for widget in (self.format_box, self.out_edit, self.browse_button, self.include_unverified):
+        for widget in (self.format_box, self.out_edit, self.browse_button, self.include_unverified,
+                       self.include_by_rule):
             widget.setEnabled(False)
         self._thread = QThread(self)
         self._worker = _ExportWorker(self._folder, self.format_box.currentData(), out, self._classes,
-                                     not self.include_unverified.isChecked(), self._stop)
+                                     not self.include_unverified.isChecked(), self._stop,
+                                     self.include_by_rule.isChecked())
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
         self._worker.progress.connect(self._on_progress)
@@ -357,7 +366,8 @@ class ExportDialog(QDialog):
 
     def _unlock(self) -> None:
         self.export_button.setEnabled(bool(self._count and self._count[0]))
-        for widget in (self.format_box, self.out_edit, self.browse_button, self.include_unverified):
+        for widget in (self.format_box, self.out_edit, self.browse_button, self.include_unverified,
+                       self.include_by_rule):
             widget.setEnabled(True)
 
     def _join(self) -> None:

@@ -8,11 +8,15 @@ Besides its review status (the icon), each row says where the model is with it: 
 grey and italic while the image waits for the model, red when the model failed on it; the
 tooltip says which, and why. A search line above the list keeps only the names that contain
 its text (Ctrl+K focuses it; Enter or Esc hands the keys back to the image).
+
+What the model was unsure of (``app.confidence``, read once when first asked for): the list can
+follow the confidence order (O), keep the images the model hesitated over or those with a
+proposal in a score range, and the counts say how many images fall in each band.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from PySide6.QtCore import (
     QAbstractListModel,
@@ -30,6 +34,8 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDockWidget,
+    QDoubleSpinBox,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListView,
@@ -37,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from autolabel_gui.app.confidence import DEFAULT_HIGH, DEFAULT_LOW, Band, ConfidenceIndex
 from autolabel_gui.app.image_statuses import ImageStatuses, ModelMark
 from autolabel_gui.app.status import Status
 
@@ -45,6 +52,7 @@ STATUS_COLORS: dict[Status, str] = {
     Status.PROPOSALS: "#42a5f5",
     Status.IN_REVIEW: "#ffb300",
     Status.VERIFIED: "#43a047",
+    Status.RULE_ACCEPTED: "#8e24aa",
     Status.UNREADABLE: "#e53935",
 }
 HELD_MARK = "\N{LOCK}"
@@ -55,15 +63,21 @@ STATUS_ROLE = Qt.ItemDataRole.UserRole + 1
 
 FILTERS: tuple[tuple[str, frozenset[Status] | None], ...] = (
     ("All images", None),
-    ("Not verified", frozenset({Status.NEW, Status.PROPOSALS, Status.IN_REVIEW, Status.UNREADABLE})),
+    ("Not verified", frozenset({Status.NEW, Status.PROPOSALS, Status.IN_REVIEW, Status.RULE_ACCEPTED,
+                                Status.UNREADABLE})),
     ("New", frozenset({Status.NEW})),
     ("Proposals ready", frozenset({Status.PROPOSALS})),
     ("In review", frozenset({Status.IN_REVIEW})),
     ("Verified", frozenset({Status.VERIFIED})),
+    ("Accepted by rule (unseen)", frozenset({Status.RULE_ACCEPTED})),
     ("Cannot be read", frozenset({Status.UNREADABLE})),
 )
 PREDATES_FILTER = "Verified before a class was added"
-"""The last filter: verified images whose files may miss a class added since (ADR 0013)."""
+"""Verified images whose files may miss a class added since (ADR 0013)."""
+UNSURE_FILTER = f"Model unsure (a score between {DEFAULT_LOW:.2f} and {DEFAULT_HIGH:.2f})"
+RANGE_FILTER = "A proposal scoring in a range…"
+EXTRA_FILTERS = (PREDATES_FILTER, UNSURE_FILTER, RANGE_FILTER)
+"""After ``FILTERS``: filters on something other than the status."""
 
 
 def _icon(color: str) -> QIcon:
@@ -173,6 +187,27 @@ class StatusFilter(QSortFilterProxyModel):
         self._wanted: frozenset[Status] | None = None
         self._text = ""
         self._predates_only = False
+        self._only: frozenset[str] | None = None
+        self._rank: dict[str, int] | None = None
+
+    def set_only(self, rels: frozenset[str] | None) -> None:
+        """Keep just ``rels`` (a confidence filter), or every row again (None)."""
+        self._only = rels
+        self.refilter()
+
+    def set_rank(self, order: list[str] | None) -> None:
+        """Rows in ``order`` (the confidence order), or in folder order again (None)."""
+        self._rank = None if order is None else {rel: i for i, rel in enumerate(order)}
+        self.invalidate()
+        self.sort(0 if order is not None else -1)
+
+    def lessThan(self, left: QModelIndex | QPersistentModelIndex, right: QModelIndex | QPersistentModelIndex) -> bool:
+        model = self.sourceModel()
+        if self._rank is None or not isinstance(model, FileListModel):
+            return left.row() < right.row()
+        last = len(self._rank)
+        return (self._rank.get(model.relpath(left.row()), last), left.row()) < (
+            self._rank.get(model.relpath(right.row()), last), right.row())
 
     def set_text(self, text: str) -> None:
         self._text = text.strip()
@@ -201,6 +236,8 @@ class StatusFilter(QSortFilterProxyModel):
             return True
         if self._text and not name_matches(model.relpath(source_row), self._text):
             return False
+        if self._only is not None:
+            return model.relpath(source_row) in self._only
         if self._predates_only:
             return model.relpath(source_row) in model.predates
         return self._wanted is None or model.status(source_row) in self._wanted
@@ -244,7 +281,25 @@ class FileListPanel(QWidget):
         self.filter_box = QComboBox(self)
         for name, _ in FILTERS:
             self.filter_box.addItem(name)
-        self.filter_box.addItem(PREDATES_FILTER)
+        for name in EXTRA_FILTERS:
+            self.filter_box.addItem(name)
+        self.confidence_source: Callable[[], ConfidenceIndex | None] = lambda: None
+        """Where the scores come from (the window's rule flow: the cache, read once)."""
+        self.range_low, self.range_high = QDoubleSpinBox(self), QDoubleSpinBox(self)
+        self.range_row = QWidget(self)
+        range_layout = QHBoxLayout(self.range_row)
+        range_layout.setContentsMargins(0, 0, 0, 0)
+        range_layout.addWidget(QLabel("Scores from", self.range_row))
+        for box, value in ((self.range_low, DEFAULT_LOW), (self.range_high, DEFAULT_HIGH)):
+            box.setRange(0.0, 1.0)
+            box.setSingleStep(0.05)
+            box.setValue(value)
+            box.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+            box.valueChanged.connect(self._range_changed)
+            range_layout.addWidget(box)
+            if box is self.range_low:
+                range_layout.addWidget(QLabel("to", self.range_row))
+        self.range_row.setVisible(False)
         self.counts_label = QLabel(self)
         self.counts_label.setWordWrap(True)
         self.view = QListView(self)
@@ -257,6 +312,7 @@ class FileListPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.filter_box)
+        layout.addWidget(self.range_row)
         layout.addWidget(self.search)
         layout.addWidget(self.counts_label)
         layout.addWidget(self.view)
@@ -319,12 +375,39 @@ class FileListPanel(QWidget):
         if self.model is not None:
             self.image_chosen.emit(self.model.relpath(self.proxy.mapToSource(index).row()))
 
+    def show_order(self, order: list[str] | None) -> None:
+        """The list follows ``order`` (the review's: O), or folder order (None)."""
+        self.proxy.set_rank(order)
+        self._show_current()
+
     def _filter_chosen(self, i: int) -> None:
+        name = self.filter_box.itemText(i)
+        self.range_row.setVisible(name == RANGE_FILTER)
+        self.proxy.set_only(None)
         if i < len(FILTERS):
             self.proxy.set_wanted(FILTERS[i][1])
-        else:
+        elif name == PREDATES_FILTER:
             self.proxy.set_wanted(frozenset({Status.VERIFIED}), predates_only=True)
+        else:
+            self.proxy.set_wanted(None)
+            self._confidence_filter()
+        self._show_counts()
         self._show_current()
+
+    def _confidence_filter(self) -> None:
+        index = self.confidence_source()
+        if index is None:
+            return
+        if self.filter_box.currentText() == UNSURE_FILTER:
+            unsure = {rel for rel, s in index.scores.items() if s.band(DEFAULT_LOW, DEFAULT_HIGH) is Band.AMBIGUOUS}
+            self.proxy.set_only(frozenset(unsure))
+        else:
+            self.proxy.set_only(frozenset(index.in_range(self.range_low.value(), self.range_high.value())))
+
+    def _range_changed(self) -> None:
+        if self.filter_box.currentText() == RANGE_FILTER:
+            self._confidence_filter()
+            self._show_current()
 
     def _refilter(self) -> None:
         """Statuses changed: re-filter, but not per scanning batch (100,000 Python calls each)."""
@@ -339,4 +422,9 @@ class FileListPanel(QWidget):
         total = self.model.rowCount()
         parts = [f"{counts[s]} {s.value}" for s in Status]
         scanning = "" if not self.model.is_scanning() else f" (checking {self.model.scanned()}/{total})"
-        self.counts_label.setText(f"{total} images{scanning}: " + ", ".join(parts))
+        text = f"{total} images{scanning}: " + ", ".join(parts)
+        if self.filter_box.currentText() in (UNSURE_FILTER, RANGE_FILTER):
+            index = self.confidence_source()
+            if index is not None:
+                text += f". The model: {index.counts_text()}; {self.proxy.rowCount()} shown"
+        self.counts_label.setText(text)

@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, QSettings, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QStackedWidget, QWidget
 
+from autolabel_gui.app.confidence import scores_of
 from autolabel_gui.app.folder_review import FolderReview
 from autolabel_gui.app.status import Status
 from autolabel_gui.app.triage import DEFAULT_COLUMNS, GRID_SIZES, PageResult, Triage
@@ -114,6 +115,7 @@ class GridTriage(QObject):
         if r is None or triage is None or r.current is None:
             return
         r.save_current()
+        triage.reorder(r.order if r.order is not None else r.folder.images)
         rels = triage.select(r.current, self._eligible)
         if not rels:
             self.message.emit(self._nothing_ready("No image for the grid"), False)
@@ -253,8 +255,9 @@ class GridTriage(QObject):
         for tile in triage.tiles:
             state = r.open_state(tile.rel)
             picture = thumbs.get(tile.rel)
+            caption = scores_of(tile.rel, r.session.cached_proposals(tile.rel)).caption(r.settings.box_threshold)
             tiles.append(TileContent(tile.rel, state.width, state.height, _boxes_in_view(r, tile.rel),
-                                     tile.marked, picture))
+                                     tile.marked, picture, note=caption))
             if picture is not None:
                 triage.picture_shown(tile.rel)
         self.view.set_tiles(tiles)

@@ -46,6 +46,8 @@ class TileContent:
     marked: bool = False
     picture: np.ndarray | None = None
     failed: str | None = None
+    note: str = ""
+    """After the name: boxes shown and the lowest score ("3 boxes, min 0.42")."""
 
 
 class GridView(QWidget):
@@ -229,7 +231,8 @@ class GridView(QWidget):
         caption = QRect(rect.x() + MARK_WIDTH, rect.bottom() - MARK_WIDTH - height, rect.width() - 2 * MARK_WIDTH,
                         height)
         painter.fillRect(caption, _CAPTION)
-        text = f"{tile.rel}  — needs work" if tile.marked else tile.rel
+        text = f"{tile.rel}  {tile.note}".rstrip()
+        text = f"{text}  — needs work" if tile.marked else text
         elided = painter.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, caption.width() - 8)
         painter.drawText(caption.adjusted(4, 0, -4, 0), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
                          elided)

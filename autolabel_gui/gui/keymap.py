@@ -42,6 +42,7 @@ SETTINGS_TITLE = "Settings"
 EXPORT_TITLE = "Export"
 SHORTCUTS_TITLE = "Keyboard shortcuts"
 PICKER_TITLE = "Class picker"
+RULE_TITLE = "Accept by rule"
 
 
 def _classes() -> tuple[KeyBinding, ...]:
@@ -88,6 +89,12 @@ KEYMAP: tuple[KeyBinding, ...] = (
     KeyBinding("grid", ("G",), "grid triage: a page of the next images with proposals ready; digits 1-9 or a "
                "click mark those that need work, Space verifies the others and turns the page; G or Esc goes back",
                "Review"),
+    KeyBinding("confidence_order", ("O",), "review order by the model's confidence (unsure images first; Space, "
+               "Ctrl+N and the grid follow it), or folder order again", "Review"),
+    KeyBinding("accept_by_rule", ("Shift+A",), "accept by rule: a rule on the scores, its match count, a random "
+               "audit reviewed as usual, then the error rate's 95% bound before the rest are accepted (never "
+               "as verified); during the audit, asks whether to stop it", "Review", RULE_TITLE),
+    KeyBinding("undo_rule_batch", (), "undo the last accept-by-rule batch (files changed since stay)", "Review"),
     KeyBinding("grid_2", (), "grid of 2×2 images a page", "View"),
     KeyBinding("grid_3", (), "grid of 3×3 images a page", "View"),
     KeyBinding("grid_4", (), "grid of 4×4 images a page (digits mark the first nine, a click any)", "View"),

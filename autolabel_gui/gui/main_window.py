@@ -49,6 +49,7 @@ from autolabel_gui.gui.resume import (
     remembered_image,
 )
 from autolabel_gui.gui.review_controller import ReviewController
+from autolabel_gui.gui.rule_flow import RuleFlow
 from autolabel_gui.gui.theme import CANVAS_BACKGROUND, ThemeMenu
 from autolabel_gui.gui.unsaved_dialog import UnsavedChoice, ask_unsaved, images_text
 from autolabel_gui.gui.user_keys import load_user_keymap
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("open_folder", "save", "settings", "annotation_folder", "export", "quit")),
     ("&Review", ("next_image", "prev_image", "accept_all_next", "next_unverified", "search", "rerun",
-                 "manual_review", "grid")),
+                 "manual_review", "grid", "confidence_order", "accept_by_rule", "undo_rule_batch")),
     ("&Edit", ("accept_selected", "delete_selected", "draw", "duplicate", "undo", "redo",
                "pick_class", "toggle_difficult", "toggle_truncated")),
     ("&View", ("fit", "zoom_in", "zoom_out", "zoom_to_box", "toggle_labels", "threshold_down", "threshold_up",
@@ -134,6 +135,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("autolabel-gui")
         self.canvas = Canvas(self)
         self.grid = GridTriage(self.canvas, self.qsettings, self)
+        self.rule_flow = RuleFlow(self)
+        self.rule_flow.message.connect(self.show_message)
         self.setCentralWidget(self.grid.stack)
         self.file_panel = FileListPanel(self)
         self.class_panel = ClassPanel(self)
@@ -150,6 +153,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._install_workbench()
         self.file_panel.image_chosen.connect(self._image_chosen)
+        self.rule_flow.order_changed.connect(self.file_panel.show_order)
+        self.file_panel.confidence_source = self.rule_flow.confidence
         self.class_panel.class_clicked.connect(self._class_clicked)
         self.class_panel.add_to_project.connect(self._add_to_project)
         self._threshold_save = QTimer(self, singleShot=True, interval=1000)  # one write per burst of [ ]
@@ -199,6 +204,7 @@ class MainWindow(QMainWindow):
         self.actions_by_id["manual_review"].setChecked(False)
         controller.start(first or remembered_image(self.qsettings, root))
         self.grid.attach(controller)
+        self.rule_flow.attach(controller)
         self.progress_label.setText(controller.review.progress_text())
         self.canvas.setFocus()
         self._offer_annotation_folder_if_read_only()
@@ -295,6 +301,7 @@ class MainWindow(QMainWindow):
         for name, (dx, dy) in MOVE_STEPS.items():
             handlers[name] = c(_move_by(dx, dy))
         handlers.update(self.box_tools.handlers())
+        handlers.update(self.rule_flow.handlers())
         return handlers
 
     def _on_controller(self, fn: Callable[[ReviewController], object]) -> Callable[[], None]:
