@@ -24,6 +24,7 @@ from autolabel_gui.core.records import ImageKey
 from autolabel_gui.formats.export import export_dataset
 from autolabel_gui.formats.voc import parse_voc, read_voc, voc_bytes, write_voc
 from lxml import etree
+from scipy.stats import beta
 
 from tests.fixtures.images import ImageSpec, write_image
 from tests.fixtures.review import Recorder, review_of
@@ -99,6 +100,7 @@ def _reference_bound(k: int, n: int, confidence: float = 0.95) -> float:
 @pytest.mark.parametrize(("k", "n"), [(0, 1), (0, 20), (1, 20), (3, 20), (0, 5), (7, 9), (9, 9), (2, 150)])
 def test_audit_bound_equals_an_exact_binomial_reference(k: int, n: int) -> None:
     assert upper_bound(k, n) == pytest.approx(_reference_bound(k, n), abs=1e-9)
+    assert upper_bound(k, n) == pytest.approx(float(beta.ppf(0.95, k + 1, n - k)) if k < n else 1.0, abs=1e-9)
     if k == 0:
         assert upper_bound(k, n) == pytest.approx(1 - 0.05 ** (1 / n))  # the closed form
     assert upper_bound(0, 0) == 1.0

@@ -24,8 +24,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from scipy.stats import beta
-
 from autolabel_gui.app.confidence import DEFAULT_HIGH, DEFAULT_LOW, Scores
 from autolabel_gui.core.atomic import atomic_write_text, make_dir_like_parent
 from autolabel_gui.core.boxes import Box
@@ -72,14 +70,29 @@ class AcceptRule:
 
 def upper_bound(changed: int, audited: int, confidence: float = CONFIDENCE) -> float:
     """The exact (Clopper-Pearson) one-sided upper bound of the error rate after ``changed`` of
-    ``audited`` images needed a change: the p at which seeing so few has probability 1 - confidence."""
+    ``audited`` images needed a change: the p at which seeing so few has probability 1 - confidence.
+
+    Bisection on the binomial CDF in log space (no scipy on the window's import path; exact to
+    1e-12 for audits of any size)."""
     if audited <= 0:
         return 1.0
     if not 0 <= changed <= audited:
         raise ValueError(f"{changed} changed of {audited} audited")
     if changed == audited:
         return 1.0
-    return float(beta.ppf(confidence, changed + 1, audited - changed))
+    lo, hi = 0.0, 1.0
+    while hi - lo > 1e-12:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _binomial_cdf(changed, audited, mid) > 1 - confidence else (lo, mid)
+    return (lo + hi) / 2
+
+
+def _binomial_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p), 0 < p < 1, summed in log space (n in the thousands)."""
+    log_p, log_q = math.log(p), math.log1p(-p)
+    log_n = math.lgamma(n + 1)
+    return sum(math.exp(log_n - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q)
+               for i in range(k + 1))
 
 
 def audit_sample(matches: Sequence[str], size: int, seed: int) -> list[str]:
