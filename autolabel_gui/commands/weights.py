@@ -9,6 +9,7 @@ from pathlib import Path
 
 from autolabel_gui.detection import weights as w
 from autolabel_gui.detection.models import model_named
+from autolabel_gui.detection.segmenter_spec import segmenter_named
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +42,9 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
+    if getattr(args, "segmenter", None):
+        segmenter = segmenter_named(args.segmenter)
+        return _download_hub(segmenter.name, segmenter.hub_id, segmenter.revision, "--segmenter")
     if args.model:
         entry = model_named(args.model)
         if entry.hub_id:
@@ -58,7 +62,7 @@ def _download(args: argparse.Namespace) -> int:
     return _fetch_text_encoder(spec.text_encoder)
 
 
-def _download_hub(name: str, hub_id: str, revision: str | None) -> int:
+def _download_hub(name: str, hub_id: str, revision: str | None, flag: str = "--model") -> int:
     """Fetch a hub model into the Hugging Face cache; huggingface_hub shows progress and resumes
     an interrupted download from its partial files."""
     print(f"downloading {name} ({hub_id}@{revision or 'main'}) into the Hugging Face cache", file=sys.stderr)
@@ -72,7 +76,7 @@ def _download_hub(name: str, hub_id: str, revision: str | None) -> int:
               f"Or download the folder elsewhere (huggingface-cli download {hub_id}) and pass --weights DIR.",
               file=sys.stderr)
         return 1
-    print(f"model ready: {path}  (use: --model {name})")
+    print(f"model ready: {path}  (use: {flag} {name})")
     return 0
 
 
