@@ -24,13 +24,17 @@ def own_mask_box(folder: Path, image: np.ndarray, box: tuple[float, ...]) -> tup
     """What the model card's recipe gives, computed apart from the program: one full forward with
     the pixels, the processor's ``post_process_masks``, then the extreme True pixels."""
     import torch
-    from transformers import SamModel, SamProcessor
+    import transformers
 
-    model, processor = SamModel.from_pretrained(folder).eval(), SamProcessor.from_pretrained(folder)
+    sam2 = json.loads((folder / "config.json").read_text())["model_type"] == "sam2"
+    prefix = "Sam2" if sam2 else "Sam"
+    model = getattr(transformers, f"{prefix}Model").from_pretrained(folder).eval()
+    processor = getattr(transformers, f"{prefix}Processor").from_pretrained(folder)
     inputs = processor(images=image, input_boxes=[[list(box)]], return_tensors="pt")
     with torch.no_grad():
         out = model(**inputs, multimask_output=False)
-    mask = processor.post_process_masks(out.pred_masks, inputs["original_sizes"], inputs["reshaped_input_sizes"])[0]
+    sizes = [inputs["original_sizes"]] if sam2 else [inputs["original_sizes"], inputs["reshaped_input_sizes"]]
+    mask = processor.post_process_masks(out.pred_masks, *sizes)[0]
     pixels = np.argwhere(mask[0, 0].numpy())
     if len(pixels) == 0:
         return None
@@ -54,15 +58,22 @@ class Counting:
         return self.inner.fit(embedding, boxes)
 
 
+@pytest.fixture
+def request_fixture(request: pytest.FixtureRequest) -> pytest.FixtureRequest:
+    return request
+
+
 def request(key: object, *boxes: Box, rel: str = "a.png", selected_only: bool = False) -> FitRequest:
     return FitRequest(rel, Path(rel), key, tuple(FitTarget(i, b) for i, b in enumerate(boxes)), selected_only)
 
 
-def test_a_fit_is_the_box_of_the_models_own_mask_for_that_prompt(tiny_sam: Path) -> None:
-    segmenter = Segmenter.from_folder(tiny_sam)
+@pytest.mark.parametrize("family", ["tiny_sam", "tiny_sam2"])
+def test_a_fit_is_the_box_of_the_models_own_mask_for_that_prompt(family: str, request_fixture) -> None:
+    folder = request_fixture.getfixturevalue(family)
+    segmenter = Segmenter.from_folder(folder)
     fitter = BoxFitter(lambda _value: segmenter, lambda _path: IMAGE)
     result = fitter.fit(request("k", Box(*PROMPT, "cup")))
-    expected = own_mask_box(tiny_sam, IMAGE, PROMPT)
+    expected = own_mask_box(folder, IMAGE, PROMPT)
     assert result.error is None
     assert result.fitted == (expected,)
     assert expected is not None and expected != PROMPT and expected != (0, 0, 120, 90)  # a real change

@@ -31,10 +31,12 @@ XYXY = tuple[float, float, float, float]
 
 @dataclass(frozen=True, slots=True)
 class Embedding:
-    """One image's encoder output and what the processor needs again for its prompts."""
+    """One image's encoder output, the processor's sizes of it, and the image (SAM's processor
+    wants it again to scale box prompts)."""
 
     image: np.ndarray
     args: dict[str, Any]
+    sizes: dict[str, Any]
 
     @property
     def size(self) -> tuple[int, int]:
@@ -84,10 +86,21 @@ class Segmenter:
     def embed(self, image: np.ndarray) -> Embedding:
         """The image encoder's output for an RGB uint8 image (H, W, 3): the costly half."""
         check_image("image", image)
-        pixels = self.processor(images=image, return_tensors="pt")["pixel_values"].to(self.device)
-        out = self.model.get_image_embeddings(pixels)
+        inputs = self.processor(images=image, return_tensors="pt")
+        out = self.model.get_image_embeddings(inputs["pixel_values"].to(self.device))
         values = out if isinstance(out, tuple) else (out,)
-        return Embedding(image, dict(zip(self.family.embedding_args, values, strict=True)))
+        sizes = {name: inputs[name] for name in self.family.post_process_args}
+        return Embedding(image, dict(zip(self.family.embedding_args, values, strict=True)), sizes)
+
+    def _prompts(self, embedding: Embedding, boxes: Sequence[XYXY]) -> dict[str, Any]:
+        """The processor's box prompts (and sizes) for ``boxes`` in image coordinates."""
+        nested = [[[float(v) for v in b] for b in boxes]]
+        if self.family.prompt_from_sizes:
+            inputs = self.processor(input_boxes=nested, original_sizes=embedding.sizes["original_sizes"],
+                                    return_tensors="pt")
+            return {**embedding.sizes, "input_boxes": inputs["input_boxes"]}
+        inputs = self.processor(images=embedding.image, input_boxes=nested, return_tensors="pt")
+        return {name: inputs[name] for name in (*self.family.post_process_args, "input_boxes")}
 
     @torch.inference_mode()
     def masks(self, embedding: Embedding, boxes: Sequence[XYXY]) -> np.ndarray:
@@ -96,9 +109,7 @@ class Segmenter:
         if not boxes:
             width, height = embedding.size
             return np.zeros((0, height, width), dtype=bool)
-        inputs = self.processor(images=embedding.image, input_boxes=[[list(map(float, b)) for b in boxes]],
-                                return_tensors="pt")
-        inputs.pop("pixel_values")
+        inputs = self._prompts(embedding, boxes)
         out = self.model(**embedding.args, input_boxes=inputs["input_boxes"].to(self.device), multimask_output=False)
         post = [inputs[name] for name in self.family.post_process_args]
         masks = self.processor.post_process_masks(out.pred_masks.cpu(), *post)[0]  # (N, 1, H, W)

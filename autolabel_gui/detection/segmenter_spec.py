@@ -25,22 +25,26 @@ CATALOGUE = Path(__file__).with_name("segmenters.json")
 @dataclass(frozen=True, slots=True)
 class Family:
     """How transformers runs one ``model_type``: its model and processor classes, the forward
-    arguments ``get_image_embeddings`` fills (in the order it returns them), and which of the
-    processor's outputs ``post_process_masks`` takes after the masks (the model card's recipe)."""
+    arguments ``get_image_embeddings`` fills (in the order it returns them), which of the
+    processor's outputs ``post_process_masks`` takes after the masks (the model card's recipe),
+    and whether its processor scales box prompts from the image size alone (SAM 2's does; SAM's
+    wants the image again, which costs a resize per fit)."""
 
     model: str
     processor: str
     embedding_args: tuple[str, ...]
     post_process_args: tuple[str, ...]
+    prompt_from_sizes: bool
 
 
 FAMILIES: dict[str, Family] = {
     "sam": Family("SamModel", "SamProcessor", ("image_embeddings",),
-                  ("original_sizes", "reshaped_input_sizes")),
+                  ("original_sizes", "reshaped_input_sizes"), prompt_from_sizes=False),
     "sam_hq": Family("SamHQModel", "SamHQProcessor", ("image_embeddings", "intermediate_embeddings"),
-                     ("original_sizes", "reshaped_input_sizes")),
-    "sam2": Family("Sam2Model", "Sam2Processor", ("image_embeddings",), ("original_sizes",)),
-    "edgetam": Family("EdgeTamModel", "Sam2Processor", ("image_embeddings",), ("original_sizes",)),
+                     ("original_sizes", "reshaped_input_sizes"), prompt_from_sizes=False),
+    "sam2": Family("Sam2Model", "Sam2Processor", ("image_embeddings",), ("original_sizes",), prompt_from_sizes=True),
+    "edgetam": Family("EdgeTamModel", "Sam2Processor", ("image_embeddings",), ("original_sizes",),
+                      prompt_from_sizes=True),
 }
 
 
