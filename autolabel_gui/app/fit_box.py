@@ -174,11 +174,11 @@ def apply_fit(state: ReviewState, result: FitResult) -> tuple[str, bool]:
     if len(result.request.targets) == 1:
         target = result.request.targets[0]
         if moved:
-            return f"fitted: {_size(target.box)} → {_size(changes[target.index])} (Ctrl+Z undoes it)", False
+            return f"fitted: {_size(target.box)} → {_size(changes[target.index])}", False
         if empty:
             return "fit: no object found in the box; it is left as it is", True
         if changed:
             return "fit: the box changed or was unselected meanwhile; it is left alone", True
         return f"fit: the box already fits its object ({_size(target.box)})", False
     text = f"fitted {moved} of {len(result.request.targets)} boxes" + (f" ({'; '.join(notes)})" if notes else "")
-    return text + (" (Ctrl+Z undoes it)" if moved else ""), not moved
+    return text, not moved

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from autolabel_gui.core.mask_box import box_of_mask
-from autolabel_gui.detection.base import DetectorUnavailable, MissingModelFiles
+from autolabel_gui.detection.base import MODEL_BUILDING, DetectorUnavailable, MissingModelFiles
 from autolabel_gui.detection.image_input import check_image
 from autolabel_gui.detection.segmenter_spec import Family, family_of, missing, segmenter_folder, segmenter_id
 from autolabel_gui.detection.text_encoder import refuse_custom_code
@@ -55,7 +55,13 @@ class Segmenter:
 
     @classmethod
     def load(cls, value: str | None, device: str = "cpu") -> Segmenter:
-        """The segmenter ``value`` names (None: the default); MissingModelFiles says how to get it."""
+        """The segmenter ``value`` names (None: the default); MissingModelFiles says how to get it.
+        Built under ``MODEL_BUILDING``: the detector's thread may be building its model meanwhile."""
+        with MODEL_BUILDING:
+            return cls._load(value, device)
+
+    @classmethod
+    def _load(cls, value: str | None, device: str) -> Segmenter:
         import transformers
 
         problem = missing(value)

@@ -117,7 +117,7 @@ class FitTool(QObject):
     def _fitted(self, result: FitResult) -> None:
         self.pending -= 1
         controller = self._host.controller
-        if controller is None or controller.current != result.request.rel or self._host.state() is None:
+        if controller is None or not self._still_shown(controller, result.request):
             self._host.show_message(f"fit of {result.request.rel} dropped: that image is no longer shown", True)
         else:
             said: list[tuple[str, bool]] = []
@@ -125,6 +125,12 @@ class FitTool(QObject):
             if said:
                 self._host.show_message(*said[0])
         self.done.emit(result)
+
+    def _still_shown(self, controller: ReviewController, request: FitRequest) -> bool:
+        """Whether the image a fit was asked for is the one on screen (not the same name in
+        another folder opened since, nor an image behind the grid)."""
+        return (controller.current == request.rel and self._host.state() is not None
+                and controller.review.folder.image_path(request.rel) == request.path)
 
     def shutdown(self, wait_ms: int | None = None) -> bool:
         """Stop the fit thread; False when a fit is still running after ``wait_ms``."""
