@@ -125,6 +125,20 @@ def test_a_folder_that_is_no_segmenter_is_refused_with_the_reason(tmp_path: Path
     assert problem is not None and "'bert' is not a segmenter" in problem
 
 
+def test_a_segmenter_folder_asking_for_its_own_code_is_refused(tmp_path: Path, tiny_sam: Path) -> None:
+    import shutil
+
+    from autolabel_gui.detection.base import DetectorUnavailable
+
+    folder = tmp_path / "sam"
+    shutil.copytree(tiny_sam, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoModel": "evil.Model"}}))
+    (folder / "evil.py").write_text("raise SystemExit('ran the folder code')\n")
+    with pytest.raises(DetectorUnavailable, match="custom code is refused"):
+        Segmenter.load(str(folder))
+
+
 def state_with(*boxes: Box) -> ReviewState:
     return ReviewState(200, 150, boxes)
 

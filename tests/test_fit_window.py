@@ -91,3 +91,26 @@ def test_without_a_segmenter_f_says_how_to_get_one(open_review, tmp_path) -> Non
     h.press(Key.Key_F)
     assert "autolabel-gui weights download --segmenter" in h.window.message_label.toolTip()
     assert h.window.fit_tool.pending == 0 and h.state.items[0].box == before
+
+
+def test_an_answer_for_an_image_left_meanwhile_changes_nothing(open_review, qtbot, tiny_sam) -> None:
+    h = open_review(["a.png", "b.png"], PROPOSALS, segmenter=str(tiny_sam))
+    left = threading.Event()
+    watched = Watched(tiny_sam)
+    real_embed = watched.embed
+
+    def embed_after_leaving(image):
+        assert left.wait(30)  # the fit thread answers only once the user is on the next image
+        return real_embed(image)
+
+    watched.embed = embed_after_leaving
+    h.window.fit_tool.load_segmenter = lambda _value: watched
+    h.press(Key.Key_Tab)
+    before = h.state.items[0].box
+    h.press(Key.Key_F)
+    h.press(Key.Key_D)
+    h.wait_shown("b.png")
+    with qtbot.waitSignal(h.window.fit_tool.done, timeout=30_000):
+        left.set()
+    assert "dropped" in h.window.message_label.toolTip()
+    assert h.window.controller.review.session.get("a.png").items[0].box == before
