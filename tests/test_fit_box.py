@@ -288,3 +288,13 @@ def test_the_segmenter_and_a_detector_built_at_once_both_load(tiny_sam: Path, ti
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "errors: []" in done.stdout, done.stdout
+
+
+def test_weights_download_of_a_segmenter_offline_says_what_to_do(capsys) -> None:
+    from autolabel_gui.cli import parse_args
+    from autolabel_gui.commands import weights
+
+    assert weights.run(parse_args(["weights", "download", "--segmenter", "sam2.1-hiera-tiny"])) == 1
+    err = capsys.readouterr().err
+    assert "could not download facebook/sam2.1-hiera-tiny" in err
+    assert "huggingface-cli download facebook/sam2.1-hiera-tiny) and pass --segmenter DIR" in err

@@ -44,9 +44,9 @@ def segmenter_table() -> str:
     rows = [("segmenter", "title", "size", "licence", "hub id")]
     rows += [(s.name + (" *" if s.name == default else ""), s.title, f"{s.download_mb} MB", s.licence,
               f"{s.hub_id}@{s.revision}") for s in all_segmenters()]
-    return "\n".join(_aligned(rows) + ["* default (the cheapest on a CPU, docs/decisions/0019-fit-box.md).  Use: "
-                                        "--segmenter NAME (window); fetch: autolabel-gui weights download "
-                                        "--segmenter NAME."])
+    return "\n".join(_aligned(rows) + ["* default (the cheapest on a CPU whose licence was checked: "
+                                        "docs/decisions/0019-fit-box.md).  Use: --segmenter NAME (window); "
+                                        "fetch: autolabel-gui weights download --segmenter NAME."])
 
 
 def table() -> str:

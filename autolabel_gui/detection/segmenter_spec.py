@@ -69,7 +69,7 @@ def all_segmenters() -> tuple[SegmenterEntry, ...]:
 
 
 def default_segmenter() -> SegmenterEntry:
-    """The cheapest on a CPU of the permissively licensed ones (ADR 0019)."""
+    """The cheapest on a CPU of those whose permissive licence was checked (ADR 0019)."""
     return segmenter_named(_load()[0])
 
 
