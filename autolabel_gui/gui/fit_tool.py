@@ -106,8 +106,9 @@ class FitTool(QObject):
             return None
         self.pending += 1
         boxes = len(planned.targets)
-        self._host.show_message(f"Fitting {boxes} box{'es' if boxes != 1 else ''}… (the first fit of an image "
-                                f"runs the image encoder: seconds on a CPU)")
+        # Short: the status line is narrow beside the model's state (seen under Xvfb); the first fit
+        # of an image takes seconds on a CPU (the image encoder), the others a fraction of one.
+        self._host.show_message(f"Fitting {boxes} box{'es' if boxes != 1 else ''}…")
         if not self._thread.isRunning():  # started by the first fit: a window that never fits has no thread
             self._thread.start()
         self._requested.emit(planned)
