@@ -14,7 +14,7 @@ box of the mask) on a decoded 1024x768 photo-sized image:
 Wall and process CPU seconds are both printed, with torch's thread count, the CPU's name and
 the load average before and after (other processes on the machine make timings noisy). Usage:
 
-    .venv/bin/python benchmarks/bench_fit.py [--images N] [--boxes M] [--only NAME ...]
+    .venv/bin/python benchmarks/bench_fit.py [--images N] [--boxes M] [--only NAME ...] [--threads T]
 """
 
 from __future__ import annotations
@@ -135,9 +135,14 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=3, help="timed embeddings per model (median)")
     parser.add_argument("--boxes", type=int, default=6, help="timed one-box fits per model (median)")
     parser.add_argument("--only", nargs="*", default=None, choices=sorted(CANDIDATES), help="these models only")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's own; 1 on a busy machine, where threads spin-wait)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     print(f"CPU: {cpu_name()} ({os.cpu_count()} logical), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, image {IMAGE_SIZE[1]}x{IMAGE_SIZE[0]}, "

@@ -16,6 +16,10 @@ from autolabel_gui.core.review import ReviewState
 from autolabel_gui.detection.segmenter import Segmenter
 from autolabel_gui.detection.segmenter_spec import missing
 
+# One torch thread: on 2 shared cores two threads spin-wait on each other, and the tiny models' small
+# matrices made a fit 100 times slower (measured: 5 fits 3.5 s on 2 threads, 0.03 s on 1, load 5).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 IMAGE = np.random.default_rng(3).integers(0, 255, (90, 120, 3), dtype=np.uint8)
 PROMPT = (10.0, 20.0, 60.0, 70.0)
 

@@ -6,11 +6,16 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from autolabel_gui.core.images import load_image
 from autolabel_gui.detection.segmenter import Segmenter
 from PySide6.QtCore import Qt
 
 from tests.fixtures.window import proposal
+
+# One torch thread: on 2 shared cores two threads spin-wait on each other, and the tiny models' small
+# matrices made a fit 100 times slower (measured: 5 fits 3.5 s on 2 threads, 0.03 s on 1, load 5).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 Key = Qt.Key
 Mod = Qt.KeyboardModifier
