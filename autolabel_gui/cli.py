@@ -13,7 +13,13 @@ import warnings
 from pathlib import Path
 
 from autolabel_gui.commands import options
-from autolabel_gui.commands.models import backend_help, backend_names, model_names, servable_backends
+from autolabel_gui.commands.models import (
+    backend_help,
+    backend_names,
+    model_names,
+    segmenter_names,
+    servable_backends,
+)
 from autolabel_gui.formats.registry import EXPORT_FORMATS
 
 SUBCOMMANDS = ("label", "serve", "weights", "models", "export", "stats")
@@ -88,6 +94,9 @@ def build_gui_parser() -> argparse.ArgumentParser:
     parser.add_argument("--annotations", type=Path, default=None,
                         help="folder for VOC files (default: next to the images)")
     _add_model_options(parser)
+    parser.add_argument("--segmenter", default=None, metavar="NAME_OR_DIR",
+                        help="the segmenter F fits boxes with: a name from `autolabel-gui models` "
+                             "or a Hugging Face model folder (remembered for the folder)")
     parser.set_defaults(command="gui")
     return parser
 
@@ -124,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     wdl = wsub.add_parser("download", help="download the SwinT-OGC checkpoint into weights/, or --model NAME")
     wdl.add_argument("--model", default=None, choices=model_names(), metavar="NAME",
                      help="a model from `autolabel-gui models`, fetched into the Hugging Face cache (resumable)")
+    wdl.add_argument("--segmenter", default=None, choices=segmenter_names(), metavar="NAME",
+                     help="a segmenter from `autolabel-gui models` (F fits boxes with it), fetched likewise")
     wdl.add_argument("--dest", type=Path, default=None, help="target folder (default: weights/)")
     wdl.add_argument("--url", default=None, help="override the manifest's URL (a mirror)")
     wdl.add_argument("--skip-text-encoder", action="store_true",

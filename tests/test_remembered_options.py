@@ -58,6 +58,7 @@ def _sample(option: str, tmp: Path) -> tuple[list[str], dict[str, object]]:
         "weights": (["--weights", str(tmp / "w.pth")], {"weights": str(tmp / "w.pth")}),
         "config": (["--config", str(tmp / "c.py")], {"config": str(tmp / "c.py")}),
         "text_encoder": (["--text-encoder", str(tmp / "bert")], {"text_encoder": str(tmp / "bert")}),
+        "segmenter": (["--segmenter", "edgetam"], {"segmenter": "edgetam"}),
         "annotations": (["--annotations", str(tmp / "voc")], {"annotations_dir": str(tmp / "voc")}),
         "server": (["--server", "gpu-box:8000"], {"backend": "server", "extra": {
             "url": "http://gpu-box:8000", "model_id": _SERVER.model_id, "model": _SERVER.model,

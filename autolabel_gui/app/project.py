@@ -30,6 +30,7 @@ from autolabel_gui.detection.ids import model_id_for
 from autolabel_gui.detection.image_input import input_side
 from autolabel_gui.detection.models import ModelEntry, model_named
 from autolabel_gui.detection.run_plan import RunPlan
+from autolabel_gui.detection.segmenter_spec import is_catalogue_name
 from autolabel_gui.formats.export import voc_class_names
 
 SETTINGS_FILE = "project.json"
@@ -49,6 +50,8 @@ class ProjectSettings:
     config: str | None = None
     text_encoder: str | None = None
     annotations_dir: str | None = None
+    segmenter: str | None = None
+    """What F fits boxes with: a name of ``detection/segmenters.json`` or a model folder (None: the default)."""
     extra: dict[str, str] = field(default_factory=dict)  # backend options, e.g. image_size
     prompt_groups: list[list[list[str]]] = field(default_factory=list, compare=False)
     """The classes as the model reads them, ``[[name, prompt text], ...]`` per prompt group: the
@@ -265,7 +268,7 @@ class ProjectSettings:
             value = getattr(args, name, None)
             if value is not None:
                 changes[REMEMBERED[name]] = str(value) if isinstance(value, Path) else value
-        for name in ("weights", "config", "text_encoder"):
+        for name in ("weights", "config", "text_encoder", "segmenter"):
             if changes.get(name):
                 changes[name] = _typed_model_path(name, changes[name])
         annotations = getattr(args, "annotations", None)
@@ -287,7 +290,7 @@ def _typed_model_path(name: str, value: str) -> str:
     """A model path typed relative to the working directory, made absolute: the model code looks
     a relative name up only as a Hugging Face name, never in whatever directory it runs from
     (``detection.text_encoder``). A name such as ``bert-base-uncased`` stays a name."""
-    if name == "text_encoder" and value == DEFAULT_TEXT_ENCODER:
+    if (name == "text_encoder" and value == DEFAULT_TEXT_ENCODER) or (name == "segmenter" and is_catalogue_name(value)):
         return value
     path = Path(value).expanduser()
     return str(path.absolute()) if not path.is_absolute() and path.exists() else value
@@ -375,7 +378,7 @@ _MAX_PATH = 4096
 _MAX_CLASSES = 1000
 _MODEL_CHOICE_FIELDS = ("backend", "weights", "config", "extra", "box_threshold", "text_threshold")
 """What choosing a catalogue model sets (``ModelEntry.apply``)."""
-_FOLDER_CHOSEN_PATHS = ("weights", "config", "text_encoder", "annotations_dir")
+_FOLDER_CHOSEN_PATHS = ("weights", "config", "text_encoder", "annotations_dir", "segmenter")
 """Paths in a folder's settings that could make the tool read or write outside the folder."""
 
 
@@ -482,7 +485,7 @@ def _server_problem(values: dict[str, Any]) -> str | None:
 
 def _path_problem(name: str, value: str, folder: Path) -> str | None:
     """Model files and an annotation folder named by the folder's own settings (``app.trust``)."""
-    if name == "text_encoder" and value == DEFAULT_TEXT_ENCODER:
+    if (name == "text_encoder" and value == DEFAULT_TEXT_ENCODER) or (name == "segmenter" and is_catalogue_name(value)):
         return None
     if name == "annotations_dir":
         target = Path(value).expanduser()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from autolabel_gui.detection import weights as w
 from autolabel_gui.detection.models import model_named
+from autolabel_gui.detection.segmenter_spec import segmenter_named
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +42,9 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
+    if getattr(args, "segmenter", None):
+        segmenter = segmenter_named(args.segmenter)
+        return _download_hub(segmenter.name, segmenter.hub_id, segmenter.revision, "--segmenter", "--segmenter")
     if args.model:
         entry = model_named(args.model)
         if entry.hub_id:
@@ -58,9 +62,11 @@ def _download(args: argparse.Namespace) -> int:
     return _fetch_text_encoder(spec.text_encoder)
 
 
-def _download_hub(name: str, hub_id: str, revision: str | None) -> int:
+def _download_hub(name: str, hub_id: str, revision: str | None, flag: str = "--model",
+                  folder_flag: str = "--weights") -> int:
     """Fetch a hub model into the Hugging Face cache; huggingface_hub shows progress and resumes
-    an interrupted download from its partial files."""
+    an interrupted download from its partial files. ``flag`` picks it by name, ``folder_flag``
+    takes a folder downloaded by hand."""
     print(f"downloading {name} ({hub_id}@{revision or 'main'}) into the Hugging Face cache", file=sys.stderr)
     try:
         from huggingface_hub import snapshot_download
@@ -69,10 +75,11 @@ def _download_hub(name: str, hub_id: str, revision: str | None) -> int:
     except Exception as exc:  # offline, no such repo, network or disk errors: all "not downloaded"
         print(f"error: could not download {hub_id}: {type(exc).__name__}: {exc}\n"
               f"Check the network (and that HF_HUB_OFFLINE is not set), then run this again: it resumes. "
-              f"Or download the folder elsewhere (huggingface-cli download {hub_id}) and pass --weights DIR.",
+              f"Or download the folder elsewhere (huggingface-cli download {hub_id}) and pass "
+              f"{folder_flag} DIR.",
               file=sys.stderr)
         return 1
-    print(f"model ready: {path}  (use: --model {name})")
+    print(f"model ready: {path}  (use: {flag} {name})")
     return 0
 
 

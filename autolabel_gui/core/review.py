@@ -27,7 +27,7 @@ Rules:
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from autolabel_gui.core.boxes import Box, BoxState
@@ -438,6 +438,30 @@ class ReviewState:
             return False
         self.selected = index
         return self._edit_selected(lambda b: new)
+
+    def set_geometry(self, changes: Mapping[int, tuple[float, float, float, float]]) -> int:
+        """New corners for boxes by index (a box fitted to its object), as one undo step.
+
+        Class and flags stay; like any edit, a proposal is accepted by it. A corner set with no
+        area inside the image, or equal to the box's, changes nothing. Returns how many changed.
+        """
+        if self.read_only:
+            return 0
+        items = list(self.items)
+        count = 0
+        for i, (x0, y0, x1, y1) in changes.items():
+            if not 0 <= i < len(items):
+                continue
+            old = items[i].box
+            new = replace(old, x0=x0, y0=y0, x1=x1, y1=y1).clamped(self.width, self.height)
+            new = new.with_state(BoxState.ACCEPTED)
+            if new.area <= 0 or new == old:
+                continue
+            items[i] = replace(items[i], box=new)
+            count += 1
+        if count:
+            self._commit(tuple(items), self.selected)
+        return count
 
     def add_box(self, box: Box) -> bool:
         """A box drawn with W; it is selected so a digit can give it its class."""

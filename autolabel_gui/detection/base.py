@@ -7,6 +7,7 @@ new module, never a new branch in an if/elif over model types; ``detection/catal
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,6 +140,11 @@ class BackendSpec:
 
 
 DetectorFactory = Callable[[DetectorConfig], Detector]
+
+MODEL_BUILDING = threading.RLock()
+"""Held while a model is built (a detector, the segmenter): one at a time in a process, because
+transformers' lazy imports are not thread-safe (seen: the detector's ``from transformers import
+AutoTokenizer`` raised ImportError while the fit thread imported SamModel)."""
 
 _BACKENDS: dict[str, DetectorFactory] = {}
 

@@ -76,6 +76,9 @@ KEYMAP: tuple[KeyBinding, ...] = (
     KeyBinding("move_up_10", ("Shift+Up",), "move the selected box 10 px up", "Boxes"),
     KeyBinding("move_down_10", ("Shift+Down",), "move the selected box 10 px down", "Boxes"),
     KeyBinding("duplicate", ("Ctrl+D",), "duplicate the selected box", "Boxes"),
+    KeyBinding("fit_box", ("F",), "fit the selected box to its object (a segmenter, on a worker thread; "
+               "an empty mask leaves it as it is; undo puts it back)", "Boxes"),
+    KeyBinding("fit_all", ("Shift+F",), "fit every accepted box shown to its object (one undo step)", "Boxes"),
     KeyBinding("undo", ("Ctrl+Z",), "undo", "Boxes"),
     KeyBinding("redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "redo", "Boxes"),
     KeyBinding("threshold_down", ("[",), "lower the score threshold", "View"),

@@ -37,6 +37,7 @@ from autolabel_gui.gui.canvas import Canvas
 from autolabel_gui.gui.colors import class_colors
 from autolabel_gui.gui.conflict_dialog import ask_conflict
 from autolabel_gui.gui.file_list import FileListPanel
+from autolabel_gui.gui.fit_tool import FitTool
 from autolabel_gui.gui.grid_triage import GridTriage, route_by_mode
 from autolabel_gui.gui.keymap import MOVE_STEPS, OPEN_FOLDER_TITLE, ShortcutsDialog, build_actions
 from autolabel_gui.gui.message_line import MessageLine
@@ -61,7 +62,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&Review", ("next_image", "prev_image", "accept_all_next", "next_unverified", "search", "rerun",
                  "manual_review", "grid", "confidence_order", "accept_by_rule", "undo_rule_batch")),
     ("&Edit", ("accept_selected", "delete_selected", "draw", "duplicate", "undo", "redo",
-               "pick_class", "toggle_difficult", "toggle_truncated")),
+               "pick_class", "toggle_difficult", "toggle_truncated", "fit_box", "fit_all")),
     ("&View", ("fit", "zoom_in", "zoom_out", "zoom_to_box", "toggle_labels", "threshold_down", "threshold_up",
                "show_filter", "show_everything", "boxes_panel", "grid_2", "grid_3", "grid_4")),
     ("&Help", ("help",)),
@@ -143,6 +144,7 @@ class MainWindow(QMainWindow):
         self.threshold_panel = ThresholdPanel(ProjectSettings().box_threshold, self)
         self._build_docks()
         self.box_tools = BoxTools(self, self)
+        self.fit_tool = FitTool(self, self)
         self._build_status_bar()
         self.user_keys = load_user_keymap()
         self.actions_by_id = build_actions(self, route_by_mode(self._handlers(), self.grid), self.user_keys.keymap)
@@ -302,6 +304,7 @@ class MainWindow(QMainWindow):
             handlers[name] = c(_move_by(dx, dy))
         handlers.update(self.box_tools.handlers())
         handlers.update(self.rule_flow.handlers())
+        handlers.update(self.fit_tool.handlers())
         return handlers
 
     def _on_controller(self, fn: Callable[[ReviewController], object]) -> Callable[[], None]:
@@ -572,6 +575,8 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._close_controller()
+        if not self.fit_tool.shutdown(self.close_wait_ms):
+            self.worker_left_running = True
         self.qsettings.setValue("window/geometry", self.saveGeometry())
         self.qsettings.setValue("window/state", self.saveState())
         self.qsettings.sync()
