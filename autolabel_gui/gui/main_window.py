@@ -574,8 +574,11 @@ class MainWindow(QMainWindow):
         if not self._may_close_folder("Quit"):
             event.ignore()
             return
+        # A fit writes nothing (its answer is applied on this thread), so quitting never waits for
+        # one: the thread is told to stop first and, when the process ends at once, not waited for.
+        self.fit_tool.shutdown(0)
         self._close_controller()
-        if not self.fit_tool.shutdown(self.close_wait_ms):
+        if not self.fit_tool.shutdown(None if self.close_wait_ms is None else 0):
             self.worker_left_running = True
         self.qsettings.setValue("window/geometry", self.saveGeometry())
         self.qsettings.setValue("window/state", self.saveState())
