@@ -152,7 +152,7 @@ def test_the_ready_message_names_the_path() -> None:
         device, precision, model_id = "cpu", "fast", "x"
 
     events: list[tuple[str, str]] = []
-    model = BatchDetector(DetectorConfig(device="cpu"), ONTOLOGY, factory=lambda config: Loaded(),
+    model = BatchDetector(DetectorConfig(device="cpu", precision="fast"), ONTOLOGY, factory=lambda config: Loaded(),
                           on_event=lambda kind, message: events.append((kind, message)))
     model.ensure_detector()
     assert events[-1][0] == "ready" and events[-1][1].startswith("model ready on cpu (fast path) in ")

@@ -30,6 +30,7 @@ from autolabel_gui.detection.base import (
     register_backend,
 )
 from autolabel_gui.detection.class_scoring import PromptChunk, build_chunks
+from autolabel_gui.detection.compute_path import FUSED_SAMPLING
 from autolabel_gui.detection.gdino_spec import (
     DEFAULT_TEXT_ENCODER,
     PACKAGE_CONFIG,
@@ -45,6 +46,7 @@ from autolabel_gui.detection.runtime import (
     Candidates,
     TorchDetector,
     add_candidates,
+    apply_path,
     resolve_device,
     resolve_precision,
 )
@@ -226,7 +228,7 @@ class GroundingDinoDetector(TorchDetector):
         cfg = _load_config(config_path, config.text_encoder)
         self._resize = _resize_options(config.extra, cfg)
         normalize_table()  # built here, with torch, so that ``prepare`` on other threads never is
-        self._model = load_model(cfg, weights, config_path, self._device)
+        self._model = apply_path(load_model(cfg, weights, config_path, self._device), self._precision)
         fast_sampling.install_for_groundingdino()
         self._model_id = model_id_for(config)
         self._max_tokens = int(self._model.max_text_len)
@@ -246,8 +248,8 @@ class GroundingDinoDetector(TorchDetector):
         return Prepared(preprocess(image, *self._resize), width, height, (self._backend, self._resize))
 
     def _arithmetic(self) -> contextlib.AbstractContextManager:
-        """The package's sampling: the fused one on the fast path (``fast_sampling``)."""
-        return fast_sampling.enabled(self._precision == "fast")
+        """The package's sampling: the fused one on the paths that use it (``fast_sampling``)."""
+        return fast_sampling.enabled(self._precision in FUSED_SAMPLING)
 
     def _text(self, ontology: Ontology) -> list[tuple[PromptChunk, dict[str, torch.Tensor]]]:
         """Captions and their text features, kept while the prompts stay the same."""
