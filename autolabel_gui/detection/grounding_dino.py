@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from autolabel_gui.core.ontology import Ontology
-from autolabel_gui.detection import fast_sampling, gdino_forward
+from autolabel_gui.detection import fast_sampling, gdino_forward, lean_load
 from autolabel_gui.detection.base import (
     DetectorConfig,
     DetectorUnavailable,
@@ -140,7 +140,7 @@ def _read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
 
     redo = "Download it again with:  autolabel-gui weights download  (or pass --weights PATH)."
     try:
-        checkpoint = torch.load(str(weights), map_location="cpu", weights_only=True)
+        checkpoint = lean_load.read_mapped(str(weights), map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated file, an HTML error page saved as .pth, pickled objects...
         raise DetectorUnavailable(f"{weights}: not a readable PyTorch checkpoint ({exc}). {redo}") from exc
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
@@ -149,22 +149,23 @@ def _read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
     return clean_state_dict(state)
 
 
-def load_model(cfg, weights: Path, config_path: Path, device: str) -> torch.nn.Module:
-    """Build the package's model from ``cfg`` and load ``weights`` into it, checking they fit."""
+def _build(cfg, config_path: Path, lean: bool) -> torch.nn.Module:
     from groundingdino.models import build_model
 
-    cfg.text_encoder_type = str(_text_encoder_folder(cfg.text_encoder_type))
-    cfg.device = device
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the package prints while building
-            model = build_model(cfg)
+            with lean_load.parameters_on_meta() if lean else contextlib.nullcontext():
+                return build_model(cfg)
     except (OSError, ValueError) as exc:
         raise DetectorUnavailable(_text_encoder_hint(cfg.text_encoder_type) + f"\n({exc})") from exc
     except Exception as exc:
         raise DetectorUnavailable(f"{config_path}: cannot build a model from this config: {exc}") from exc
-    state = _read_state_dict(weights)
+
+
+def _fill(model: torch.nn.Module, state: dict[str, torch.Tensor], weights: Path, config_path: Path) -> None:
+    """The checkpoint's tensors become the model's; DetectorUnavailable when they do not fit it."""
     try:
-        result = model.load_state_dict(state, strict=False)
+        result = lean_load.assign(model, state)
     except RuntimeError as exc:
         raise DetectorUnavailable(
             f"{weights}: does not fit the config {config_path} (wrong model size?): {str(exc)[:500]}"
@@ -176,6 +177,22 @@ def load_model(cfg, weights: Path, config_path: Path, device: str) -> torch.nn.M
             f"{weights}: not a Grounding DINO checkpoint for {config_path.name}: "
             f"{len(missing)} weights missing (e.g. {', '.join(missing[:3])})"
         )
+
+
+def load_model(cfg, weights: Path, config_path: Path, device: str) -> torch.nn.Module:
+    """Build the package's model from ``cfg`` and load ``weights`` into it, checking they fit.
+
+    Built lean (``lean_load``: no random initialisation, the checkpoint memory-mapped and
+    assigned, not copied); a model the checkpoint leaves holes in is built again the plain way.
+    """
+    cfg.text_encoder_type = str(_text_encoder_folder(cfg.text_encoder_type))
+    cfg.device = device
+    model = _build(cfg, config_path, lean=True)
+    state = _read_state_dict(weights)
+    _fill(model, state, weights, config_path)
+    if lean_load.leftovers(model):
+        model = _build(cfg, config_path, lean=False)
+        _fill(model, state, weights, config_path)
     return model.eval().to(device)
 
 

@@ -1,0 +1,158 @@
+"""Where the time to the first proposals goes: imports, model build, weight read, loading the
+weights, the first forward. Prints, never asserts.
+
+Each measurement is a fresh child process (imports are only slow once), which builds the
+detector through the product's own path (``BatchDetector``, as the window's worker and ``label``
+do) and times its steps by wrapping the functions that do them:
+
+  import torch           ``import torch``
+  import model code      groundingdino's model modules and transformers
+  text encoder check     the tokenizer loaded once to fail early (``_text_encoder_folder``)
+  model build            ``build_model`` (the package's; BERT's own ``from_pretrained`` inside)
+    of it: BERT          ``BertModel.from_pretrained``
+  weight read            ``torch.load`` of the checkpoint
+  load_state_dict        copying (or assigning) the weights into the model
+  model ready            from the first import to the detector built (the window's "model ready")
+  first forward          the first ``detect`` of one 1066x800 image (one-off kernel set-up included)
+  first proposal         from the first import to the first image's proposals
+
+Models: the tiny random Grounding DINO of the tests and the full-size random one (SwinT-OGC,
+bert-base sizes; ~700 MB, built once into ``--model-dir``). The same script measures any
+checkout: ``--root DIR`` imports autolabel_gui from DIR (e.g. ``git archive`` of an older
+commit), so "before" and "after" run the same measurement on the same machine.
+
+    .venv/bin/python benchmarks/bench_startup.py [--models tiny,full] [--runs 2] [--root DIR]
+        [--precision auto] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = textwrap.dedent("""
+    import json, sys, time, warnings
+    started = time.perf_counter()
+    sys.path.insert(0, {root!r})
+    sys.path.insert(1, {tests_root!r})
+    warnings.filterwarnings("ignore")
+    spent = {{}}
+
+    def add(name, seconds):
+        spent[name] = spent.get(name, 0.0) + seconds
+
+    def timed(owner, attr, name):
+        original = getattr(owner, attr)
+        def wrapper(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                add(name, time.perf_counter() - t)
+        setattr(owner, attr, wrapper)
+
+    t = time.perf_counter()
+    import torch
+    add("import torch", time.perf_counter() - t)
+    if {threads}:
+        torch.set_num_threads({threads})
+    t = time.perf_counter()
+    import groundingdino.models
+    import transformers
+    from transformers import BertModel
+    add("import model code", time.perf_counter() - t)
+    import numpy as np
+    from PIL import Image
+    from autolabel_gui.core.images import load_image
+    from autolabel_gui.core.ontology import Ontology
+    from autolabel_gui.detection import grounding_dino
+    from autolabel_gui.detection.base import DetectorConfig
+    from autolabel_gui.detection.batch import BatchDetector
+
+    timed(grounding_dino, "_text_encoder_folder", "text encoder check")
+    timed(groundingdino.models, "build_model", "model build")
+    timed(BertModel, "from_pretrained", "  of it: BERT")
+    timed(torch, "load", "weight read")
+    timed(torch.nn.Module, "load_state_dict", "load_state_dict")
+    config = DetectorConfig(weights={weights!r}, config={config!r}, text_encoder={text_encoder!r},
+                            device="cpu", precision={precision!r})
+    events = []
+    model = BatchDetector(config, Ontology.from_names(["person", "cat", "cup", "vehicle"]),
+                          on_event=lambda kind, message: events.append(message))
+    image = np.asarray(Image.fromarray(load_image({image!r})).resize((1066, 800)))
+    t = time.perf_counter()
+    model.ensure_detector()
+    spent["model ready"] = time.perf_counter() - started
+    t = time.perf_counter()
+    boxes = model.detect([image])[0]
+    spent["first forward"] = time.perf_counter() - t
+    spent["first proposal"] = time.perf_counter() - started
+    print("RESULT " + json.dumps({{"spent": spent, "boxes": len(boxes), "said": events[-1] if events else ""}}))
+""")
+
+ORDER = ["import torch", "import model code", "text encoder check", "model build", "  of it: BERT",
+         "weight read", "load_state_dict", "model ready", "first forward", "first proposal"]
+
+
+def model_files(kind: str, model_dir: Path) -> tuple[str, str, str]:
+    sys.path.insert(0, str(ROOT))
+    from tests.fixtures.tiny_gdino import TinyGdino, build_tiny_gdino
+
+    folder = model_dir / kind
+    tiny = TinyGdino.at(folder)
+    if not tiny.weights_path.is_file():
+        print(f"building the random {kind} model in {folder} (once) ...", flush=True)
+        tiny = build_tiny_gdino(folder, full_size=kind == "full")
+    return str(tiny.weights_path), str(tiny.config_path), str(tiny.text_encoder_dir)
+
+
+def run_once(root: Path, files: tuple[str, str, str], args: argparse.Namespace) -> dict:
+    image = sorted((ROOT / "resources" / "samples").glob("*.jpg"))[0]
+    code = CHILD.format(root=str(root), tests_root=str(ROOT), weights=files[0], config=files[1],
+                        text_encoder=files[2], precision=args.precision, threads=args.threads, image=str(image))
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root)
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(f"the child failed:\n{out.stderr[-3000:]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="tiny,full", help="tiny, full or both (comma-separated)")
+    parser.add_argument("--runs", type=int, default=2, help="child processes per model; the median is printed")
+    parser.add_argument("--root", default=str(ROOT), help="the checkout whose autolabel_gui is measured")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument("--model-dir", default="~/.cache/autolabel-gui/bench-startup")
+    args = parser.parse_args()
+    root = Path(args.root).resolve()
+    commit = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%h %s"], capture_output=True,
+                            text=True).stdout.strip()[:70]
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    print(f"{cpu}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; measuring {root} ({commit or 'no git'}); "
+          f"precision {args.precision}, {args.runs} run(s) per model, median")
+    for kind in args.models.split(","):
+        files = model_files(kind, Path(args.model_dir).expanduser())
+        runs = [run_once(root, files, args) for _ in range(max(1, args.runs))]
+        print(f"\n{kind} model ({os.path.getsize(files[0]) / 2**20:.0f} MB checkpoint): {runs[-1]['said']}, "
+              f"{runs[-1]['boxes']} proposals")
+        for name in ORDER:
+            values = [r["spent"][name] for r in runs if name in r["spent"]]
+            if values:
+                print(f"  {name:<22}{statistics.median(values):7.2f} s   ({', '.join(f'{v:.2f}' for v in values)})")
+
+
+if __name__ == "__main__":
+    main()
