@@ -6,7 +6,7 @@ detector through the product's own path (``BatchDetector``, as the window's work
 do) and times its steps by wrapping the functions that do them:
 
   import torch           ``import torch``
-  import model code      groundingdino's model modules and transformers
+  import model code      the backend module, groundingdino's model modules and transformers
   text encoder check     the tokenizer loaded once to fail early (``_text_encoder_folder``)
   model build            ``build_model`` (the package's; BERT's own ``from_pretrained`` inside)
     of it: BERT          ``BertModel.from_pretrained``
@@ -66,6 +66,7 @@ CHILD = textwrap.dedent("""
     if {threads}:
         torch.set_num_threads({threads})
     t = time.perf_counter()
+    from autolabel_gui.detection import grounding_dino  # first: it may keep plotting code out
     import groundingdino.models
     import transformers
     from transformers import BertModel
@@ -74,7 +75,6 @@ CHILD = textwrap.dedent("""
     from PIL import Image
     from autolabel_gui.core.images import load_image
     from autolabel_gui.core.ontology import Ontology
-    from autolabel_gui.detection import grounding_dino
     from autolabel_gui.detection.base import DetectorConfig
     from autolabel_gui.detection.batch import BatchDetector
 

@@ -105,3 +105,17 @@ def test_the_window_and_its_worker_import_no_model_code() -> None:
     loaded = {name.split(".")[0] for name in out.stdout.split()}
     assert "PySide6" in loaded
     assert not {"torch", "groundingdino", "transformers", "torchvision", "matplotlib"} & loaded
+
+
+def test_the_backend_keeps_the_packages_plotting_code_out() -> None:
+    """matplotlib (about a second of start-up) is the package's training-time visualiser only."""
+    code = ("import sys, warnings; warnings.simplefilter('ignore');"
+            "import autolabel_gui.detection.grounding_dino, groundingdino.models;"
+            "from groundingdino.util.visualizer import COCOVisualizer\n"
+            "try:\n    COCOVisualizer()\nexcept RuntimeError as exc:\n    print('refused:', exc)\n"
+            "print(' '.join(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert "refused: groundingdino.util.visualizer is not loaded by autolabel-gui" in out.stdout
+    loaded = {name.split(".")[0] for name in out.stdout.split()}
+    assert "groundingdino" in loaded and "torch" in loaded and "matplotlib" not in loaded

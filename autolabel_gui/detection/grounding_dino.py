@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +53,27 @@ from autolabel_gui.detection.runtime import (
     resolve_precision,
 )
 from autolabel_gui.detection.text_encoder import CUSTOM_CODE_REFUSED, is_name, load_tokenizer, text_encoder_folder
+
+PLOTTING_MODULE = "groundingdino.util.visualizer"
+
+
+def _skip_plotting_import() -> None:
+    """The package's model module imports its plotting helper (matplotlib.pyplot: about a second
+    of start-up, measured in ``benchmarks/bench_startup.py``) for training-time pictures only.
+    A stand-in is registered under its name, unless the real one is already imported."""
+    if PLOTTING_MODULE in sys.modules:
+        return
+    stand_in = types.ModuleType(PLOTTING_MODULE, "autolabel-gui's stand-in: it never draws with the package")
+
+    class COCOVisualizer:
+        def __init__(self, *_args: object, **_kwargs: object) -> None:
+            raise RuntimeError(f"{PLOTTING_MODULE} is not loaded by autolabel-gui")
+
+    stand_in.COCOVisualizer = COCOVisualizer  # type: ignore[attr-defined]
+    sys.modules[PLOTTING_MODULE] = stand_in
+
+
+_skip_plotting_import()
 
 DEFAULT_IMAGE_SIZE = 800
 DEFAULT_MAX_SIZE = 1333
