@@ -32,7 +32,7 @@ from autolabel_gui.detection.base import (
 from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.detection.compute_path import FUSED_SAMPLING, describe, plan_path, planned
 from autolabel_gui.detection.ids import SCORE_FLOOR
-from autolabel_gui.detection.image_input import INPUT_SIDES, resize_options
+from autolabel_gui.detection.image_input import INPUT_SIDES, PREVIEW_SIDES, is_preview, resize_options
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,9 @@ class BatchDetector:
                 raise DetectorUnavailable(f"cannot load the model: {type(exc).__name__}: {exc}") from exc
             why = plan_path(self.config.precision, self.config.device)
             path = describe(getattr(self.detector, "precision", ""), why)
+            preview = f", preview size {PREVIEW_SIDES[0]} px: less accurate" if is_preview(self.config.extra) else ""
             self._on_event("ready", f"model ready on {self.detector.device}{path} "
-                                    f"in {time.perf_counter() - start:.1f} s")
+                                    f"in {time.perf_counter() - start:.1f} s{preview}")
         return self.detector
 
     def decode(self, path: Path) -> Decoded:
