@@ -15,6 +15,7 @@ do) and times its steps by wrapping the functions that do them:
   model ready            from the first import to the detector built (the window's "model ready")
   first forward          the first ``detect`` of one 1066x800 image (one-off kernel set-up included)
   first proposal         from the first import to the first image's proposals
+  second forward         the same image again: the steady speed, without the one-off set-up
 
 Models: the tiny random Grounding DINO of the tests and the full-size random one (SwinT-OGC,
 bert-base sizes; ~700 MB, built once into ``--model-dir``). The same script measures any
@@ -22,7 +23,7 @@ checkout: ``--root DIR`` imports autolabel_gui from DIR (e.g. ``git archive`` of
 commit), so "before" and "after" run the same measurement on the same machine.
 
     .venv/bin/python benchmarks/bench_startup.py [--models tiny,full] [--runs 2] [--root DIR]
-        [--precision auto] [--threads N]
+        [--precision auto] [--threads N] [--preview]
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ CHILD = textwrap.dedent("""
     timed(torch, "load", "weight read")
     timed(torch.nn.Module, "load_state_dict", "load_state_dict")
     config = DetectorConfig(weights={weights!r}, config={config!r}, text_encoder={text_encoder!r},
-                            device="cpu", precision={precision!r})
+                            device="cpu", precision={precision!r}, extra={extra!r})
     events = []
     model = BatchDetector(config, Ontology.from_names(["person", "cat", "cup", "vehicle"]),
                           on_event=lambda kind, message: events.append(message))
@@ -96,11 +97,23 @@ CHILD = textwrap.dedent("""
     boxes = model.detect([image])[0]
     spent["first forward"] = time.perf_counter() - t
     spent["first proposal"] = time.perf_counter() - started
+    t = time.perf_counter()
+    model.detect([image])
+    spent["second forward"] = time.perf_counter() - t
     print("RESULT " + json.dumps({{"spent": spent, "boxes": len(boxes), "said": events[-1] if events else ""}}))
 """)
 
+def preview_extra() -> dict[str, str]:
+    """The backend options of the preview size, as ``ProjectSettings(preview=True)`` sets them."""
+    sys.path.insert(0, str(ROOT))
+    from autolabel_gui.app.project import ProjectSettings
+
+    return ProjectSettings(preview=True).detector_config().extra
+
+
 ORDER = ["import torch", "import model code", "text encoder check", "model build", "  of it: BERT",
-         "weight read", "load_state_dict", "model ready", "first forward", "first proposal"]
+         "weight read", "load_state_dict", "model ready", "first forward", "first proposal",
+         "second forward"]
 
 
 def model_files(kind: str, model_dir: Path) -> tuple[str, str, str]:
@@ -118,7 +131,8 @@ def model_files(kind: str, model_dir: Path) -> tuple[str, str, str]:
 def run_once(root: Path, files: tuple[str, str, str], args: argparse.Namespace) -> dict:
     image = sorted((ROOT / "resources" / "samples").glob("*.jpg"))[0]
     code = CHILD.format(root=str(root), tests_root=str(ROOT), weights=files[0], config=files[1],
-                        text_encoder=files[2], precision=args.precision, threads=args.threads, image=str(image))
+                        text_encoder=files[2], precision=args.precision, threads=args.threads, image=str(image),
+                        extra=preview_extra() if args.preview else {})
     env = {**os.environ, "PYTHONPATH": str(root)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root)
     for line in out.stdout.splitlines():
@@ -134,6 +148,7 @@ def main() -> None:
     parser.add_argument("--root", default=str(ROOT), help="the checkout whose autolabel_gui is measured")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument("--preview", action="store_true", help="the preview size (400 px input, less accurate)")
     parser.add_argument("--model-dir", default="~/.cache/autolabel-gui/bench-startup")
     args = parser.parse_args()
     root = Path(args.root).resolve()
@@ -142,7 +157,7 @@ def main() -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     print(f"{cpu}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; measuring {root} ({commit or 'no git'}); "
-          f"precision {args.precision}, {args.runs} run(s) per model, median")
+          f"precision {args.precision}{', preview size' if args.preview else ''}, {args.runs} run(s) per model, median")
     for kind in args.models.split(","):
         files = model_files(kind, Path(args.model_dir).expanduser())
         runs = [run_once(root, files, args) for _ in range(max(1, args.runs))]
