@@ -23,7 +23,7 @@ checkout: ``--root DIR`` imports autolabel_gui from DIR (e.g. ``git archive`` of
 commit), so "before" and "after" run the same measurement on the same machine.
 
     .venv/bin/python benchmarks/bench_startup.py [--models tiny,full] [--runs 2] [--root DIR]
-        [--precision auto] [--threads N] [--preview]
+        [--precision auto] [--threads N] [--preview] [--window]
 """
 
 from __future__ import annotations
@@ -111,6 +111,63 @@ def preview_extra() -> dict[str, str]:
     return ProjectSettings(preview=True).detector_config().extra
 
 
+WINDOW_CHILD = textwrap.dedent("""
+    import sys, tempfile, time, warnings
+    started = time.perf_counter()
+    sys.path.insert(0, {root!r})
+    sys.path.insert(1, {tests_root!r})
+    warnings.filterwarnings("ignore")
+    from pathlib import Path
+    from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
+    from autolabel_gui.app.model_progress import ModelState
+    from autolabel_gui.app.project import ProjectSettings
+    from autolabel_gui.gui.app import create_app
+    from autolabel_gui.gui.main_window import MainWindow
+    from tests.fixtures.window import write_image
+
+    marks = {{}}
+
+    def mark(name):
+        marks.setdefault(name, time.perf_counter() - started)
+
+    class FirstPaint(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint:
+                mark("window painted")
+            return False
+
+    tmp = Path(tempfile.mkdtemp())
+    for i in range(3):
+        write_image(tmp / "photos" / f"img{{i}}.png", size=(1066, 800), seed=i)
+    app = create_app()
+    mark("Qt and the window's modules imported")
+    window = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat))
+    painted = FirstPaint()
+    window.installEventFilter(painted)
+    settings = ProjectSettings(classes=["person", "cat"], weights={weights!r}, config={config!r},
+                               text_encoder={text_encoder!r}, device="cpu", precision={precision!r})
+
+    def on_state(status):
+        if status.state is ModelState.READY:
+            mark("model ready")
+            marks["said"] = status.message
+            QTimer.singleShot(0, app.quit)
+        elif status.state in (ModelState.UNAVAILABLE, ModelState.ERROR):
+            marks["said"] = status.message
+            QTimer.singleShot(0, app.quit)
+
+    window.open_folder(tmp / "photos", settings)  # then show, as commands/gui.py does
+    window.controller.model_state.connect(on_state)
+    window.show()
+    mark("window shown")
+    QTimer.singleShot(120_000, app.quit)
+    app.exec()
+    print("RESULT " + json.dumps(marks))
+    sys.stdout.flush()
+    import os
+    os._exit(0)
+""").replace("import sys, tempfile", "import json, sys, tempfile")
+
 ORDER = ["import torch", "import model code", "text encoder check", "model build", "  of it: BERT",
          "weight read", "load_state_dict", "model ready", "first forward", "first proposal",
          "second forward"]
@@ -141,6 +198,18 @@ def run_once(root: Path, files: tuple[str, str, str], args: argparse.Namespace) 
     raise RuntimeError(f"the child failed:\n{out.stderr[-3000:]}")
 
 
+def window_once(root: Path, files: tuple[str, str, str], args: argparse.Namespace) -> dict:
+    """The window opened on a folder of three photos: seconds from the process start to each mark."""
+    code = WINDOW_CHILD.format(root=str(root), tests_root=str(ROOT), weights=files[0], config=files[1],
+                               text_encoder=files[2], precision=args.precision)
+    env = {**os.environ, "PYTHONPATH": str(root), "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root)
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(f"the window child failed:\n{out.stderr[-3000:]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="tiny,full", help="tiny, full or both (comma-separated)")
@@ -149,6 +218,8 @@ def main() -> None:
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--preview", action="store_true", help="the preview size (400 px input, less accurate)")
+    parser.add_argument("--window", action="store_true",
+                        help="also open the window (offscreen) and time it to its first paint and to model ready")
     parser.add_argument("--model-dir", default="~/.cache/autolabel-gui/bench-startup")
     args = parser.parse_args()
     root = Path(args.root).resolve()
@@ -167,6 +238,19 @@ def main() -> None:
             values = [r["spent"][name] for r in runs if name in r["spent"]]
             if values:
                 print(f"  {name:<22}{statistics.median(values):7.2f} s   ({', '.join(f'{v:.2f}' for v in values)})")
+        if args.window:
+            shown = [window_once(root, files, args) for _ in range(max(1, args.runs))]
+            print(f"  the window, offscreen, on 3 photos (the worker builds the model on its thread): "
+                  f"{shown[-1].get('said', '')!r}")
+            for name in ("Qt and the window's modules imported", "window shown", "window painted", "model ready"):
+                values = [w[name] for w in shown if name in w]
+                if values:
+                    print(f"    {name:<38}{statistics.median(values):7.2f} s after start   "
+                          f"({', '.join(f'{v:.2f}' for v in values)})")
+            ready = [w["model ready"] - w["window painted"] for w in shown
+                     if "model ready" in w and "window painted" in w]
+            if ready:
+                print(f"    {'from first paint to model ready':<38}{statistics.median(ready):7.2f} s")
 
 
 if __name__ == "__main__":
