@@ -39,6 +39,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=options.batch_size, default=None, help="images per forward pass")
     g.add_argument("--device", type=options.device, default=None, help="auto, cpu, cuda, cuda:N or mps (default auto)")
     g.add_argument("--precision", default=None, choices=options.PRECISIONS, help=options.PRECISION_HELP)
+    g.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None, help=options.PREVIEW_HELP)
     g.add_argument("--model", default=None, choices=model_names(), metavar="NAME",
                    help="a model from `autolabel-gui models` (sets backend, weights and thresholds)")
     g.add_argument("--backend", default=None, choices=backend_names(), help=backend_help())

@@ -21,6 +21,7 @@ from autolabel_gui.detection import compute_path, fast_sampling
 from autolabel_gui.detection.base import DetectorConfig
 from autolabel_gui.detection.catalogue import create_detector
 from autolabel_gui.detection.ids import model_id_for
+from autolabel_gui.detection.path_evidence import Evidence
 from groundingdino.models.GroundingDINO import ms_deform_attn
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
@@ -110,6 +111,7 @@ def test_the_fast_path_swaps_the_transformers_sampler(fixture, request) -> None:
 def test_auto_is_the_fast_path_on_a_cpu_and_the_run_id_says_so(monkeypatch) -> None:
     config = DetectorConfig(weights="w.pth", device="auto", precision="auto")
     monkeypatch.setattr(compute_path, "accelerator_expected", lambda device: False)
+    monkeypatch.setattr(compute_path, "shipped_evidence", lambda: Evidence())  # bf16/int8 not proven
     assert compute_path.planned("auto", "auto") == "fast"
     cpu_auto = model_id_for(config)
     assert cpu_auto == model_id_for(replace(config, precision="fast"))
@@ -152,7 +154,7 @@ def test_the_ready_message_names_the_path() -> None:
         device, precision, model_id = "cpu", "fast", "x"
 
     events: list[tuple[str, str]] = []
-    model = BatchDetector(DetectorConfig(device="cpu"), ONTOLOGY, factory=lambda config: Loaded(),
+    model = BatchDetector(DetectorConfig(device="cpu", precision="fast"), ONTOLOGY, factory=lambda config: Loaded(),
                           on_event=lambda kind, message: events.append((kind, message)))
     model.ensure_detector()
     assert events[-1][0] == "ready" and events[-1][1].startswith("model ready on cpu (fast path) in ")

@@ -189,8 +189,10 @@ def test_workers_run_the_path_the_run_id_names(monkeypatch):
     from autolabel_gui.app.cluster import for_workers
     from autolabel_gui.detection import compute_path
     from autolabel_gui.detection.base import DetectorConfig
+    from autolabel_gui.detection.path_evidence import Evidence
 
     monkeypatch.setattr(compute_path, "accelerator_expected", lambda device: False)
+    monkeypatch.setattr(compute_path, "shipped_evidence", lambda: Evidence())  # no path proven: fast on any CPU
     assert for_workers(DetectorConfig(precision="auto", device="auto")).precision == "fast"
     assert for_workers(DetectorConfig(precision="fp16", device="cuda")).precision == "fp16"
     monkeypatch.setattr(compute_path, "accelerator_expected", lambda device: True)

@@ -60,6 +60,7 @@ def _sample(option: str, tmp: Path) -> tuple[list[str], dict[str, object]]:
         "text_encoder": (["--text-encoder", str(tmp / "bert")], {"text_encoder": str(tmp / "bert")}),
         "segmenter": (["--segmenter", "edgetam"], {"segmenter": "edgetam"}),
         "annotations": (["--annotations", str(tmp / "voc")], {"annotations_dir": str(tmp / "voc")}),
+        "preview": (["--preview"], {"preview": True}),
         "server": (["--server", "gpu-box:8000"], {"backend": "server", "extra": {
             "url": "http://gpu-box:8000", "model_id": _SERVER.model_id, "model": _SERVER.model,
             "title": _SERVER.title}}),

@@ -179,11 +179,13 @@ def test_custom_files_run_on_the_backend_chosen_for_them(dialog, tmp_path):
     assert (dialog.settings().backend, dialog.settings().weights) == ("transformers", str(converted))
 
 
-def test_bf16_is_labelled_experimental_and_unknown_values_are_kept(qtbot, original):
+def test_every_precision_is_offered_and_unknown_values_are_kept(qtbot, original):
+    from autolabel_gui.detection.compute_path import PRECISIONS
+
     dlg = SettingsDialog(ProjectSettings(classes=["a"], device="xpu"))
     qtbot.addWidget(dlg)
-    labels = [dlg.precision.itemText(i) for i in range(dlg.precision.count())]
-    assert "bf16 (experimental)" in labels
+    assert [dlg.precision.itemData(i) for i in range(dlg.precision.count())] == list(PRECISIONS)
+    assert "int8 linear layers (CPU only)" in [dlg.precision.itemText(i) for i in range(dlg.precision.count())]
     assert dlg.settings().device == "xpu"  # a hand-written value is shown, not silently replaced
 
 

@@ -27,7 +27,7 @@ from autolabel_gui.detection.catalogue import BACKENDS
 from autolabel_gui.detection.compute_path import PRECISIONS
 from autolabel_gui.detection.gdino_spec import DEFAULT_TEXT_ENCODER
 from autolabel_gui.detection.ids import model_id_for
-from autolabel_gui.detection.image_input import input_side
+from autolabel_gui.detection.image_input import PREVIEW_SIDES, input_side
 from autolabel_gui.detection.models import ModelEntry, model_named
 from autolabel_gui.detection.run_plan import RunPlan
 from autolabel_gui.detection.segmenter_spec import is_catalogue_name
@@ -53,6 +53,8 @@ class ProjectSettings:
     segmenter: str | None = None
     """What F fits boxes with: a name of ``detection/segmenters.json`` or a model folder (None: the default)."""
     extra: dict[str, str] = field(default_factory=dict)  # backend options, e.g. image_size
+    preview: bool = False
+    """The smaller, less accurate model input (``image_input.PREVIEW_SIDES``); over ``extra``'s sides."""
     prompt_groups: list[list[list[str]]] = field(default_factory=list, compare=False)
     """The classes as the model reads them, ``[[name, prompt text], ...]`` per prompt group: the
     list the folder started with, then one group per change that added classes (ADR 0013).
@@ -122,8 +124,16 @@ class ProjectSettings:
             box_threshold=self.box_threshold,
             text_threshold=self.text_threshold,
             batch_size=self.batch_size,
-            extra=dict(self.extra),
+            extra=self._extra_with_preview(),
         )
+
+    def _extra_with_preview(self) -> dict[str, str]:
+        """The backend options, with the preview's input sides when it is on (so the run id, and
+        the cache, tell preview proposals from full-size ones)."""
+        if not self.preview:
+            return dict(self.extra)
+        size, max_size = PREVIEW_SIDES
+        return {**self.extra, "image_size": str(size), "max_size": str(max_size)}
 
     @staticmethod
     def path_for(folder: Path) -> Path:
@@ -439,6 +449,8 @@ def _field_problem(name: str, value: object) -> str | None:
         return None if value is None or _short_str(value, _MAX_PATH) else "not a path"
     if name == "prompt_groups":
         return _groups_problem(value)
+    if name == "preview":
+        return None if isinstance(value, bool) else f"{value!r} is not true or false"
     return None
 
 

@@ -24,12 +24,13 @@ REMEMBERED: dict[str, str] = {
     "text_encoder": "text_encoder",
     "annotations": "annotations_dir",
     "segmenter": "segmenter",  # the window's only: what F fits boxes with
+    "preview": "preview",
 }
 """Options of the window and ``label`` remembered for the folder, by argparse name, with the
 ``.autolabel/project.json`` setting each one sets. Given on the command line, any of them makes
 the window save the folder's settings."""
 
 READ_AS_GIVEN = ("box_threshold", "text_threshold", "batch_size", "device", "precision", "backend", "weights",
-                 "config", "text_encoder", "segmenter")
+                 "config", "text_encoder", "segmenter", "preview")
 """The remembered options whose value is the setting as it is (the others are read:
 a model name, a class list, prompts, a folder relative to the working directory)."""

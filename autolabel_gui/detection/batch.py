@@ -30,9 +30,9 @@ from autolabel_gui.detection.base import (
     Prepared,
 )
 from autolabel_gui.detection.catalogue import create_detector
-from autolabel_gui.detection.compute_path import FAST, describe, planned
+from autolabel_gui.detection.compute_path import FUSED_SAMPLING, describe, plan_path, planned
 from autolabel_gui.detection.ids import SCORE_FLOOR
-from autolabel_gui.detection.image_input import INPUT_SIDES, resize_options
+from autolabel_gui.detection.image_input import INPUT_SIDES, PREVIEW_SIDES, is_preview, resize_options
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +124,11 @@ class BatchDetector:
                 raise
             except Exception as exc:
                 raise DetectorUnavailable(f"cannot load the model: {type(exc).__name__}: {exc}") from exc
-            path = describe(getattr(self.detector, "precision", ""))
+            why = plan_path(self.config.precision, self.config.device)
+            path = describe(getattr(self.detector, "precision", ""), why)
+            preview = f", preview size {PREVIEW_SIDES[0]} px: less accurate" if is_preview(self.config.extra) else ""
             self._on_event("ready", f"model ready on {self.detector.device}{path} "
-                                    f"in {time.perf_counter() - start:.1f} s")
+                                    f"in {time.perf_counter() - start:.1f} s{preview}")
         return self.detector
 
     def decode(self, path: Path) -> Decoded:
@@ -203,7 +205,7 @@ class BatchDetector:
         self._on_event("warning", f"out of memory on {self.detector.device} even with one image: running on the CPU")
         self.detector = None
         _free_accelerator_memory()
-        # the fast path stays the fast path (its id names the same arithmetic on any device)
-        fast = planned(self.config.precision, self.config.device) == FAST
-        self.config = replace(self.config, device="cpu", precision=FAST if fast else "fp32")
+        # a fused-sampling path stays itself (its id names the same arithmetic on any device)
+        path = planned(self.config.precision, self.config.device)
+        self.config = replace(self.config, device="cpu", precision=path if path in FUSED_SAMPLING else "fp32")
         self.ensure_detector()

@@ -1,12 +1,13 @@
 """Which arithmetic a detector runs, decided without importing torch, so the run id can name it.
 
-``precision`` is what the user asked: ``auto``, ``fast``, ``fp32``, ``fp16`` or ``bf16``.
-``planned`` turns ``auto`` into a path before any model loads: ``fast`` (the CPU fast path,
-``fast_sampling``) where no accelerator is expected, else ``gpu-auto`` (the legacy ``auto``: fp16
-on CUDA, fp32 elsewhere). A planned value is never planned again, so a Ray worker with other
-hardware runs the path the driver's run id names. The detector runs exactly the planned path and
-the run id carries it (``fingerprint.model_digest``), so proposals of the fast and the reference
-path never share a cache entry; ``--precision fp32`` is the reference path, unchanged.
+``precision`` is what the user asked: ``auto``, ``fast``, ``bf16``, ``int8``, ``fp32`` or ``fp16``.
+``plan_path`` turns ``auto`` into a path before any model loads: where no accelerator is expected, the
+CPU's own path from its features (``cpu_features``) and what the trained instrument proved
+(``path_evidence``): ``bf16`` on native bf16, ``int8`` on VNNI, else ``fast`` (``fast_sampling``);
+where one is, ``gpu-auto`` (the legacy ``auto``: fp16 on CUDA, fp32 elsewhere). A planned value
+is never planned again, so a Ray worker with other hardware runs the path the driver's run id names.
+The detector runs exactly the planned path and the run id carries it (``fingerprint.model_digest``),
+so proposals of two paths never share a cache entry; ``--precision fp32`` is the reference path, unchanged.
 
 The accelerator check reads files only (importing torch costs seconds on the window's thread):
 a CUDA or ROCm build of torch and its driver (NVIDIA, WSL2's ``/dev/dxg``, AMD's ``/dev/kfd``),
@@ -22,18 +23,36 @@ import os
 import platform
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-PRECISIONS = ("auto", "fast", "fp32", "fp16", "bf16")
-PRECISION_HELP = ("auto = fp16 on CUDA, the fast path (fast) on a CPU; fast = fused deformable sampling, "
-                  "exact up to float rounding; fp32 = the reference path; bf16 is opt-in (CPUs with native bf16)")
+from autolabel_gui.detection.cpu_features import CpuFeatures, this_cpu
+from autolabel_gui.detection.path_evidence import Evidence, shipped_evidence
+
+PRECISIONS = ("auto", "fast", "bf16", "int8", "fp32", "fp16")
+PRECISION_HELP = ("auto = fp16 on CUDA; on a CPU the fastest path proven on the instrument for it (bf16 where the "
+                  "CPU has AMX or AVX-512 BF16, int8 where it has VNNI, else fast); fast = fused deformable "
+                  "sampling, exact up to float rounding; bf16 = bf16 arithmetic with fused sampling; int8 = fast "
+                  "with int8 linear layers (CPU only); fp32 = the reference path; fp16 = GPU only")
 
 FAST = "fast"
+BF16 = "bf16"
+INT8 = "int8"
 GPU_AUTO = "gpu-auto"
 """``auto`` planned where a GPU is expected (fp16 on CUDA, fp32 elsewhere); its run id is ``auto``'s
 as before the fast path existed, so caches made on GPUs stay valid."""
+FUSED_SAMPLING = (FAST, BF16, INT8)
+"""The paths whose deformable attention samples with ``fast_sampling``."""
 FAST_PATH_VERSION = "fast-sampling/v1"
 """Part of the run id of ``fast`` proposals: a change to the fast path's arithmetic bumps it."""
+_ID_PARTS = {
+    FAST: FAST_PATH_VERSION,
+    GPU_AUTO: "auto",
+    BF16: f"bf16-autocast+{FAST_PATH_VERSION}",
+    INT8: f"int8-dynamic-linear+{FAST_PATH_VERSION}",
+}
+"""The run id's name of each path; ``fp32`` and ``fp16`` are named as they are. bf16 ran the
+reference sampling before it ran the fused one, hence a new name: its old caches are not reused."""
 
 
 @functools.cache
@@ -71,24 +90,81 @@ def accelerator_expected(device: str) -> bool:
     return _gpu_driver(_torch_gpu_builds())
 
 
+@dataclass(frozen=True, slots=True)
+class PathPlan:
+    """The path a detector runs and why, for the run id and the status bar."""
+
+    path: str
+    reason: str = ""
+
+    def text(self) -> str:
+        """"bf16: this CPU has AMX", or the path alone when there is no reason to give."""
+        return f"{self.path}: {self.reason}" if self.reason else self.path
+
+
+def _cost(path: str, evidence: Evidence) -> str | None:
+    """What the instrument says against ``path``: "" when it has no figures, the AP it loses when
+    that is beyond ``AP_TOLERANCE``, None when ``auto`` may plan it."""
+    figures = evidence.figures(path)
+    if figures is None:
+        return ""
+    return None if figures.within_tolerance else f"{path} loses {-figures.ap_delta:.1f} AP on the instrument"
+
+
+def _cpu_plan(cpu: CpuFeatures, evidence: Evidence) -> PathPlan:
+    """``auto`` on a CPU: bf16 where it is native, else int8 where VNNI is, else fast; a path
+    only where the instrument shows it within ``AP_TOLERANCE`` of fp32."""
+    if not cpu.known:
+        return PathPlan(FAST, "this CPU's features are unknown")
+    why_not: list[str] = []
+    unproven: list[str] = []
+    for path, unit, lacking in ((BF16, cpu.bf16_unit, "this CPU has no native bf16"), (INT8, cpu.vnni_unit, "no VNNI")):
+        if unit is None:
+            why_not.append(lacking)
+            continue
+        cost = _cost(path, evidence)
+        if cost is None:
+            return PathPlan(path, "; ".join([f"this CPU has {unit}", *why_not,
+                                             *([f"{unproven[0]} not yet proven"] if unproven else [])]))
+        if cost:
+            why_not.append(cost)
+        else:
+            unproven.append(path)
+    if unproven:
+        why_not.append(f"{' and '.join(unproven)} not yet proven on the instrument")
+    return PathPlan(FAST, "; ".join(why_not))
+
+
+def plan_path(precision: str, device: str, cpu: CpuFeatures | None = None,
+              evidence: Evidence | None = None) -> PathPlan:
+    """The path ``precision`` runs on ``device``, and why. ``auto`` becomes ``gpu-auto`` where a
+    GPU is expected, else the CPU's path (``_cpu_plan``); any other value, a planned one too, is
+    kept as asked, without a reason, so a Ray worker runs what the driver's run id names."""
+    if precision != "auto":
+        return PathPlan(precision)
+    if accelerator_expected(device):
+        return PathPlan(GPU_AUTO, "a GPU is expected")
+    return _cpu_plan(this_cpu() if cpu is None else cpu, shipped_evidence() if evidence is None else evidence)
+
+
 def planned(precision: str, device: str) -> str:
-    """The path ``precision`` runs on ``device``: ``auto`` becomes ``fast`` where no GPU is
-    expected, else ``gpu-auto``; any other value (a planned one too) is kept."""
-    if precision == "auto":
-        return GPU_AUTO if accelerator_expected(device) else FAST
-    return precision
+    """The path ``precision`` runs on ``device`` (``plan_path`` without the reason)."""
+    return plan_path(precision, device).path
 
 
 def id_part(precision: str, device: str) -> str:
-    """What the run id says about the arithmetic: the planned path, versioned when it is ``fast``."""
+    """What the run id says about the arithmetic: the planned path, versioned where it has versions."""
     path = planned(precision, device)
-    return {FAST: FAST_PATH_VERSION, GPU_AUTO: "auto"}.get(path, path)
+    return _ID_PARTS.get(path, path)
 
 
-_TITLES = {FAST: "fast path", "fp32": "fp32 reference path", "fp16": "fp16", "bf16": "bf16"}
+_TITLES = {FAST: "fast path", "fp32": "fp32 reference path", "fp16": "fp16", BF16: "bf16", INT8: "int8"}
 
 
-def describe(precision: str) -> str:
-    """`` (fast path)`` and the like, for "model ready on cpu (fast path)"; empty when unknown."""
+def describe(precision: str, why: PathPlan | None = None) -> str:
+    """`` (fast path)`` and the like, for "model ready on cpu (fast path)"; with ``why`` the plan
+    that chose ``precision``, `` (bf16: this CPU has AMX)``; empty when unknown."""
+    if why is not None and why.path == precision and why.reason:
+        return f" ({why.text()})"
     title = _TITLES.get(precision)
     return f" ({title})" if title else ""

@@ -15,9 +15,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from groundingdino.models.GroundingDINO.bertwarper import (
-    generate_masks_with_special_tokens_and_transfer_map,
-)
 from groundingdino.util.misc import NestedTensor, inverse_sigmoid, nested_tensor_from_tensor_list
 from torch import nn
 
@@ -58,6 +55,9 @@ def encode_images(model: nn.Module, images: list[torch.Tensor]) -> ImageMemory:
 
 def encode_text(model: nn.Module, input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
     """Text features of one tokenized caption (1, T), with the sub-sentence masks the model expects."""
+    # imported here: the package's model modules load once the backend has set them up (``grounding_dino``)
+    from groundingdino.models.GroundingDINO.bertwarper import generate_masks_with_special_tokens_and_transfer_map
+
     tokenized = {
         "input_ids": input_ids,
         "attention_mask": torch.ones_like(input_ids),

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ import torch
 from PIL import Image
 
 from autolabel_gui.core.ontology import Ontology
-from autolabel_gui.detection import fast_sampling, gdino_forward
+from autolabel_gui.detection import fast_sampling, gdino_forward, lean_load
 from autolabel_gui.detection.base import (
     DetectorConfig,
     DetectorUnavailable,
@@ -30,6 +32,7 @@ from autolabel_gui.detection.base import (
     register_backend,
 )
 from autolabel_gui.detection.class_scoring import PromptChunk, build_chunks
+from autolabel_gui.detection.compute_path import FUSED_SAMPLING
 from autolabel_gui.detection.gdino_spec import (
     DEFAULT_TEXT_ENCODER,
     PACKAGE_CONFIG,
@@ -45,10 +48,32 @@ from autolabel_gui.detection.runtime import (
     Candidates,
     TorchDetector,
     add_candidates,
+    apply_path,
     resolve_device,
     resolve_precision,
 )
 from autolabel_gui.detection.text_encoder import CUSTOM_CODE_REFUSED, is_name, load_tokenizer, text_encoder_folder
+
+PLOTTING_MODULE = "groundingdino.util.visualizer"
+
+
+def _skip_plotting_import() -> None:
+    """The package's model module imports its plotting helper (matplotlib.pyplot: about a second
+    of start-up, measured in ``benchmarks/bench_startup.py``) for training-time pictures only.
+    A stand-in is registered under its name, unless the real one is already imported."""
+    if PLOTTING_MODULE in sys.modules:
+        return
+    stand_in = types.ModuleType(PLOTTING_MODULE, "autolabel-gui's stand-in: it never draws with the package")
+
+    class COCOVisualizer:
+        def __init__(self, *_args: object, **_kwargs: object) -> None:
+            raise RuntimeError(f"{PLOTTING_MODULE} is not loaded by autolabel-gui")
+
+    stand_in.COCOVisualizer = COCOVisualizer  # type: ignore[attr-defined]
+    sys.modules[PLOTTING_MODULE] = stand_in
+
+
+_skip_plotting_import()
 
 DEFAULT_IMAGE_SIZE = 800
 DEFAULT_MAX_SIZE = 1333
@@ -138,7 +163,7 @@ def _read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
 
     redo = "Download it again with:  autolabel-gui weights download  (or pass --weights PATH)."
     try:
-        checkpoint = torch.load(str(weights), map_location="cpu", weights_only=True)
+        checkpoint = lean_load.read_mapped(str(weights), map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated file, an HTML error page saved as .pth, pickled objects...
         raise DetectorUnavailable(f"{weights}: not a readable PyTorch checkpoint ({exc}). {redo}") from exc
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
@@ -147,22 +172,23 @@ def _read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
     return clean_state_dict(state)
 
 
-def load_model(cfg, weights: Path, config_path: Path, device: str) -> torch.nn.Module:
-    """Build the package's model from ``cfg`` and load ``weights`` into it, checking they fit."""
+def _build(cfg, config_path: Path, lean: bool) -> torch.nn.Module:
     from groundingdino.models import build_model
 
-    cfg.text_encoder_type = str(_text_encoder_folder(cfg.text_encoder_type))
-    cfg.device = device
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the package prints while building
-            model = build_model(cfg)
+            with lean_load.parameters_on_meta() if lean else contextlib.nullcontext():
+                return build_model(cfg)
     except (OSError, ValueError) as exc:
         raise DetectorUnavailable(_text_encoder_hint(cfg.text_encoder_type) + f"\n({exc})") from exc
     except Exception as exc:
         raise DetectorUnavailable(f"{config_path}: cannot build a model from this config: {exc}") from exc
-    state = _read_state_dict(weights)
+
+
+def _fill(model: torch.nn.Module, state: dict[str, torch.Tensor], weights: Path, config_path: Path) -> None:
+    """The checkpoint's tensors become the model's; DetectorUnavailable when they do not fit it."""
     try:
-        result = model.load_state_dict(state, strict=False)
+        result = lean_load.assign(model, state)
     except RuntimeError as exc:
         raise DetectorUnavailable(
             f"{weights}: does not fit the config {config_path} (wrong model size?): {str(exc)[:500]}"
@@ -174,6 +200,22 @@ def load_model(cfg, weights: Path, config_path: Path, device: str) -> torch.nn.M
             f"{weights}: not a Grounding DINO checkpoint for {config_path.name}: "
             f"{len(missing)} weights missing (e.g. {', '.join(missing[:3])})"
         )
+
+
+def load_model(cfg, weights: Path, config_path: Path, device: str) -> torch.nn.Module:
+    """Build the package's model from ``cfg`` and load ``weights`` into it, checking they fit.
+
+    Built lean (``lean_load``: no random initialisation, the checkpoint memory-mapped and
+    assigned, not copied); a model the checkpoint leaves holes in is built again the plain way.
+    """
+    cfg.text_encoder_type = str(_text_encoder_folder(cfg.text_encoder_type))
+    cfg.device = device
+    model = _build(cfg, config_path, lean=True)
+    state = _read_state_dict(weights)
+    _fill(model, state, weights, config_path)
+    if lean_load.leftovers(model):
+        model = _build(cfg, config_path, lean=False)
+        _fill(model, state, weights, config_path)
     return model.eval().to(device)
 
 
@@ -226,7 +268,7 @@ class GroundingDinoDetector(TorchDetector):
         cfg = _load_config(config_path, config.text_encoder)
         self._resize = _resize_options(config.extra, cfg)
         normalize_table()  # built here, with torch, so that ``prepare`` on other threads never is
-        self._model = load_model(cfg, weights, config_path, self._device)
+        self._model = apply_path(load_model(cfg, weights, config_path, self._device), self._precision)
         fast_sampling.install_for_groundingdino()
         self._model_id = model_id_for(config)
         self._max_tokens = int(self._model.max_text_len)
@@ -246,8 +288,8 @@ class GroundingDinoDetector(TorchDetector):
         return Prepared(preprocess(image, *self._resize), width, height, (self._backend, self._resize))
 
     def _arithmetic(self) -> contextlib.AbstractContextManager:
-        """The package's sampling: the fused one on the fast path (``fast_sampling``)."""
-        return fast_sampling.enabled(self._precision == "fast")
+        """The package's sampling: the fused one on the paths that use it (``fast_sampling``)."""
+        return fast_sampling.enabled(self._precision in FUSED_SAMPLING)
 
     def _text(self, ontology: Ontology) -> list[tuple[PromptChunk, dict[str, torch.Tensor]]]:
         """Captions and their text features, kept while the prompts stay the same."""

@@ -32,10 +32,18 @@ from autolabel_gui.detection.base import (
     register_backend,
 )
 from autolabel_gui.detection.class_scoring import PromptChunk, build_chunks
+from autolabel_gui.detection.compute_path import FUSED_SAMPLING
 from autolabel_gui.detection.hf_spec import MODEL_CLASSES, input_size, missing, model_folder, read_model_config
 from autolabel_gui.detection.ids import model_id_for
 from autolabel_gui.detection.image_input import check_image, preprocess_array, resize_options
-from autolabel_gui.detection.runtime import Candidates, TorchDetector, add_candidates, resolve_device, resolve_precision
+from autolabel_gui.detection.runtime import (
+    Candidates,
+    TorchDetector,
+    add_candidates,
+    apply_path,
+    resolve_device,
+    resolve_precision,
+)
 from autolabel_gui.detection.text_encoder import load_tokenizer, refuse_custom_code
 
 SPECIAL_TOKENS = ("[CLS]", "[SEP]", ".", "?")
@@ -93,9 +101,10 @@ class HfGroundingDinoDetector(TorchDetector):
             self._resize = resize_options(config.extra, *input_size(folder))
         except ValueError as exc:
             raise DetectorUnavailable(str(exc)) from exc
-        self._model, self._tokenizer = load_model(folder, self._device)
-        if self._precision == "fast":
-            fast_sampling.install_for_transformers(self._model)
+        model, self._tokenizer = load_model(folder, self._device)
+        if self._precision in FUSED_SAMPLING:
+            fast_sampling.install_for_transformers(model)
+        self._model = apply_path(model, self._precision)
         self._model_id = model_id_for(config)
         self._max_tokens = int(self._model.config.max_text_len)
         self._special_ids = self._tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS))

@@ -9,7 +9,7 @@ in what they return.
 from __future__ import annotations
 
 import contextlib
-import logging
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,10 +22,8 @@ from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.ontology import Ontology
 from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, Prepared
 from autolabel_gui.detection.class_scoring import NMS_IOU, PromptChunk, assign_classes, merge_duplicates
-from autolabel_gui.detection.compute_path import GPU_AUTO, PRECISIONS, planned
+from autolabel_gui.detection.compute_path import GPU_AUTO, INT8, PRECISIONS, planned
 from autolabel_gui.detection.image_input import check_image
-
-log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str) -> str:
@@ -52,7 +50,7 @@ def resolve_device(device: str) -> str:
 
 def resolve_precision(precision: str, planned_device: str, device: str) -> str:
     """The path a detector runs: ``compute_path.planned`` (what the run id names, from the device
-    as asked), then the legacy ``auto`` = fp16 on CUDA, fp32 elsewhere. bf16 on CPU is opt-in."""
+    as asked), then the legacy ``auto`` = fp16 on CUDA, fp32 elsewhere."""
     kind = torch.device(device).type
     precision = planned(precision, planned_device)
     if precision == GPU_AUTO:
@@ -60,10 +58,23 @@ def resolve_precision(precision: str, planned_device: str, device: str) -> str:
     if precision not in PRECISIONS:
         raise DetectorUnavailable(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
     if precision == "fp16" and kind == "cpu":
-        raise DetectorUnavailable("fp16 needs a GPU; on the CPU use --precision fp32 (or bf16, experimental)")
-    if precision == "bf16" and kind == "cpu":
-        log.warning("bf16 on the CPU is experimental: scores can differ slightly from fp32")
+        raise DetectorUnavailable("fp16 needs a GPU; on the CPU use --precision fast (or bf16, int8)")
+    if precision == INT8 and kind != "cpu":
+        raise DetectorUnavailable(f"int8 runs on the CPU only (its quantised layers have no {kind} kernels); "
+                                  "use --device cpu, or --precision fp16 or bf16 on the GPU")
     return precision
+
+
+def apply_path(model: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """The model as ``precision`` runs it: every ``nn.Linear`` quantised to int8 (weights int8
+    per channel, activations quantised per batch) on the int8 path, else the model unchanged."""
+    if precision != INT8:
+        return model
+    import torch.ao.quantization as quantization
+
+    with warnings.catch_warnings():  # torch announces the API's move to torchao; it still runs here
+        warnings.simplefilter("ignore")
+        return quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
 def autocast(device: str, precision: str) -> contextlib.AbstractContextManager:

@@ -50,11 +50,12 @@ DEVICES: tuple[tuple[str, str], ...] = (
     ("mps", "mps (Apple)"),
 )
 PRECISIONS: tuple[tuple[str, str], ...] = (
-    ("auto", "auto (fp16 on CUDA, fast on a CPU)"),
+    ("auto", "auto (fp16 on CUDA; on a CPU the fastest path proven for it)"),
     ("fast", "fast (CPU fast path)"),
+    ("bf16", "bf16 (CPUs with AMX or AVX-512 BF16, GPUs)"),
+    ("int8", "int8 linear layers (CPU only)"),
     ("fp32", "fp32 (reference)"),
-    ("fp16", "fp16"),
-    ("bf16", "bf16 (experimental)"),
+    ("fp16", "fp16 (GPU only)"),
 )
 DOWNLOAD_HINT = "Get it with: autolabel-gui weights download"
 CUSTOM_MODEL = "Custom (files below)"

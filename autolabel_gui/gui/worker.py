@@ -27,7 +27,7 @@ from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.detection.base import DetectorConfig, DetectorUnavailable, DetectorUnreachable, MissingModelFiles
 from autolabel_gui.detection.catalogue import create_detector
-from autolabel_gui.detection.compute_path import describe
+from autolabel_gui.detection.compute_path import describe, plan_path
 from autolabel_gui.detection.pipeline import DetectionPipeline, DetectorFactory
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ class _Worker(QObject):
             self.model_state.emit(unavailable(exc))
             return
         if reused is not None:
-            path = describe(getattr(reused, "precision", ""))
+            path = describe(getattr(reused, "precision", ""), plan_path(config.precision, config.device))
             self.model_state.emit(ModelStatus(ModelState.READY, f"model ready on {reused.device}{path}"))
 
     def _on_event(self, kind: str, message: str) -> None:
