@@ -174,3 +174,64 @@ def test_an_audit_image_another_annotator_verified_does_not_leave_the_audit_stuc
         alice.accept_all_and_next()
     alice.close()
     assert audit.finished, f"audit stuck at {len(audit.results)} of {len(audit.sample)}: {audit.remaining()}"
+
+
+# ---------------------------------------------------------------- lean_load and a hostile checkpoint
+
+
+def _gdino_load(tiny, weights: Path):
+    from autolabel_gui.detection import grounding_dino
+
+    cfg = grounding_dino._load_config(tiny.config_path, str(tiny.text_encoder_dir))
+    return grounding_dino.load_model(cfg, weights, tiny.config_path, "cpu")
+
+
+@pytest.mark.model
+def test_a_checkpoint_of_meta_tensors_gives_no_model_with_holes(tiny_gdino, tmp_path: Path) -> None:
+    """``torch.load(map_location="cpu")`` keeps a saved meta tensor on meta; assign() makes it the
+    parameter, the plain rebuild assigns it again: "never a model with holes" must still hold."""
+    import torch
+    from autolabel_gui.detection import lean_load
+    from autolabel_gui.detection.base import DetectorUnavailable
+
+    state = torch.load(str(tiny_gdino.weights_path), weights_only=True)["model"]
+    name = next(k for k in state if not k.startswith("bert.") and state[k].is_floating_point())
+    state[name] = torch.empty(state[name].shape, device="meta")
+    weights = tmp_path / "meta.pth"
+    torch.save({"model": state}, weights)
+    try:
+        model = _gdino_load(tiny_gdino, weights)
+    except DetectorUnavailable:
+        return
+    assert lean_load.leftovers(model) == []
+
+
+_TRUNCATE_AFTER_LOAD = """
+import os, sys, torch
+from pathlib import Path
+from tests.fixtures.tiny_gdino import TinyGdino
+from tests.test_attack_round3 import _gdino_load
+tiny = TinyGdino.at(Path(sys.argv[1]))
+model = _gdino_load(tiny, Path(sys.argv[2]))
+os.truncate(sys.argv[2], 0)  # `cp new.pth old.pth` while the window runs, or the share drops the file
+print(sum(float(p.float().sum()) for p in model.parameters()))
+"""
+
+
+@pytest.mark.model
+def test_the_weights_file_changing_after_the_load_does_not_kill_the_program(tiny_gdino, tmp_path: Path) -> None:
+    """The checkpoint is memory-mapped and its tensors become the parameters (fp32 on a CPU:
+    ``.to("cpu")`` copies nothing): the file stays the model's memory. Truncated or overwritten in
+    place afterwards, the next forward reads pages that are gone: SIGBUS, the window dies with
+    every unsaved edit. The plain load read the file once."""
+    import shutil
+    import subprocess
+    import sys
+
+    weights = tmp_path / "copy.pth"
+    shutil.copyfile(tiny_gdino.weights_path, weights)
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", _TRUNCATE_AFTER_LOAD, str(tiny_gdino.weights_path.parent),
+                           str(weights)], cwd=root, capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, f"died with {done.returncode}: {done.stderr[-500:]}"
