@@ -235,3 +235,36 @@ def test_the_weights_file_changing_after_the_load_does_not_kill_the_program(tiny
                            str(weights)], cwd=root, capture_output=True, text=True, timeout=300,
                           env={**__import__("os").environ, "PYTHONPATH": str(root)})
     assert done.returncode == 0, f"died with {done.returncode}: {done.stderr[-500:]}"
+
+
+# ---------------------------------------------------------------- the CPU plan
+
+
+def test_auto_never_plans_a_path_the_instrument_measured_slower() -> None:
+    """``auto`` exists to be fast: a path within the AP tolerance but measured at half fp32's speed
+    (bf16 on AVX-512 BF16 without AMX can be) must not be planned over the fast path."""
+    from autolabel_gui.detection.compute_path import plan_path
+    from autolabel_gui.detection.cpu_features import parse_cpuinfo
+    from autolabel_gui.detection.path_evidence import parse_evidence
+
+    cpu = parse_cpuinfo("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 avx512_vnni\n", "x86_64")
+    evidence = parse_evidence('{"paths": {"bf16": {"ap_delta": -0.1, "ap50_delta": 0.0, "ratio": 0.5},'
+                              ' "int8": {"ap_delta": -0.2, "ap50_delta": 0.0, "ratio": 0.6}}}')
+    assert plan_path("auto", "cpu", cpu, evidence).path == "fast"
+
+
+@pytest.mark.parametrize("text", [
+    "",
+    "\x00\xff garbage",
+    "flags\n",  # no colon
+    "vmx flags\t: vnmi preemption_timer\nbugs\t\t: spectre_v1\n",  # the kernel's other "flags" lines
+    "processor : 0\nFLAGS : AVX512_BF16 AVX512_VNNI\n",
+    "flags\t\t:\n",
+    "model name\t: flags: avx512_bf16 amx_bf16\n",  # a CPU named to fool the parser
+])
+def test_odd_cpuinfo_gives_no_unit_it_does_not_state(text: str) -> None:
+    from autolabel_gui.detection.cpu_features import parse_cpuinfo
+
+    features = parse_cpuinfo(text, "x86_64")
+    stated = "FLAGS" in text
+    assert (features.bf16_unit is not None) is stated and (features.vnni_unit is not None) is stated
