@@ -268,3 +268,49 @@ def test_odd_cpuinfo_gives_no_unit_it_does_not_state(text: str) -> None:
     features = parse_cpuinfo(text, "x86_64")
     stated = "FLAGS" in text
     assert (features.bf16_unit is not None) is stated and (features.vnni_unit is not None) is stated
+
+
+def test_a_persons_unverified_file_saved_during_the_audit_is_not_taken_over_by_the_batch(tmp_path: Path) -> None:
+    """Carol (another tool, or a window without leases) saves her half-done boxes for an image the
+    batch will accept, without verifying. Her file is a person's work: the batch must skip it,
+    not mark her boxes "accepted by rule" (hidden from "next unverified") and then let undo delete them."""
+    from autolabel_gui.formats.voc import write_voc
+
+    folder = _folder(tmp_path, sure=6)
+    review = review_of(folder, SETTINGS)
+    review.start()
+    run = RuleRun(review)
+    audit = run.start_audit(AcceptRule(), 2, seed=9)
+    _audit_all(review, audit)
+    carols = next(rel for rel in audit.rest() if rel != review.current)
+    theirs = ImageLabels.for_image(folder.image_path(carols), 120, 80, [Box(70, 50, 100, 75, "cat")])
+    write_voc(folder.voc_path(carols), theirs)  # in review, not verified
+    batch = run.apply()
+    kept = read_voc(folder.voc_path(carols))
+    undone = run.undo(batch)
+    still = folder.voc_path(carols).exists()
+    assert carols not in batch.written, f"written over Carol's file: {kept.accepted_by_rule!r}, {kept.boxes}"
+    assert still and carols not in undone.removed
+
+
+def test_two_windows_accepting_by_rule_at_once_never_write_over_each_other(tmp_path: Path) -> None:
+    """Alice's and Bob's batches cover the same matches; the second skips what the first wrote,
+    so each undo removes only its own files and every file names one batch."""
+    folder = _folder(tmp_path, sure=8)
+    alice = review_of(ImageFolder(tmp_path), SETTINGS,
+                      leases=FolderLeases.for_folder(folder, Holder("alice", "laptop-1", 1, "s-alice", 0.0)))
+    bob = review_of(ImageFolder(tmp_path), SETTINGS,
+                    leases=FolderLeases.for_folder(folder, Holder("bob", "laptop-2", 2, "s-bob", 0.0)))
+    alice.start("00.png")
+    bob.start("00.png")
+    runs = RuleRun(alice), RuleRun(bob)
+    audits = [run.start_audit(AcceptRule(), 0, seed=1) for run in runs]
+    assert all(a.finished for a in audits)
+    first = runs[0].apply()
+    second = runs[1].apply()
+    overlap = sorted(set(first.written) & set(second.written))
+    runs[1].undo(second)
+    gone = [rel for rel in first.written if not folder.voc_path(rel).exists()]
+    alice.close()
+    bob.close()
+    assert first.written and not gone, f"Bob's batch re-wrote {overlap}; his undo removed Alice's {gone}"
