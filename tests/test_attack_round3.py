@@ -403,3 +403,21 @@ def test_shift_f_on_a_large_image_does_not_hold_a_full_size_float_mask_per_box(t
     growth = json.loads(done.stdout.strip().splitlines()[-1])["growth"]
     pixels = 2000 * 3000
     assert growth <= 10 * pixels, f"fitting 32 boxes grew RSS by {growth / 2**20:.0f} MiB ({growth / pixels:.0f} B/px)"
+
+
+def test_undoing_a_batch_does_not_turn_the_rules_acceptances_into_a_persons(tmp_path: Path) -> None:
+    """The rule's outcomes are left out of the prompt statistics (no person decided them, ADR
+    0018). Undo keeps the review record without its files' acceptances: the outcomes must not
+    stay behind as if a person had accepted every proposal."""
+    folder = _folder(tmp_path, sure=5)
+    review = review_of(folder, SETTINGS)
+    review.start()
+    run = RuleRun(review)
+    run.start_audit(AcceptRule(), 0, seed=2)
+    batch = run.apply()
+    assert batch.written
+    assert compute_stats(folder, SETTINGS.classes, review.cache).outcomes["accepted"] == 0
+    run.undo(batch)
+    stats = compute_stats(folder, SETTINGS.classes, review.cache)
+    review.close()
+    assert stats.outcomes["accepted"] == 0, f"{stats.outcomes['accepted']} acceptances counted as a person's"
