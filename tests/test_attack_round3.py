@@ -421,3 +421,33 @@ def test_undoing_a_batch_does_not_turn_the_rules_acceptances_into_a_persons(tmp_
     stats = compute_stats(folder, SETTINGS.classes, review.cache)
     review.close()
     assert stats.outcomes["accepted"] == 0, f"{stats.outcomes['accepted']} acceptances counted as a person's"
+
+
+@pytest.mark.parametrize("kind", ["link-out", "file", "fifo"])
+def test_a_hostile_rule_batches_entry_is_never_written_through(kind: str, tmp_path: Path) -> None:
+    """``.autolabel/rule-batches`` a link out of the folder, a plain file or a FIFO: the batch is
+    applied (its files are the trail too), the record is not kept and that is said; nothing
+    is written outside, nothing hangs."""
+    import os
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    folder = _folder(root, sure=3)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    entry = folder.state_dir / "rule-batches"
+    folder.state_dir.mkdir(exist_ok=True)
+    if kind == "link-out":
+        entry.symlink_to(outside, target_is_directory=True)
+    elif kind == "file":
+        entry.write_text("not a folder")
+    else:
+        os.mkfifo(entry)
+    review = review_of(folder, SETTINGS)
+    review.start()
+    run = RuleRun(review)
+    run.start_audit(AcceptRule(), 0, seed=2)
+    batch = run.apply()
+    review.close()
+    assert batch.written and list(outside.iterdir()) == []
+    assert any("record not kept" in text for text, error in review.listener.messages if error)
