@@ -451,3 +451,24 @@ def test_a_hostile_rule_batches_entry_is_never_written_through(kind: str, tmp_pa
     review.close()
     assert batch.written and list(outside.iterdir()) == []
     assert any("record not kept" in text for text, error in review.listener.messages if error)
+
+
+def test_a_grid_verify_that_was_not_saved_is_not_counted_by_the_audit(tmp_path: Path) -> None:
+    """Space on the grid (``accept_and_verify``) counts the audit image even when its save did not
+    happen (Carol saved the image after it was opened: a conflict, hers stays). The audit then
+    reports it "reviewed, unchanged", though nobody's verification of the proposals was saved."""
+    from autolabel_gui.formats.voc import write_voc
+
+    folder = _folder(tmp_path, sure=6)
+    review = review_of(folder, SETTINGS)
+    review.start()
+    run = RuleRun(review)
+    audit = run.start_audit(AcceptRule(), 3, seed=4)
+    target = next(rel for rel in audit.sample if rel != review.current)
+    review.open_state(target)  # the grid opened its page
+    carols = ImageLabels.for_image(folder.image_path(target), 120, 80, [Box(70, 50, 100, 75, "cat")])
+    write_voc(folder.voc_path(target), carols)
+    _count, why = review.accept_and_verify(target)
+    review.close()
+    assert why is not None  # not saved: a conflict
+    assert target not in audit.results, "counted as audited though its verification was not saved"
