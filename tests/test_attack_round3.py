@@ -472,3 +472,25 @@ def test_a_grid_verify_that_was_not_saved_is_not_counted_by_the_audit(tmp_path: 
     review.close()
     assert why is not None  # not saved: a conflict
     assert target not in audit.results, "counted as audited though its verification was not saved"
+
+
+def test_an_audit_image_deleted_from_the_folder_does_not_leave_the_audit_stuck(tmp_path: Path) -> None:
+    """A sampled image is removed (or replaced by a broken file) by someone else while the audit
+    runs: it can never be verified, so the audit must still be able to end (draw another, or
+    leave it out and say so), not wait for it forever."""
+    folder = _folder(tmp_path, sure=8)
+    review = review_of(folder, SETTINGS)
+    review.start()
+    run = RuleRun(review)
+    audit = run.start_audit(AcceptRule(), 3, seed=4)
+    gone = next(rel for rel in audit.sample if rel != review.current)
+    (tmp_path / gone).write_bytes(b"not an image any more")
+    for _ in range(8):
+        if audit.finished:
+            break
+        before = review.current
+        review.accept_all_and_next()
+        if review.current == before:  # refused (read-only): the user moves on
+            review.next_unverified()
+    review.close()
+    assert audit.finished, f"audit stuck at {len(audit.results)} of {len(audit.sample)}: {audit.remaining()}"
