@@ -494,3 +494,22 @@ def test_an_audit_image_deleted_from_the_folder_does_not_leave_the_audit_stuck(t
             review.next_unverified()
     review.close()
     assert audit.finished, f"audit stuck at {len(audit.results)} of {len(audit.sample)}: {audit.remaining()}"
+
+
+@pytest.mark.model
+@pytest.mark.usefixtures("one_torch_thread")
+def test_fits_of_degenerate_and_border_boxes_stay_inside_the_image(tiny_sam: Path) -> None:
+    """A 1-px box, boxes on each border and corner, one over the whole image: every answer is a
+    box inside the image or None, never an error."""
+    import numpy as np
+    from autolabel_gui.detection.segmenter import Segmenter
+
+    image = np.random.default_rng(5).integers(0, 255, (61, 97, 3), dtype=np.uint8)
+    segmenter = Segmenter.from_folder(tiny_sam)
+    embedding = segmenter.embed(image)
+    boxes = [(10.0, 10.0, 11.0, 11.0), (0.0, 0.0, 1.0, 1.0), (96.0, 60.0, 97.0, 61.0), (0.0, 0.0, 97.0, 61.0),
+             (0.0, 20.0, 5.0, 40.0), (90.0, 0.0, 97.0, 61.0), (0.5, 0.5, 96.5, 1.5)]
+    fitted = segmenter.fit(embedding, boxes)
+    assert len(fitted) == len(boxes)
+    for box in fitted:
+        assert box is None or (0 <= box[0] < box[2] <= 97 and 0 <= box[1] < box[3] <= 61), box
