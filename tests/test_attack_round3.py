@@ -514,3 +514,25 @@ def test_fits_of_degenerate_and_border_boxes_stay_inside_the_image(tiny_sam: Pat
     assert len(fitted) == len(boxes)
     for box in fitted:
         assert box is None or (0 <= box[0] < box[2] <= 97 and 0 <= box[1] < box[3] <= 61), box
+
+
+@pytest.mark.model
+def test_a_segmenter_folder_whose_weights_are_a_pickle_with_code_is_refused(tiny_sam: Path, tmp_path: Path) -> None:
+    """A chosen SAM folder with ``pytorch_model.bin`` (no safetensors) that runs code when
+    unpickled: loading must refuse it (weights only), say so, and run nothing."""
+    import shutil
+
+    import torch
+    from autolabel_gui.detection.base import DetectorUnavailable
+    from autolabel_gui.detection.segmenter import Segmenter
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "sam"
+    shutil.copytree(tiny_sam, folder)
+    state = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    marker = tmp_path / "ran"
+    torch.save({**state, "payload": _Payload(marker)}, folder / "pytorch_model.bin")
+    with pytest.raises(DetectorUnavailable):
+        Segmenter.from_folder(folder)
+    assert not marker.exists()
