@@ -189,7 +189,9 @@ def _gdino_load(tiny, weights: Path):
 @pytest.mark.model
 def test_a_checkpoint_of_meta_tensors_gives_no_model_with_holes(tiny_gdino, tmp_path: Path) -> None:
     """``torch.load(map_location="cpu")`` keeps a saved meta tensor on meta; assign() makes it the
-    parameter, the plain rebuild assigns it again: "never a model with holes" must still hold."""
+    parameter, the plain rebuild assigns it again: "never a model with holes" must still hold.
+    Held: ``.to(device)`` refuses (``batch.ensure_detector`` turns it into DetectorUnavailable,
+    with torch's words, not "not a checkpoint")."""
     import torch
     from autolabel_gui.detection import lean_load
     from autolabel_gui.detection.base import DetectorUnavailable
@@ -202,6 +204,9 @@ def test_a_checkpoint_of_meta_tensors_gives_no_model_with_holes(tiny_gdino, tmp_
     try:
         model = _gdino_load(tiny_gdino, weights)
     except DetectorUnavailable:
+        return
+    except NotImplementedError as exc:  # "Cannot copy out of meta tensor": the pipeline wraps it
+        assert "meta" in str(exc)
         return
     assert lean_load.leftovers(model) == []
 
