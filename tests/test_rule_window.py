@@ -107,3 +107,35 @@ def test_the_grid_follows_the_order_and_its_tiles_say_boxes_and_lowest_score(ope
     notes = [tile.note for tile in grid.view._tiles]
     assert notes[:3] == ["2 boxes, min 0.55", "2 boxes, min 0.70", "1 box, min 0.93"]
     assert h.window.message_label.text().startswith("Grid: 0 of 8 marked")
+
+
+def test_a_threshold_moved_during_the_audit_keeps_the_audit_and_shift_a_asks_again(open_review, monkeypatch):
+    """'[' pressed during the audit puts the threshold below the rule's low: the batch is refused
+    with the reason (nothing accepted), the audit is kept, and Shift+A, once the threshold is back,
+    asks again and accepts."""
+    h = open_review(IMAGES, PROPOSALS)
+
+    def run_dialog(dialog: RuleDialog) -> QDialog.DialogCode:
+        dialog.audit.setValue(1)
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(RuleDialog, "exec", run_dialog)
+    asked = []
+    flow = h.window.rule_flow
+    flow.ask_confirm = lambda audit: asked.append(audit.result_text()) or True
+    h.press(Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
+    audit = flow.run.audit
+    h.wait_shown(audit.sample[0])
+    review = h.controller.review
+    review.set_threshold(0.05)
+    h.press(Key.Key_Space)
+    h.qtbot.waitUntil(lambda: bool(asked))
+    assert "nothing accepted yet" in h.window.message_label.text()
+    assert flow.run.audit is audit and h.controller.files.counts()[Status.RULE_ACCEPTED] == 0
+    assert not any(h.voc_path(rel).exists() for rel in audit.rest())
+    review.set_threshold(0.35)
+    h.press(Key.Key_A, Qt.KeyboardModifier.ShiftModifier)
+    assert len(asked) == 2 and flow.run.audit is None
+    rest = [rel for rel in SURE if rel not in audit.sample]
+    assert h.controller.files.counts()[Status.RULE_ACCEPTED] == len(rest)
+    assert all([b.label for b in h.voc(rel).boxes] == ["person"] for rel in rest)

@@ -162,6 +162,9 @@ class Audit:
         self.sample = audit_sample(self.matches, size, self.seed)
         self.results: dict[str, bool] = {}
         """Audited images reviewed so far -> whether the review changed the proposals."""
+        self.dropped: dict[str, str] = {}
+        """Sampled images that can no longer be audited (unreadable, changed since the rule matched
+        them, accepted by another batch) -> why: left out of the sample and of the batch."""
         self.batch = f"{time.strftime('%Y%m%d-%H%M%S')}-{self.seed:08x}"
 
     @property
@@ -176,6 +179,15 @@ class Audit:
         if rel not in self.sample:
             return False
         self.results[rel] = was_changed
+        return True
+
+    def drop(self, rel: str, why: str) -> bool:
+        """``rel`` can no longer be audited: out of the sample (and of the batch); False when it
+        was not waiting in the sample."""
+        if rel not in self.sample or rel in self.results:
+            return False
+        self.sample.remove(rel)
+        self.dropped[rel] = why
         return True
 
     @property
@@ -197,7 +209,7 @@ class Audit:
 
     def rest(self) -> list[str]:
         """The matches the audit did not review: what the batch accepts."""
-        audited = set(self.sample)
+        audited = set(self.sample) | set(self.dropped)
         return [rel for rel in self.matches if rel not in audited]
 
     def provenance(self) -> Provenance:

@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from autolabel_gui.app.accept_rule import Audit, changed
+from autolabel_gui.app.accept_rule import AcceptRule, Audit, changed
+from autolabel_gui.app.confidence import scores_of
 from autolabel_gui.app.conflicts import Conflict, ConflictChoice
 from autolabel_gui.app.image_statuses import ImageStatuses
 from autolabel_gui.app.model_progress import (
@@ -240,6 +241,7 @@ class FolderReview:
         """The next image in the review order (after this one, then from the start) not yet
         verified, nor accepted by a rule, nor held by another annotator."""
         self.save_current()
+        self.settle_audit()
         target = self.next_to_review(self.current)
         if target is None or target == self.current:
             if self.audit is not None:
@@ -343,26 +345,37 @@ class FolderReview:
             return 0, blocker.value
         count = state.accept_all_visible()
         saved = self.session.save(rel, verify=True)
+        if saved.conflict is not None or saved.error:  # not written: no verification to count
+            self._saved(rel, verify=False)
+            # someone saved it meanwhile: theirs stays, ours is kept aside
+            return count, saved.conflict.text if saved.conflict is not None else saved.error
         self._saved(rel, verify=True)
-        if saved.conflict is not None:  # someone saved it meanwhile: theirs stays, ours is kept aside
-            return count, saved.conflict.text
-        return count, saved.error
+        return count, None
 
-    def accept_by_rule(self, rel: str, provenance: str) -> str | None:
-        """Write ``rel``'s shown proposals as accepted by a rule (never verified), through the
+    def accept_by_rule(self, rel: str, provenance: str, rule: AcceptRule) -> str | None:
+        """Write ``rel``'s shown proposals as accepted by ``rule`` (never verified), through the
         same lease, gate and save as Space; returns why it was not, or None. Only an image with
-        no file of a person's (status "proposals ready") is accepted: nobody's work is replaced."""
+        no file of a person's (status "proposals ready", read from the disk once the lease is
+        held: another window or tool may have saved it since the count) whose proposals still
+        match the rule is accepted: nobody's work is replaced, nothing unsure is accepted unseen."""
         if rel == self.current:
             return "it is open on screen: yours to review"
-        status = self.statuses.status_of(rel)
-        if status is not Status.PROPOSALS:
-            return f"its status is '{status.value if status else 'gone'}'"
         refused = self.leases.claim(self.session, rel)
         if refused is not None:
             return refused
+        self.statuses.rescan(rel)
+        status = self.statuses.status_of(rel)
+        if status is not Status.PROPOSALS:
+            return f"its status is '{status.value if status else 'gone'}'"
+        if not rule.matches(scores_of(rel, self.session.cached_proposals(rel))):
+            return "its proposals no longer match the rule (the image or its proposals changed)"
         state = self.session.open(rel).state
         if state.verified or self.session.changed_on_disk(rel):
             return "someone saved it meanwhile"
+        if not all(item.pending for item in state.items):
+            return "it has boxes of a person's"
+        if not rule.matches(scores_of(rel, [item.box for item in state.items])):
+            return "its proposals no longer match the rule (the image or its proposals changed)"
         blocker = state.verify_blocker(self.model_runs)
         if blocker is not None:
             return blocker.value
@@ -442,6 +455,7 @@ class FolderReview:
         """The statuses after a save of ``rel``; an audited image's review is counted."""
         if verify and self.audit is not None and rel in self.audit.sample:
             self._audited(rel, self.audit)
+        self.settle_audit()
         status = self.session.status(rel)
         changed = status is not None and self.statuses.set(rel, status)
         if verify and self.statuses.predates.pop(rel, None) is not None:
@@ -449,9 +463,43 @@ class FolderReview:
         if changed:
             self.listener.on_rows([rel])
 
+    def settle_audit(self) -> None:
+        """The audit's images another hand settled: one verified elsewhere counts as audited
+        (a person reviewed the proposals: did they change them?); one that can no longer be
+        audited (unreadable, changed since the rule matched it, accepted by another batch) is
+        left out of the sample and of the batch, and that is said. Without this an audit would
+        wait forever for an image it never offers again."""
+        audit = self.audit
+        if audit is None:
+            return
+        for rel in audit.remaining():
+            if rel == self.current:
+                continue
+            self.statuses.rescan(rel)
+            status = self.statuses.status_of(rel)
+            why = self._unauditable(rel, status)
+            if why is not None:
+                if audit.drop(rel, why):
+                    self._say(f"{rel}: left out of the audit, {why}.", True)
+            elif status is Status.VERIFIED:
+                if self.session.changed_on_disk(rel):
+                    self.session.forget(rel)
+                self._audited(rel, audit)
+
+    def _unauditable(self, rel: str, status: Status | None) -> str | None:
+        if status is None:
+            return "it is gone from the folder"
+        if status is Status.UNREADABLE:
+            return "it cannot be read"
+        if status is Status.RULE_ACCEPTED:
+            return "another batch accepted it"
+        if self.session.cached_proposals(rel) is None and rel not in self.progress.failed:
+            return "the image changed since the rule matched it"
+        return None
+
     def _audited(self, rel: str, audit: Audit) -> None:
         """An audit image was verified: did the review change what the model proposed?"""
-        state = self.session.get(rel)
+        state = self.open_state(rel)
         proposals = self.session.cached_proposals(rel)
         if state is None or proposals is None:
             return

@@ -45,6 +45,11 @@ class RuleRun:
         self.batches: list[Batch] = []
         self._order_before: list[str] | None = None
 
+    def refresh(self) -> None:
+        """Read every image's scores again (proposals arrived since; no audit may be running)."""
+        if self.audit is None:
+            self.index = ConfidenceIndex(self.review.folder.images, self.review.session.cached_proposals)
+
     def candidates(self) -> list[str]:
         """Images a rule may accept: proposals ready, no person's file, not held by another."""
         review = self.review
@@ -77,10 +82,13 @@ class RuleRun:
         if audit is None or not audit.finished:
             raise ValueError("the audit is not finished: review its images first")
         review = self.review
+        problem = audit.rule.problem(review.settings.box_threshold)
+        if problem is not None:  # the threshold moved during the audit: the shown boxes are not the rule's
+            raise ValueError(f"nothing accepted yet: {problem}; set it back and press Shift+A")
         provenance = audit.provenance()
         batch = Batch(provenance, audit=dict(audit.results))
         for rel in audit.rest():
-            why = review.accept_by_rule(rel, provenance.text)
+            why = review.accept_by_rule(rel, provenance.text, audit.rule)
             identity = review.session.identity(rel)
             if why is None and identity is not None:
                 batch.written[rel] = identity

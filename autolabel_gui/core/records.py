@@ -62,6 +62,8 @@ class ReviewRecord:
 
     def without_accepted(self) -> ReviewRecord:
         """This record once its VOC file is gone: the accepted proposals were in that file, so
-        they are no longer decided (they come back for review); rejections still stand."""
+        they are no longer decided (they come back for review); rejections still stand. A rule's
+        outcomes go with its file: no person decided them (they are left out of the statistics)."""
+        outcomes = list(self.outcomes) if self.accepted_by_rule is None else []  # a rule's: nobody decided them
         return ReviewRecord(self.run_id, [b for b in self.rejected if b.state is not BoxState.ACCEPTED],
-                            list(self.outcomes), None)
+                            outcomes, None)

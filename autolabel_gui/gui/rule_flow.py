@@ -98,6 +98,9 @@ class RuleFlow(QObject):
         if run is None:
             return
         review = run.review
+        if run.audit is not None and run.audit.finished:  # its question was refused, not answered
+            self._confirm(run.audit)
+            return
         if run.audit is not None:
             if self.ask_stop(run.audit):
                 run.cancel()
@@ -105,6 +108,7 @@ class RuleFlow(QObject):
                                   "verified.", False)
             return
         review.save_current()
+        run.refresh()  # proposals that arrived since the last rule count too
         dialog = RuleDialog(lambda rule: len(run.matches(rule)),
                             lambda rule: rule.problem(review.settings.box_threshold),
                             run.index.counts_text(), self._parent)
@@ -130,7 +134,10 @@ class RuleFlow(QObject):
         if run is None or run.audit is not audit:
             return
         if self.ask_confirm(audit):
-            run.apply()
+            try:
+                run.apply()
+            except ValueError as exc:  # the threshold moved during the audit: the audit is kept
+                self.message.emit(str(exc), True)
         else:
             run.cancel()
             self.message.emit("Accept by rule cancelled: nothing else was accepted.", False)
