@@ -500,6 +500,8 @@ def test_an_audit_image_deleted_from_the_folder_does_not_leave_the_audit_stuck(t
             review.next_unverified()
     review.close()
     assert audit.finished, f"audit stuck at {len(audit.results)} of {len(audit.sample)}: {audit.remaining()}"
+    assert audit.dropped == {gone: "the image changed since the rule matched it"}
+    assert "1 sampled image left out: the image changed since the rule matched it" in audit.result_text()
 
 
 @pytest.mark.model

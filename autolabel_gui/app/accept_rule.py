@@ -204,8 +204,10 @@ class Audit:
     def result_text(self) -> str:
         n = len(self.results)
         rest = len(self.rest())
-        return (f"{self.changed_count} of {n} changed; error rate <= {100 * self.bound():.1f}% ({CONFIDENCE:.0%}). "
-                f"Accept the other {rest} matching image{'s' if rest != 1 else ''} by rule?")
+        left = (f" ({len(self.dropped)} sampled image{'s' if len(self.dropped) != 1 else ''} left out: "
+                f"{'; '.join(sorted(set(self.dropped.values())))})" if self.dropped else "")
+        return (f"{self.changed_count} of {n} changed{left}; error rate <= {100 * self.bound():.1f}% "
+                f"({CONFIDENCE:.0%}). Accept the other {rest} matching image{'s' if rest != 1 else ''} by rule?")
 
     def rest(self) -> list[str]:
         """The matches the audit did not review: what the batch accepts."""
