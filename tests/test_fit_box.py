@@ -333,7 +333,9 @@ def test_shift_f_on_a_large_image_does_not_hold_a_full_size_float_mask_per_box(t
     """``post_process_masks`` upsampled every box's mask to the full image, in float32, all at
     once: 32 accepted boxes on a 6 Mpx photo took 947 MiB, on a 100 Mpx aerial image 13 GB: the
     window killed for memory, its unsaved edits with it. The fit needs one box per mask: its
-    memory does not grow with boxes x pixels (here: at most 10 bytes a pixel, for any count)."""
+    memory does not grow with boxes x pixels: at most 20 bytes a pixel, for any count (fewer
+    than five full-size float masks; one box alone takes about 6: a float and a bool mask, and
+    glibc keeps up to 48 MB of freed heap resident, so 32 boxes measured 6.5 to 13 B/px)."""
     import json
     import os
     import subprocess
@@ -345,4 +347,4 @@ def test_shift_f_on_a_large_image_does_not_hold_a_full_size_float_mask_per_box(t
     assert done.returncode == 0, done.stderr[-800:]
     growth = json.loads(done.stdout.strip().splitlines()[-1])["growth"]
     pixels = 2000 * 3000
-    assert growth <= 10 * pixels, f"fitting 32 boxes grew RSS by {growth / 2**20:.0f} MiB ({growth / pixels:.0f} B/px)"
+    assert growth <= 20 * pixels, f"fitting 32 boxes grew RSS by {growth / 2**20:.0f} MiB ({growth / pixels:.0f} B/px)"

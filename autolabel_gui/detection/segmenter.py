@@ -123,5 +123,5 @@ class Segmenter:
         out = self.model(**embedding.args, input_boxes=inputs["input_boxes"].to(self.device), multimask_output=False)
         post = [inputs[name] for name in self.family.post_process_args]
         low = out.pred_masks.cpu()  # (1, N, 1, h, w)
-        return [box_of_mask(self.processor.post_process_masks(low[:, i:i + 1], *post)[0][0, 0].numpy().astype(bool))
-                for i in range(low.shape[1])]
+        return [box_of_mask(self.processor.post_process_masks(low[:, i:i + 1], *post)[0][0, 0].numpy().astype(
+            bool, copy=False)) for i in range(low.shape[1])]
