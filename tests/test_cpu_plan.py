@@ -81,6 +81,22 @@ def test_auto_on_each_kind_of_cpu(on_a_cpu, name, evidence, path, reason) -> Non
     assert plan_path("auto", "cpu", cpu(name), evidence) == PathPlan(path, reason)
 
 
+def test_auto_never_plans_a_path_the_instrument_measured_slower() -> None:
+    """``auto`` exists to be fast: a path within the AP tolerance but measured at half fp32's speed
+    (bf16 on AVX-512 BF16 without AMX can be) must not be planned over the fast path."""
+    evidence = parse_evidence('{"paths": {"bf16": {"ap_delta": -0.1, "ap50_delta": 0.0, "ratio": 0.5},'
+                              ' "int8": {"ap_delta": -0.2, "ap50_delta": 0.0, "ratio": 0.6}}}')
+    assert plan_path("auto", "cpu", cpu("avx512_bf16"), evidence) == PathPlan(
+        "fast", "bf16 runs at 0.50x fp32 on the instrument, not faster than fp32's; "
+                "int8 runs at 0.60x fp32 on the instrument, not faster than fp32's")
+    # with the fast path's own figures, a path must beat them, not only fp32
+    measured = Evidence({"fast": PathFigures(0.0, 0.0, 1.3), "bf16": PathFigures(-0.1, 0.0, 1.2),
+                         "int8": PathFigures(-0.2, 0.0, 1.5)})
+    assert plan_path("auto", "cpu", cpu("avx512_bf16"), measured) == PathPlan(
+        "int8", "this CPU has AVX-512 VNNI; bf16 runs at 1.20x fp32 on the instrument, "
+                "not faster than the fast path's 1.30x")
+
+
 def test_an_unknown_cpu_and_a_gpu(monkeypatch) -> None:
     monkeypatch.setattr(compute_path, "accelerator_expected", lambda device: False)
     assert plan_path("auto", "auto", CpuFeatures(), PROVEN) == PathPlan("fast", "this CPU's features are unknown")

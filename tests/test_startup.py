@@ -78,7 +78,7 @@ def test_fp16_and_legacy_checkpoints_still_give_the_fp32_model(tiny_gdino, tmp_p
     state = torch.load(str(tiny_gdino.weights_path), weights_only=True)["model"]
     half, legacy = tmp_path / "half.pth", tmp_path / "legacy.pth"
     torch.save({"model": {k: v.half() if v.is_floating_point() else v for k, v in state.items()}}, half)
-    torch.save({"model": state}, legacy, _use_new_zipfile_serialization=False)  # cannot be memory-mapped
+    torch.save({"model": state}, legacy, _use_new_zipfile_serialization=False)  # the pre-1.6 format
     reference = tensors(plain_load(tiny_gdino))
     for weights, tolerance in ((half, 1e-3), (legacy, 0.0)):
         model, _ = load(tiny_gdino, weights, monkeypatch)
@@ -86,6 +86,52 @@ def test_fp16_and_legacy_checkpoints_still_give_the_fp32_model(tiny_gdino, tmp_p
         assert all(loaded[n].dtype == reference[n].dtype for n in reference)
         assert all(torch.allclose(loaded[n].float(), reference[n].float(), atol=tolerance, rtol=tolerance)
                    for n in reference)
+
+
+@pytest.mark.model
+def test_a_checkpoint_of_meta_tensors_is_refused_as_not_a_checkpoint(tiny_gdino, tmp_path, monkeypatch) -> None:
+    """``torch.load(map_location="cpu")`` keeps a saved meta tensor on meta; assigned, it would be
+    a parameter with no values (a model with holes, or torch's "Cannot copy out of meta tensor")."""
+    from autolabel_gui.detection.base import DetectorUnavailable
+
+    state = torch.load(str(tiny_gdino.weights_path), weights_only=True)["model"]
+    name = next(k for k in state if not k.startswith("bert.") and state[k].is_floating_point())
+    state[name] = torch.empty(state[name].shape, device="meta")
+    weights = tmp_path / "meta.pth"
+    torch.save({"model": state}, weights)
+    with pytest.raises(DetectorUnavailable, match="not a checkpoint") as refused:
+        load(tiny_gdino, weights, monkeypatch)
+    assert name in str(refused.value)
+
+
+_TRUNCATE_AFTER_LOAD = """
+import os, sys
+from pathlib import Path
+from autolabel_gui.detection import grounding_dino
+from tests.fixtures.tiny_gdino import TinyGdino
+tiny = TinyGdino.at(Path(sys.argv[1]))
+cfg = grounding_dino._load_config(tiny.config_path, str(tiny.text_encoder_dir))
+model = grounding_dino.load_model(cfg, Path(sys.argv[2]), tiny.config_path, "cpu")
+os.truncate(sys.argv[2], 0)  # `cp new.pth old.pth` while the window runs, or the share drops the file
+print(sum(float(p.float().sum()) for p in model.parameters()))
+"""
+
+
+@pytest.mark.model
+def test_the_weights_file_changing_after_the_load_does_not_kill_the_program(tiny_gdino, tmp_path) -> None:
+    """Memory-mapped, the checkpoint's tensors became the parameters: the file stayed the model's
+    memory, and truncated in place the next read of a parameter died of SIGBUS, the window with
+    every unsaved edit. The file is read once."""
+    import os
+    import shutil
+
+    weights = tmp_path / "copy.pth"
+    shutil.copyfile(tiny_gdino.weights_path, weights)
+    done = subprocess.run([sys.executable, "-c", _TRUNCATE_AFTER_LOAD, str(tiny_gdino.weights_path.parent),
+                           str(weights)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, f"died with {done.returncode}: {done.stderr[-500:]}"
+    assert os.path.getsize(weights) == 0
 
 
 def test_parameters_go_back_to_real_memory_after_the_build_even_on_error() -> None:

@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import supervision as sv
+from autolabel_gui.app.stats import compute_stats
+from autolabel_gui.app.status import Status, annotation_status
 from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
+from autolabel_gui.core.folder import ImageFolder
 from autolabel_gui.formats.voc import AnnotationError, parse_voc, read_voc, voc_bytes, voc_corners, write_voc
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -389,3 +392,63 @@ def test_the_box_cap_is_checked_on_the_tree_for_other_encodings() -> None:
         pytest.skip("this libxml2 does not read EBCDIC")
     with pytest.raises(AnnotationError, match="2,001 boxes"):
         parse_voc(text.encode("cp037"), "a.xml")
+
+
+# ---------------------------------------------------------------- the file list's status, read two ways
+
+_HEAD = (b'<annotation{attr}><folder>f</folder><filename>a.png</filename><size><width>120</width>'
+         b'<height>80</height><depth>3</depth></size>{extra}<object><name>dog</name><bndbox><xmin>1</xmin>'
+         b'<ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>')
+_TAG = b"<autolabel_accepted_by_rule>{}</autolabel_accepted_by_rule>"
+FORGED = {
+    # parse_voc reads verified="true" as verified; the file list's regex wanted "yes"
+    "verified-true-with-rule-tag": (b' verified="true"', _TAG.replace(b"{}", b"forged")),
+    # an empty element: parse says "no provenance", the first-4-KB regex said "accepted by rule"
+    "empty-rule-tag": (b"", _TAG.replace(b"{}", b"")),
+    # a comment is no element
+    "rule-tag-in-a-comment": (b"", b"<!-- <autolabel_accepted_by_rule> -->"),
+    # an element inside <size> is not the root's
+    "nested-rule-tag": (b"", b""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FORGED))
+def test_the_file_list_and_stats_agree_on_a_hand_made_file(case: str, tmp_path: Path) -> None:
+    """The file list ("next unverified" skips "accepted by rule") and stats/export (parse_voc)
+    must call one file the same: otherwise an image is never offered for review, yet is neither
+    verified nor rule-accepted anywhere else (or is exported as verified while shown as unseen)."""
+    attr, extra = FORGED[case]
+    data = _HEAD.replace(b"{attr}", attr).replace(b"{extra}", extra)
+    if case == "nested-rule-tag":
+        data = data.replace(b"<depth>3</depth>", b"<depth>3</depth>" + _TAG.replace(b"{}", b"x"))
+    write_image(tmp_path / "a.png", ImageSpec(size=(120, 80)))
+    folder = ImageFolder(tmp_path)
+    folder.voc_path("a.png").write_bytes(data)
+    labels = read_voc(folder.voc_path("a.png"))
+    parsed = (Status.VERIFIED if labels.verified
+              else Status.RULE_ACCEPTED if labels.accepted_by_rule else Status.IN_REVIEW)
+    stats = compute_stats(folder, ["dog", "cat"], None)
+    assert [s for s, n in stats.statuses.items() if n] == [parsed.value]
+    assert annotation_status(folder.voc_path("a.png"), True) is parsed
+
+
+def test_a_rule_accepted_file_with_a_long_non_ascii_path_still_reads_as_rule_accepted(tmp_path: Path) -> None:
+    """The writer put folder, filename and path before the element and the status read 4 KB: a
+    deep folder of Japanese names (3 bytes a character, within PATH_MAX) pushed it out."""
+    deep = Path("/data") / "/".join(["データセット写真集の" * 8 + "画像群"] * 14)  # 14 x 249 bytes: 3.5 KB
+    name = "画像" * 40 + ".png"  # 243 bytes
+    labels = ImageLabels.for_image(deep / name, 120, 80, [Box(0, 10, 20, 40, "dog")], accepted_by_rule="rule r")
+    data = voc_bytes(labels)
+    assert len(str(deep / name).encode()) < 4096
+    voc = tmp_path / "a.xml"
+    voc.write_bytes(data)
+    assert read_voc(voc).accepted_by_rule == "rule r"
+    assert annotation_status(voc, True) is Status.RULE_ACCEPTED
+    # a file an older version wrote, the element after kilobytes of path, reads the same
+    root = etree.fromstring(data)
+    tag = root.find("autolabel_accepted_by_rule")
+    root.remove(tag)
+    root.find("segmented").addnext(tag)
+    voc.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+    assert data.index(b"autolabel_accepted_by_rule") < data.index(b"<folder>")
+    assert annotation_status(voc, True) is Status.RULE_ACCEPTED

@@ -1,8 +1,8 @@
 """Every image of an open folder with its review status and where the model is with it, without Qt.
 
 A folder of 100,000 images must open at once: statuses are filled in batches (``scan_batch``,
-driven by the file list's timer: a stat and a 4 KB read per image that has a VOC file), and a row
-asked for before its batch is scanned on the spot. The file list (``gui/file_list.py``) and the
+driven by the file list's timer: a stat and a read up to the first object per image that has a
+VOC file), and a row asked for before its batch is scanned on the spot. The file list (``gui/file_list.py``) and the
 grid only read from here; ``app.folder_review`` writes what the review changes.
 """
 

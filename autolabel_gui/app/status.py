@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import re
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_head, read_limited
-from autolabel_gui.formats.voc import RULE_TAG
+from autolabel_gui.core.safe_read import SMALL_FILE_LIMIT, read_limited
+from autolabel_gui.formats.voc import AnnotationError, read_provenance
 
 
 class Status(str, enum.Enum):
@@ -31,28 +30,24 @@ REVIEW_STATUSES: tuple[Status, ...] = (Status.NEW, Status.PROPOSALS, Status.IN_R
 """The statuses the annotation files and the cache give; ``stats`` counts these."""
 
 
-_VERIFIED = re.compile(rb"<annotation\b[^>]*\bverified\s*=\s*[\"']yes[\"']", re.IGNORECASE)
-_BY_RULE = re.compile(rb"<" + RULE_TAG.encode() + rb"[\s>]")
-_HEAD_BYTES = 4096
-
-
 def annotation_status(voc_path: Path, has_proposals: bool, prelabels: Collection[str] = ()) -> Status:
-    """Status from the VOC file's first bytes (``verified`` sits on the root element), so a
-    folder of 100,000 images gets its statuses without parsing 100,000 XML documents.
+    """Status from the VOC file read up to its first object (``formats.voc.read_provenance``:
+    the parser's own rule, so the file list, stats and export call a file the same), so a
+    folder of 100,000 images gets its statuses without parsing 100,000 whole documents.
 
     ``prelabels``: the sha256 of the files ``label --voc-dir`` wrote (the cache's output
     digests). Such a file, unchanged since, holds model proposals nobody has reviewed: "proposals
     ready", like an image with no file at all.
     """
     try:
-        head = read_head(voc_path, _HEAD_BYTES)  # a FIFO named a.xml must not hang the file list
+        verified, by_rule = read_provenance(voc_path)  # a FIFO named a.xml must not hang the file list
     except FileNotFoundError:
         return Status.PROPOSALS if has_proposals else Status.NEW
-    except OSError:
-        return Status.IN_REVIEW
-    if _VERIFIED.search(head):
+    except AnnotationError:
+        return Status.IN_REVIEW  # stats and export report it; the file list offers it for review
+    if verified:
         return Status.VERIFIED
-    if _BY_RULE.search(head):
+    if by_rule:
         return Status.RULE_ACCEPTED
     if is_prelabel_file(voc_path, prelabels):
         return Status.PROPOSALS

@@ -104,16 +104,25 @@ class PathPlan:
 
 def _cost(path: str, evidence: Evidence) -> str | None:
     """What the instrument says against ``path``: "" when it has no figures, the AP it loses when
-    that is beyond ``AP_TOLERANCE``, None when ``auto`` may plan it."""
+    that is beyond ``AP_TOLERANCE``, its speed when that is no better than the fast path's (the
+    ``fast`` entry's ratio; 1.0, fp32's, where the evidence has none), None when ``auto`` may
+    plan it: ``auto`` exists to be fast."""
     figures = evidence.figures(path)
     if figures is None:
         return ""
-    return None if figures.within_tolerance else f"{path} loses {-figures.ap_delta:.1f} AP on the instrument"
+    if not figures.within_tolerance:
+        return f"{path} loses {-figures.ap_delta:.1f} AP on the instrument"
+    fast = evidence.figures(FAST)
+    bar, against = (fast.ratio, f"the fast path's {fast.ratio:.2f}x") if fast is not None else (1.0, "fp32's")
+    if figures.ratio <= bar:
+        return f"{path} runs at {figures.ratio:.2f}x fp32 on the instrument, not faster than {against}"
+    return None
 
 
 def _cpu_plan(cpu: CpuFeatures, evidence: Evidence) -> PathPlan:
     """``auto`` on a CPU: bf16 where it is native, else int8 where VNNI is, else fast; a path
-    only where the instrument shows it within ``AP_TOLERANCE`` of fp32."""
+    only where the instrument shows it within ``AP_TOLERANCE`` of fp32 and faster than the fast
+    path (``_cost``)."""
     if not cpu.known:
         return PathPlan(FAST, "this CPU's features are unknown")
     why_not: list[str] = []

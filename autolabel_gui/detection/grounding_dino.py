@@ -163,12 +163,16 @@ def _read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
 
     redo = "Download it again with:  autolabel-gui weights download  (or pass --weights PATH)."
     try:
-        checkpoint = lean_load.read_mapped(str(weights), map_location="cpu", weights_only=True)
+        checkpoint = lean_load.read_checkpoint(str(weights), map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated file, an HTML error page saved as .pth, pickled objects...
         raise DetectorUnavailable(f"{weights}: not a readable PyTorch checkpoint ({exc}). {redo}") from exc
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if not isinstance(state, dict):
         raise DetectorUnavailable(f"{weights}: holds no model weights (expected {{'model': state_dict}}). {redo}")
+    empty = lean_load.not_tensors(state)
+    if empty:
+        raise DetectorUnavailable(f"{weights}: not a checkpoint: {len(empty)} entries hold no weight values "
+                                  f"(e.g. {', '.join(map(str, empty[:3]))}: not tensors, or meta tensors). {redo}")
     return clean_state_dict(state)
 
 
@@ -205,7 +209,7 @@ def _fill(model: torch.nn.Module, state: dict[str, torch.Tensor], weights: Path,
 def load_model(cfg, weights: Path, config_path: Path, device: str) -> torch.nn.Module:
     """Build the package's model from ``cfg`` and load ``weights`` into it, checking they fit.
 
-    Built lean (``lean_load``: no random initialisation, the checkpoint memory-mapped and
+    Built lean (``lean_load``: no random initialisation, the checkpoint read once and
     assigned, not copied); a model the checkpoint leaves holes in is built again the plain way.
     """
     cfg.text_encoder_type = str(_text_encoder_folder(cfg.text_encoder_type))

@@ -5,9 +5,11 @@ normals, the transformer's Xavier: seconds for the full model), reads the file i
 copies each tensor into the parameter it replaces: two copies of 700 MB and the time of both.
 Here the parameters are created on the ``meta`` device while the model is built (shapes only,
 no memory, no random numbers; buffers stay real, since modules compute them in ``__init__`` and
-checkpoints may not hold them), the file is memory-mapped (``torch.load(mmap=True)``: pages
-are read when touched, and no second copy is made), and ``load_state_dict(assign=True)`` makes
-the checkpoint's tensors the parameters.
+checkpoints may not hold them), the file is read once, and ``load_state_dict(assign=True)``
+makes the checkpoint's tensors the parameters: no second copy is made. The file is not
+memory-mapped: the parameters would then be the file's pages, and a weights file truncated or
+overwritten in place while the window runs (``cp new.pth old.pth``, a share dropping it) would
+kill the program with SIGBUS on the next forward.
 
 What the checkpoint does not hold would be left without values, so ``leftovers`` names every
 tensor still on ``meta`` and the caller builds the plain way instead: never a model with holes.
@@ -43,14 +45,15 @@ def parameters_on_meta() -> Iterator[None]:
         nn.Module.register_parameter = original
 
 
-def read_mapped(path: str, **kwargs) -> object:
-    """``torch.load`` of ``path`` memory-mapped; a legacy (non-zip) file is read the plain way."""
-    try:
-        return torch.load(path, mmap=True, **kwargs)
-    except RuntimeError as exc:
-        if "mmap" not in str(exc):
-            raise
+def read_checkpoint(path: str, **kwargs) -> object:
+    """``torch.load`` of ``path`` into memory (not mapped: see the module's docstring)."""
     return torch.load(path, **kwargs)
+
+
+def not_tensors(state: Mapping[str, object]) -> list[str]:
+    """Keys of ``state`` whose values are no tensors holding values (anything else, or a tensor
+    saved on ``meta``, which ``map_location`` leaves there): such a file is not a checkpoint."""
+    return [key for key, value in state.items() if not isinstance(value, torch.Tensor) or value.is_meta]
 
 
 def assign(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.modules.module._IncompatibleKeys:

@@ -7,7 +7,10 @@ path it does not name, or names with figures that are not numbers, is "not prove
 
 Shape: ``{"paths": {"bf16": {"ap_delta": float, "ap50_delta": float, "ratio": float}, ...},
 "machine": str, "cpu_flags": [...], "date": str, "torch": str, "command": str}``, where
-``ap_delta`` is the path's AP minus fp32's, in AP points (0..100), and ``ratio`` its speed-up.
+``ap_delta`` is the path's AP minus fp32's, in AP points (0..100), and ``ratio`` its speed-up
+against fp32 (fp32's seconds per image over the path's). A ``"fast"`` entry gives the default
+fast path's figures: ``auto`` plans bf16 or int8 only at a ratio above it (above 1.0, fp32's,
+where there is none), never a path the instrument measured slower than the one it replaces.
 """
 
 from __future__ import annotations

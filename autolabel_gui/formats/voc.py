@@ -30,7 +30,7 @@ from lxml import etree
 
 from autolabel_gui.core.atomic import atomic_write_bytes
 from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
-from autolabel_gui.core.safe_read import LABEL_FILE_LIMIT, UnsafeFileError, read_limited
+from autolabel_gui.core.safe_read import LABEL_FILE_LIMIT, UnsafeFileError, open_regular, read_limited
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ _WIDE_ENCODINGS = ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "ut
 ``<`` with zero bytes) name the encodings in which ``<object`` is not those ASCII bytes."""
 RULE_TAG = "autolabel_accepted_by_rule"
 """The element of a file accepted by a rule, unseen (labelImg and datumaro ignore unknown
-elements); it comes before the objects, so a file's first bytes tell its status."""
+elements). It is the root's first child, before the folder, filename and path (a deep path of
+non-ASCII names is kilobytes): ``read_provenance`` reads a file only up to its first object."""
 _TRUE = {"1", "yes", "true"}
 _FALSE = {"0", "no", "false", ""}
 
@@ -102,6 +103,8 @@ def voc_bytes(labels: ImageLabels) -> bytes:
     root = etree.Element("annotation")
     if labels.verified:
         root.set("verified", "yes")
+    if labels.accepted_by_rule and not labels.verified:
+        _sub(root, RULE_TAG, labels.accepted_by_rule)
     _sub(root, "folder", labels.folder)
     _sub(root, "filename", labels.filename)
     _sub(root, "path", labels.path)
@@ -111,8 +114,6 @@ def voc_bytes(labels: ImageLabels) -> bytes:
     _sub(size, "height", str(labels.height))
     _sub(size, "depth", str(labels.depth))
     _sub(root, "segmented", "0")
-    if labels.accepted_by_rule and not labels.verified:
-        _sub(root, RULE_TAG, labels.accepted_by_rule)
     skipped = 0
     for i, box in enumerate(labels.boxes, start=1):
         if not box.label.strip():
@@ -210,6 +211,61 @@ def parse_voc(data: bytes, path: Path | str = "<memory>") -> ImageLabels:
         path=_text(root, "path"),
         accepted_by_rule=None if verified else _text(root, RULE_TAG).strip() or None,
     )
+
+
+def read_provenance(path: Path | str, chunk: int = 1024) -> tuple[bool, str | None]:
+    """``(verified, accepted_by_rule)`` as ``parse_voc`` reads them, from the file's bytes up
+    to its first object: the file list's status for thousands of files without building their
+    trees. The same parser and the same rule (the root's ``verified`` attribute, the root's first
+    ``RULE_TAG`` child): a comment, an element nested deeper or an empty one says nothing.
+
+    An element a hand-made file puts after its first object is not seen: such a file reads as
+    "in review" (a person is shown it), never the other way round. Raises AnnotationError like
+    ``read_voc`` for a file that is not a readable VOC document as far as it was read, and
+    FileNotFoundError when there is no file.
+    """
+    parser = etree.XMLPullParser(events=("start", "end"), resolve_entities=False, no_network=True)
+    try:
+        fd = open_regular(path)
+    except FileNotFoundError:
+        raise
+    except UnsafeFileError as exc:
+        raise AnnotationError(path, exc.reason) from exc
+    except OSError as exc:
+        raise AnnotationError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    try:
+        depth, total = 0, 0
+        while total <= LABEL_FILE_LIMIT:
+            data = os.read(fd, chunk)
+            total += len(data)
+            try:
+                if data:
+                    parser.feed(data)
+                else:
+                    parser.close()
+                events = list(parser.read_events())
+            except etree.XMLSyntaxError as exc:
+                raise AnnotationError(path, f"not valid XML ({exc})") from exc
+            for event, el in events:
+                depth += 1 if event == "start" else -1
+                if event == "start" and depth == 1:
+                    if el.tag != "annotation":
+                        raise AnnotationError(path, f"root element is <{el.tag}>, expected <annotation>")
+                    if el.get("verified", "").strip().lower() in _TRUE:
+                        return True, None
+                elif event == "start" and depth == 2 and el.tag == "object":
+                    return False, None
+                elif event == "end" and depth == 1 and el.tag == RULE_TAG:
+                    return False, (el.text or "").strip() or None
+                elif event == "end" and depth == 0:
+                    return False, None
+            if not data:
+                break
+        return False, None
+    except OSError as exc:
+        raise AnnotationError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    finally:
+        os.close(fd)
 
 
 def _object_count(data: bytes) -> int:
