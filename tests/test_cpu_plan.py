@@ -181,3 +181,20 @@ def test_a_chosen_path_is_named_without_a_reason(on_a_cpu) -> None:
                           factory=lambda config: Loaded("int8"), on_event=lambda k, m: events.append((k, m)))
     model.ensure_detector()
     assert events[-1][1].startswith("model ready on cpu (int8) in ")
+
+
+@pytest.mark.parametrize("text", [
+    "",
+    "\x00\xff garbage",
+    "flags\n",  # no colon
+    "vmx flags\t: vnmi preemption_timer\nbugs\t\t: spectre_v1\n",  # the kernel's other "flags" lines
+    "processor : 0\nFLAGS : AVX512_BF16 AVX512_VNNI\n",
+    "flags\t\t:\n",
+    "model name\t: flags: avx512_bf16 amx_bf16\n",  # a CPU named to fool the parser
+])
+def test_odd_cpuinfo_gives_no_unit_it_does_not_state(text: str) -> None:
+    from autolabel_gui.detection.cpu_features import parse_cpuinfo
+
+    features = parse_cpuinfo(text, "x86_64")
+    stated = "FLAGS" in text
+    assert (features.bf16_unit is not None) is stated and (features.vnni_unit is not None) is stated

@@ -348,3 +348,54 @@ def test_shift_f_on_a_large_image_does_not_hold_a_full_size_float_mask_per_box(t
     growth = json.loads(done.stdout.strip().splitlines()[-1])["growth"]
     pixels = 2000 * 3000
     assert growth <= 20 * pixels, f"fitting 32 boxes grew RSS by {growth / 2**20:.0f} MiB ({growth / pixels:.0f} B/px)"
+
+
+class _Payload:
+    """Unpickling runs code: it leaves a file behind (weights_only must refuse it)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.model
+@pytest.mark.usefixtures("one_torch_thread")
+def test_fits_of_degenerate_and_border_boxes_stay_inside_the_image(tiny_sam: Path) -> None:
+    """A 1-px box, boxes on each border and corner, one over the whole image: every answer is a
+    box inside the image or None, never an error."""
+    import numpy as np
+    from autolabel_gui.detection.segmenter import Segmenter
+
+    image = np.random.default_rng(5).integers(0, 255, (61, 97, 3), dtype=np.uint8)
+    segmenter = Segmenter.from_folder(tiny_sam)
+    embedding = segmenter.embed(image)
+    boxes = [(10.0, 10.0, 11.0, 11.0), (0.0, 0.0, 1.0, 1.0), (96.0, 60.0, 97.0, 61.0), (0.0, 0.0, 97.0, 61.0),
+             (0.0, 20.0, 5.0, 40.0), (90.0, 0.0, 97.0, 61.0), (0.5, 0.5, 96.5, 1.5)]
+    fitted = segmenter.fit(embedding, boxes)
+    assert len(fitted) == len(boxes)
+    for box in fitted:
+        assert box is None or (0 <= box[0] < box[2] <= 97 and 0 <= box[1] < box[3] <= 61), box
+
+
+@pytest.mark.model
+def test_a_segmenter_folder_whose_weights_are_a_pickle_with_code_is_refused(tiny_sam: Path, tmp_path: Path) -> None:
+    """A chosen SAM folder with ``pytorch_model.bin`` (no safetensors) that runs code when
+    unpickled: loading must refuse it (weights only), say so, and run nothing."""
+    import shutil
+
+    import torch
+    from autolabel_gui.detection.base import DetectorUnavailable
+    from autolabel_gui.detection.segmenter import Segmenter
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "sam"
+    shutil.copytree(tiny_sam, folder)
+    state = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    marker = tmp_path / "ran"
+    torch.save({**state, "payload": _Payload(marker)}, folder / "pytorch_model.bin")
+    with pytest.raises(DetectorUnavailable):
+        Segmenter.from_folder(folder)
+    assert not marker.exists()

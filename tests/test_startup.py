@@ -165,3 +165,55 @@ def test_the_backend_keeps_the_packages_plotting_code_out() -> None:
     assert "refused: groundingdino.util.visualizer is not loaded by autolabel-gui" in out.stdout
     loaded = {name.split(".")[0] for name in out.stdout.split()}
     assert "groundingdino" in loaded and "torch" in loaded and "matplotlib" not in loaded
+
+
+def _gdino_load(tiny, weights: Path):
+    from autolabel_gui.detection import grounding_dino
+
+    cfg = grounding_dino._load_config(tiny.config_path, str(tiny.text_encoder_dir))
+    return grounding_dino.load_model(cfg, weights, tiny.config_path, "cpu")
+
+
+class _Payload:
+    """Unpickling runs code: it leaves a file behind (weights_only must refuse it)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("fault", ["mis-shaped", "code", "extra-keys", "int-dtype", "not-tensors"])
+def test_the_lean_load_of_a_hostile_checkpoint(fault: str, tiny_gdino, tmp_path: Path) -> None:
+    """Refused with the reason (DetectorUnavailable), or loaded whole: never code run, never holes."""
+    import torch
+    from autolabel_gui.detection import lean_load
+    from autolabel_gui.detection.base import DetectorUnavailable
+
+    state = torch.load(str(tiny_gdino.weights_path), weights_only=True)["model"]
+    name = next(k for k in state if not k.startswith("bert.") and state[k].dim() == 2)
+    marker = tmp_path / "ran"
+    content: object = {"model": state}
+    if fault == "mis-shaped":
+        state[name] = torch.zeros(state[name].shape[0] + 1, state[name].shape[1])
+    elif fault == "code":
+        content = {"model": state, "extra": _Payload(marker)}
+    elif fault == "extra-keys":
+        state["attacker.weight"] = torch.zeros(10_000)
+    elif fault == "int-dtype":
+        state[name] = state[name].round().to(torch.int64)
+    elif fault == "not-tensors":
+        state[name] = [1.0, 2.0]
+    weights = tmp_path / "bad.pth"
+    torch.save(content, weights)
+    refused = fault in ("mis-shaped", "code", "not-tensors")
+    if refused:
+        with pytest.raises(DetectorUnavailable):
+            _gdino_load(tiny_gdino, weights)
+        assert not marker.exists()
+        return
+    model = _gdino_load(tiny_gdino, weights)
+    assert lean_load.leftovers(model) == []
+    assert all(p.dtype == torch.float32 for p in model.parameters())

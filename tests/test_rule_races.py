@@ -1,5 +1,5 @@
-"""Attack round 3: review by exception, fit box and the CPU plan as a hostile shared folder and
-a fast user would use them. A failing test here is a break found (docs/reliability.md)."""
+"""Accept by rule in a shared folder with racing hands: other windows and tools saving, images
+replaced or broken mid-audit, the threshold moved, undo (attack round 3, docs/reliability.md)."""
 
 from __future__ import annotations
 
@@ -118,35 +118,6 @@ def test_an_audit_image_another_annotator_verified_does_not_leave_the_audit_stuc
     assert audit.finished, f"audit stuck at {len(audit.results)} of {len(audit.sample)}: {audit.remaining()}"
 
 
-# ---------------------------------------------------------------- lean_load and a hostile checkpoint
-
-
-def _gdino_load(tiny, weights: Path):
-    from autolabel_gui.detection import grounding_dino
-
-    cfg = grounding_dino._load_config(tiny.config_path, str(tiny.text_encoder_dir))
-    return grounding_dino.load_model(cfg, weights, tiny.config_path, "cpu")
-
-
-# ---------------------------------------------------------------- the CPU plan
-
-
-@pytest.mark.parametrize("text", [
-    "",
-    "\x00\xff garbage",
-    "flags\n",  # no colon
-    "vmx flags\t: vnmi preemption_timer\nbugs\t\t: spectre_v1\n",  # the kernel's other "flags" lines
-    "processor : 0\nFLAGS : AVX512_BF16 AVX512_VNNI\n",
-    "flags\t\t:\n",
-    "model name\t: flags: avx512_bf16 amx_bf16\n",  # a CPU named to fool the parser
-])
-def test_odd_cpuinfo_gives_no_unit_it_does_not_state(text: str) -> None:
-    from autolabel_gui.detection.cpu_features import parse_cpuinfo
-
-    features = parse_cpuinfo(text, "x86_64")
-    stated = "FLAGS" in text
-    assert (features.bf16_unit is not None) is stated and (features.vnni_unit is not None) is stated
-
 
 def test_a_persons_unverified_file_saved_during_the_audit_is_not_taken_over_by_the_batch(tmp_path: Path) -> None:
     """Carol (another tool, or a window without leases) saves her half-done boxes for an image the
@@ -193,51 +164,6 @@ def test_two_windows_accepting_by_rule_at_once_never_write_over_each_other(tmp_p
     alice.close()
     bob.close()
     assert first.written and not gone, f"Bob's batch re-wrote {overlap}; his undo removed Alice's {gone}"
-
-
-class _Payload:
-    """Unpickling runs code: it leaves a file behind (weights_only must refuse it)."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
-@pytest.mark.model
-@pytest.mark.parametrize("fault", ["mis-shaped", "code", "extra-keys", "int-dtype", "not-tensors"])
-def test_the_lean_load_of_a_hostile_checkpoint(fault: str, tiny_gdino, tmp_path: Path) -> None:
-    """Refused with the reason (DetectorUnavailable), or loaded whole: never code run, never holes."""
-    import torch
-    from autolabel_gui.detection import lean_load
-    from autolabel_gui.detection.base import DetectorUnavailable
-
-    state = torch.load(str(tiny_gdino.weights_path), weights_only=True)["model"]
-    name = next(k for k in state if not k.startswith("bert.") and state[k].dim() == 2)
-    marker = tmp_path / "ran"
-    content: object = {"model": state}
-    if fault == "mis-shaped":
-        state[name] = torch.zeros(state[name].shape[0] + 1, state[name].shape[1])
-    elif fault == "code":
-        content = {"model": state, "extra": _Payload(marker)}
-    elif fault == "extra-keys":
-        state["attacker.weight"] = torch.zeros(10_000)
-    elif fault == "int-dtype":
-        state[name] = state[name].round().to(torch.int64)
-    elif fault == "not-tensors":
-        state[name] = [1.0, 2.0]
-    weights = tmp_path / "bad.pth"
-    torch.save(content, weights)
-    refused = fault in ("mis-shaped", "code", "not-tensors")
-    if refused:
-        with pytest.raises(DetectorUnavailable):
-            _gdino_load(tiny_gdino, weights)
-        assert not marker.exists()
-        return
-    model = _gdino_load(tiny_gdino, weights)
-    assert lean_load.leftovers(model) == []
-    assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
 def test_undoing_a_batch_does_not_turn_the_rules_acceptances_into_a_persons(tmp_path: Path) -> None:
@@ -331,44 +257,3 @@ def test_an_audit_image_deleted_from_the_folder_does_not_leave_the_audit_stuck(t
     assert audit.finished, f"audit stuck at {len(audit.results)} of {len(audit.sample)}: {audit.remaining()}"
     assert audit.dropped == {gone: "the image changed since the rule matched it"}
     assert "1 sampled image left out: the image changed since the rule matched it" in audit.result_text()
-
-
-@pytest.mark.model
-@pytest.mark.usefixtures("one_torch_thread")
-def test_fits_of_degenerate_and_border_boxes_stay_inside_the_image(tiny_sam: Path) -> None:
-    """A 1-px box, boxes on each border and corner, one over the whole image: every answer is a
-    box inside the image or None, never an error."""
-    import numpy as np
-    from autolabel_gui.detection.segmenter import Segmenter
-
-    image = np.random.default_rng(5).integers(0, 255, (61, 97, 3), dtype=np.uint8)
-    segmenter = Segmenter.from_folder(tiny_sam)
-    embedding = segmenter.embed(image)
-    boxes = [(10.0, 10.0, 11.0, 11.0), (0.0, 0.0, 1.0, 1.0), (96.0, 60.0, 97.0, 61.0), (0.0, 0.0, 97.0, 61.0),
-             (0.0, 20.0, 5.0, 40.0), (90.0, 0.0, 97.0, 61.0), (0.5, 0.5, 96.5, 1.5)]
-    fitted = segmenter.fit(embedding, boxes)
-    assert len(fitted) == len(boxes)
-    for box in fitted:
-        assert box is None or (0 <= box[0] < box[2] <= 97 and 0 <= box[1] < box[3] <= 61), box
-
-
-@pytest.mark.model
-def test_a_segmenter_folder_whose_weights_are_a_pickle_with_code_is_refused(tiny_sam: Path, tmp_path: Path) -> None:
-    """A chosen SAM folder with ``pytorch_model.bin`` (no safetensors) that runs code when
-    unpickled: loading must refuse it (weights only), say so, and run nothing."""
-    import shutil
-
-    import torch
-    from autolabel_gui.detection.base import DetectorUnavailable
-    from autolabel_gui.detection.segmenter import Segmenter
-    from safetensors.torch import load_file
-
-    folder = tmp_path / "sam"
-    shutil.copytree(tiny_sam, folder)
-    state = load_file(str(folder / "model.safetensors"))
-    (folder / "model.safetensors").unlink()
-    marker = tmp_path / "ran"
-    torch.save({**state, "payload": _Payload(marker)}, folder / "pytorch_model.bin")
-    with pytest.raises(DetectorUnavailable):
-        Segmenter.from_folder(folder)
-    assert not marker.exists()
