@@ -36,11 +36,13 @@ class SceneSpec:
 
 @dataclass(frozen=True)
 class Scene:
-    """One image and its ground truth: pixel boxes (x0, y0, x1, y1), exclusive ends, and class names."""
+    """One image and its ground truth: pixel boxes (x0, y0, x1, y1), exclusive ends, class names,
+    and each shape's fill colour (what a test can find its pixels by)."""
 
     image: np.ndarray
     boxes: list[tuple[int, int, int, int]]
     labels: list[str]
+    colours: list[tuple[int, int, int]]
 
 
 def _polygon(kind: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
@@ -118,6 +120,7 @@ def make_scene(spec: SceneSpec, seed: int) -> Scene:
     wanted = int(rng.integers(spec.min_objects, spec.max_objects + 1))
     boxes: list[tuple[int, int, int, int]] = []
     labels: list[str] = []
+    colours: list[tuple[int, int, int]] = []
     for _ in range(wanted * 10):
         if len(boxes) == wanted:
             break
@@ -137,7 +140,8 @@ def make_scene(spec: SceneSpec, seed: int) -> Scene:
         image.paste(Image.new("RGB", (size, size), colour), (0, 0), mask)
         boxes.append(box)
         labels.append(kind)
-    return Scene(np.asarray(image).copy(), boxes, labels)
+        colours.append(colour)
+    return Scene(np.asarray(image).copy(), boxes, labels, colours)
 
 
 def make_scenes(spec: SceneSpec, first: int, count: int) -> list[Scene]:
