@@ -15,7 +15,7 @@ from autolabel_gui.core.boxes import Box
 from benchmarks.instrument import scenes as scenes_module
 from benchmarks.instrument.evaluate import coco_ap, precision_recall
 from benchmarks.instrument.scenes import CLASSES, SceneSpec, make_scene, make_scenes
-from benchmarks.instrument.train import match, set_loss
+from benchmarks.instrument.train import dense_loss, match, set_loss
 from PIL import Image
 
 FLAT = (7, 7, 7)
@@ -106,3 +106,21 @@ def test_the_set_loss_matches_each_target_to_its_own_prediction_and_rewards_it()
     swapped = logits[:, [2, 1, 0]]
     worse, _ = set_loss(swapped, boxes, [(token_map, target_boxes)], num_boxes=2.0)
     assert float(worse) > 1.0
+
+
+def test_the_dense_encoder_loss_teaches_each_target_to_its_cheapest_tokens_only() -> None:
+    target_boxes = torch.tensor([[0.3, 0.3, 0.2, 0.2]])
+    token_map = torch.tensor([[0.0, 1.0, 0.0]])
+    boxes = torch.rand(1, 20, 4, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.25
+    boxes[0, :3] = target_boxes[0]
+    valid = torch.ones(1, 20, dtype=torch.bool)
+    right = torch.full((1, 20, 3), -12.0)
+    right[0, :3, 1] = 12.0
+    wrong = torch.full((1, 20, 3), -12.0)
+    wrong[0, 10:13, 1] = 12.0
+    targets = [(token_map, target_boxes)]
+    assert float(dense_loss(right, boxes, valid, targets, k=3)) < 1e-4
+    assert float(dense_loss(wrong, boxes, valid, targets, k=3)) > 1.0
+    # an invalid token (outside the anchor range) is never a positive nor a negative
+    valid[0, :3] = False
+    assert float(dense_loss(right, boxes, valid, targets, k=3)) > 1.0

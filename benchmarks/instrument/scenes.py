@@ -24,11 +24,11 @@ CLASSES = ("circle", "square", "triangle", "star", "cross")
 class SceneSpec:
     """What a set of scenes looks like; part of the instrument's cache key."""
 
-    size: int = 160
+    size: int = 128
     min_objects: int = 1
-    max_objects: int = 5
-    min_side: int = 14
-    max_side: int = 72
+    max_objects: int = 4
+    min_side: int = 16
+    max_side: int = 64
     strokes: int = 6
     max_overlap: float = 0.15  # of the smaller box's area
     classes: tuple[str, ...] = CLASSES

@@ -36,6 +36,7 @@ DEFAULT_CACHE = Path("~/.cache/autolabel-gui-bench/instrument").expanduser()
 HELD_OUT_FIRST = 10_000_000  # held-out scenes are numbered from here; training never gets there
 COST_CLASS, COST_L1, COST_GIOU = 2.0, 5.0, 2.0
 ALPHA, GAMMA = 0.25, 2.0
+DENSE_K = 6  # encoder tokens per target in the one-to-many loss
 
 
 def _xyxy(b: torch.Tensor) -> torch.Tensor:
@@ -91,8 +92,90 @@ def set_loss(logits: torch.Tensor, boxes: torch.Tensor, targets: list[tuple[torc
     return total, {"cls": float(cls), "l1": float(l1), "giou": float(giou)}
 
 
+class EncoderTap:
+    """Captures, during the package's transformer forward, the two-stage encoder outputs of every
+    token (class logits, box deltas, anchor proposals), which it computes but does not return."""
+
+    def __init__(self, model) -> None:
+        from groundingdino.models.GroundingDINO import transformer
+
+        self.logits: torch.Tensor | None = None
+        self.deltas: torch.Tensor | None = None
+        self.proposals: torch.Tensor | None = None
+        model.transformer.enc_out_class_embed.register_forward_hook(self._logits)
+        model.transformer.enc_out_bbox_embed.register_forward_hook(self._deltas)
+        original = transformer.gen_encoder_output_proposals
+        if not getattr(original, "instrument_tap", False):
+            def tapped(*args, **kwargs):
+                memory, proposals = original(*args, **kwargs)
+                EncoderTap.current.proposals = proposals
+                return memory, proposals
+
+            tapped.instrument_tap = True  # type: ignore[attr-defined]
+            transformer.gen_encoder_output_proposals = tapped
+        EncoderTap.current = self
+
+    current: EncoderTap
+
+    def _logits(self, module, args, output) -> None:
+        if self.logits is None:  # the first call is over all tokens (later ones: top-k queries)
+            self.logits = output
+
+    def _deltas(self, module, args, output) -> None:
+        self.deltas = output
+
+    def take(self, tokens: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits (B, N, T), boxes (B, N, 4) cxcywh, valid (B, N)) of the last forward; resets."""
+        assert self.logits is not None and self.deltas is not None and self.proposals is not None
+        valid = torch.isfinite(self.proposals).all(-1)
+        unsig = self.deltas + self.proposals.masked_fill(~valid[..., None], 0.0)
+        out = self.logits[..., :tokens], unsig.sigmoid(), valid
+        self.logits = self.deltas = self.proposals = None
+        return out
+
+
+def dense_loss(logits: torch.Tensor, boxes: torch.Tensor, valid: torch.Tensor,
+               targets: list[tuple[torch.Tensor, torch.Tensor]], k: int = DENSE_K) -> torch.Tensor:
+    """One-to-many loss on every encoder token: each target's ``k`` cheapest tokens (same cost as
+    the matching) learn its class tokens and box, all others learn 'nothing'. Far more supervision
+    per image than the one-to-one loss, so the two-stage proposals become useful in few steps."""
+    token_targets = torch.zeros_like(logits)
+    l1 = logits.new_zeros(())
+    giou = logits.new_zeros(())
+    positives = 0
+    for b, (token_map, target_boxes) in enumerate(targets):
+        if target_boxes.shape[0] == 0:
+            continue
+        with torch.no_grad():
+            prob = logits[b].detach().sigmoid()
+            neg = (1 - ALPHA) * prob**GAMMA * -(1 - prob + 1e-8).log()
+            pos = ALPHA * (1 - prob) ** GAMMA * -(prob + 1e-8).log()
+            weights = token_map / token_map.sum(1, keepdim=True)
+            cost = (COST_CLASS * (pos - neg) @ weights.T + COST_L1 * torch.cdist(boxes[b].detach(), target_boxes, p=1)
+                    - COST_GIOU * generalized_box_iou(_xyxy(boxes[b].detach()), _xyxy(target_boxes)))
+            cost[~valid[b]] = float("inf")
+            picked = cost.topk(min(k, int(valid[b].sum())), dim=0, largest=False).indices  # (k, n)
+            owner = torch.full((cost.shape[0],), -1, dtype=torch.long)
+            best = torch.full((cost.shape[0],), float("inf"))
+            for t in range(cost.shape[1]):
+                for q in picked[:, t].tolist():
+                    if cost[q, t] < best[q]:
+                        best[q], owner[q] = cost[q, t], t
+            q_idx = torch.nonzero(owner >= 0, as_tuple=True)[0]
+            t_idx = owner[q_idx]
+        token_targets[b, q_idx] = token_map[t_idx]
+        pred, gt = boxes[b, q_idx], target_boxes[t_idx]
+        l1 = l1 + F.l1_loss(pred, gt, reduction="sum")
+        giou = giou + (1 - torch.diag(generalized_box_iou(_xyxy(pred), _xyxy(gt)))).sum()
+        positives += len(q_idx)
+    norm = max(1.0, float(positives))
+    cls = (focal(logits, token_targets) * valid[..., None]).sum() / norm
+    return cls + COST_L1 * l1 / norm + COST_GIOU * giou / norm
+
+
 def layer_outputs(model, tensors: list[torch.Tensor], input_ids: torch.Tensor):
-    """Per decoder layer and for the encoder proposals: (logits (B, Q, T), boxes (B, Q, 4)), last layer last."""
+    """Per decoder layer and for the encoder's top-k proposals: (logits (B, Q, T), boxes (B, Q, 4)),
+    last layer last."""
     from autolabel_gui.detection import gdino_forward
     from groundingdino.util.misc import inverse_sigmoid
 
@@ -167,6 +250,7 @@ def train(inst: Instrument, max_seconds: float = float("inf"), eval_every: int =
     spec = inst.spec
     model = build_model(inst)
     fast_sampling.install_for_groundingdino()
+    tap = EncoderTap(model)
     model.train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=1e-4)
     state_path = inst.folder / "train_state.pt"
@@ -207,7 +291,7 @@ def train(inst: Instrument, max_seconds: float = float("inf"), eval_every: int =
         with fast_sampling.enabled(True):  # same sums as the reference sampling, faster (also backward)
             outs = layer_outputs(model, [to_tensor(s.image) for s in scenes], torch.tensor([chunk.input_ids]))
         losses = [set_loss(logits, boxes, targets, num_boxes) for logits, boxes in outs]
-        total = sum(loss for loss, _ in losses)
+        total = sum(loss for loss, _ in losses) + dense_loss(*tap.take(len(chunk.input_ids)), targets)
         optimiser.zero_grad()
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
