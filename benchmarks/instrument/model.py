@@ -45,12 +45,12 @@ class InstrumentSpec:
         }
     )
     bert_hidden: int = 64
-    steps: int = 400
+    steps: int = 3000
     batch: int = 4
     lr: float = 4e-4
-    warmup: int = 30
+    warmup: int = 100
     seed: int = 0
-    version: int = 2  # 2: the one-to-many encoder loss
+    version: int = 3  # 2: the one-to-many encoder loss; 3: 3000 steps
 
     def key(self) -> str:
         text = json.dumps(asdict(self), sort_keys=True)
