@@ -252,7 +252,13 @@ def train(inst: Instrument, max_seconds: float = float("inf"), eval_every: int =
     fast_sampling.install_for_groundingdino()
     tap = EncoderTap(model)
     model.train()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=1e-4)
+    # The text encoder stays as built: its class words are distinct random vectors already, and
+    # training it too made every class score swing between 0 and 1 from step to step (the
+    # package's contrastive head has no temperature), so only ``feat_map`` adapts to it.
+    for param in model.bert.parameters():
+        param.requires_grad_(False)
+    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=spec.lr,
+                                  weight_decay=1e-4)
     state_path = inst.folder / "train_state.pt"
     step, curve, cpu0, wall_used = 0, [], 0.0, 0.0
     if state_path.exists():
@@ -294,7 +300,7 @@ def train(inst: Instrument, max_seconds: float = float("inf"), eval_every: int =
         total = sum(loss for loss, _ in losses) + dense_loss(*tap.take(len(chunk.input_ids)), targets)
         optimiser.zero_grad()
         total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 0.1)
         optimiser.step()
         step += 1
         if bar is not None:
