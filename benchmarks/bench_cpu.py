@@ -57,6 +57,8 @@ CLASSES = ["person", "cat", "cup", "vehicle", "rocket", "dog"]
 # CPU flags that decide which paths run natively (and the ``auto`` rule), by feature group.
 FEATURES = {"bf16": ("avx512_bf16", "amx_bf16"), "vnni": ("avx512_vnni", "avx_vnni", "amx_int8")}
 RECORDED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile")
+# A weakly trained instrument scores few boxes at the window's 0.35; agreement is counted lower.
+INSTRUMENT_AGREEMENT = 0.1
 AP_TOLERANCE = 0.01  # one AP point: the most accuracy ``auto`` may give for speed
 
 
@@ -167,10 +169,10 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def agreement(reference, candidate) -> tuple[int, int, list[float]]:
+def agreement(reference, candidate, threshold: float = BOX_THRESHOLD) -> tuple[int, int, list[float]]:
     """(fp32 boxes matched, fp32 boxes, |score differences| of the matches); greedy by score."""
-    ref = [b for b in reference if b.score >= BOX_THRESHOLD]
-    pool = [b for b in candidate if b.score >= BOX_THRESHOLD - 0.05]
+    ref = [b for b in reference if b.score >= threshold]
+    pool = [b for b in candidate if b.score >= threshold - 0.05]
     matched, diffs = 0, []
     for r in ref:
         best = max((c for c in pool if c.label == r.label), key=lambda c: iou(c.xyxy, r.xyxy), default=None)
@@ -295,7 +297,7 @@ def measure(detectors: dict[str, object], scenes, classes) -> dict[str, Measured
     for m in out.values():
         m.seconds /= len(scenes)
         m.ap = coco_ap(scenes, m.found, classes)
-        m.agree = [agreement(r, c) for r, c in zip(reference.found, m.found)]
+        m.agree = [agreement(r, c, INSTRUMENT_AGREEMENT) for r, c in zip(reference.found, m.found)]
     return out
 
 
@@ -327,7 +329,8 @@ def instrument_part(args: argparse.Namespace, paths: list[PathSpec]) -> dict[str
         results[label] = measure(detectors, scenes, inst.classes)
     full, preview = results["full"], results["preview"]
     ref = full["fp32"]
-    print(f"\n{'path':<12}{'s/image':>9}{'ratio':>8}{'AP':>8}{'AP50':>8}{'dAP':>8}   {'agreement with fp32':<50}"
+    agree_title = f"agreement with fp32 (score >= {INSTRUMENT_AGREEMENT})"
+    print(f"\n{'path':<12}{'s/image':>9}{'ratio':>8}{'AP':>8}{'AP50':>8}{'dAP':>8}   {agree_title:<50}"
           f"| preview {sizes['preview']} px: s/image, AP, dAP vs full size")
     for name, m in full.items():
         p = preview[name]
