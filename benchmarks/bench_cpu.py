@@ -1,33 +1,46 @@
-"""The CPU fast path against the reference fp32 path: speed and fidelity. Prints, never asserts.
+"""Every precision path this CPU can run: speed, fidelity and, on a trained instrument, accuracy.
 
-Model: the package's unchanged SwinT-OGC architecture. No trained checkpoint can be downloaded
-here, so by default it is the random full-size model of ``tests/fixtures/tiny_gdino.py``
-(built once into ``--model-dir``); pass ``--weights/--config/--text-encoder`` to measure real ones.
+Prints, never asserts. Two parts in one run:
 
-Candidates, each a detector of its own, timed image by image in turn (so load noise falls on all):
+1. The full-size random model (``--images N``, 0 skips it): the package's unchanged SwinT-OGC
+   architecture at 800 px, random weights (``tests/fixtures/tiny_gdino.py``, built once into
+   ``--model-dir``; ``--weights/--config/--text-encoder`` measure real ones). Speed at the size
+   users run, and agreement with fp32, free and forced:
+     free    boxes the user would see: share of fp32's boxes that the path also proposes (same
+             class, IoU >= 0.9), and the mean and max score difference of those pairs.
+     forced  the same, with the path's two-stage query selection forced to fp32's picks. Random
+             weights make the top-k selection over ~18k encoder tokens a field of near ties, so
+             the free figure mostly measures which of two nearly equal tokens won.
+2. The instrument (``--instrument-images N``, 0 skips it): a small Grounding DINO of the same
+   package code, trained here on generated shapes (``benchmarks/instrument``, trained once and
+   cached, minutes), run through the product's detector on held-out scenes: s/image, ratio to
+   fp32, COCO AP and AP50 against the exact generated ground truth, agreement with fp32 (free),
+   and the same at a half-size "preview" input. Random weights cannot tell accuracy; this can.
+
+Paths (``PATHS``, one table entry each; bf16 ones only where the CPU has native bf16, emulated
+bf16 measured ~40x slower than fp32):
   fp32        the reference path (``--precision fp32``)
   fast        the default on a CPU (``--precision fast``): fused deformable sampling, fp32
-  fast+int8   ``fast`` with every nn.Linear dynamically quantised to int8 (not a product option)
-  bf16        autocast bf16, only where the CPU has native bf16 (emulated bf16 runs ~40x slower)
+  fast+int8   ``fast`` with every nn.Linear dynamically quantised to int8
+  bf16        autocast bf16 with the reference sampling (``--precision bf16``)
+  bf16+fast   autocast bf16 with the fused sampler (which samples in fp32)
 
-Fidelity, against fp32 on the same images, at the window's box threshold (0.35):
-  free        boxes the user would see: share of fp32's boxes that the candidate also proposes
-              (same class, IoU >= 0.9), and the mean and max score difference of those pairs.
-  forced      the same, with the candidate's two-stage query selection forced to fp32's picks.
-              Random weights make the top-k selection over ~18k encoder tokens a field of near
-              ties, so the free figure mostly measures which of two nearly equal tokens won; the
-              forced figure measures everything after the selection: what a trained model's
-              confident picks would see.
-Accuracy needs a trained model; with ``--weights`` the free figure is agreement with the
-reference, still not accuracy. The last line is the default fast path's ratio and fidelity.
+The last line is the ``auto`` path's ratio and AP difference, with ``auto`` computed from the
+measured numbers: bf16+fast where the CPU has native bf16, else fast+int8 where it has VNNI,
+each only if its AP is within 1 point of fp32's, else fast. ``--record FILE`` writes the
+per-path figures, the machine and the date as JSON (for the precision planner).
 
-    .venv/bin/python benchmarks/bench_cpu.py [--images 3] [--model-dir DIR] [--threads N]
+    .venv/bin/python benchmarks/bench_cpu.py [--images 3] [--instrument-images 100] [--threads 2]
+        [--record FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
+import json
+import os
 import sys
 import time
 import warnings
@@ -41,6 +54,68 @@ sys.path.insert(0, str(ROOT))
 BOX_THRESHOLD = 0.35
 IMAGE_SIZE = (1066, 800)
 CLASSES = ["person", "cat", "cup", "vehicle", "rocket", "dog"]
+# CPU flags that decide which paths run natively (and the ``auto`` rule), by feature group.
+FEATURES = {"bf16": ("avx512_bf16", "amx_bf16"), "vnni": ("avx512_vnni", "avx_vnni", "amx_int8")}
+RECORDED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile")
+# A weakly trained instrument scores few boxes at the window's 0.35; agreement is counted lower.
+INSTRUMENT_AGREEMENT = 0.1
+AP_TOLERANCE = 0.01  # one AP point: the most accuracy ``auto`` may give for speed
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    """A precision path: the product precision its detector is built with, plus what the bench
+    adds on top (int8 Linear layers, the fused sampler under autocast). At merge time an entry
+    becomes just a product ``--precision`` value."""
+
+    name: str
+    precision: str
+    int8: bool = False
+    fused_sampling: bool = False
+    needs: str = ""  # a FEATURES group the CPU must have natively, or the path is skipped
+
+
+PATHS = (
+    PathSpec("fp32", "fp32"),
+    PathSpec("fast", "fast"),
+    PathSpec("fast+int8", "fast", int8=True),
+    PathSpec("bf16", "bf16", needs="bf16"),
+    PathSpec("bf16+fast", "bf16", fused_sampling=True, needs="bf16"),
+)
+BF16_PATH, INT8_PATH, DEFAULT_PATH = "bf16+fast", "fast+int8", "fast"
+
+
+def make_detector(path: PathSpec, create: Callable[[str], object]):
+    """``create(precision)``, then the path's additions (a bench-only change of the instance)."""
+    import torch
+    from autolabel_gui.detection import fast_sampling
+
+    det = create(path.precision)
+    if path.int8:
+        torch.ao.quantization.quantize_dynamic(det.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    if path.fused_sampling:
+        det._arithmetic = lambda: fast_sampling.enabled(True)
+    return det
+
+
+def cpu_info() -> tuple[str, set[str]]:
+    """(model name, flags) from /proc/cpuinfo; ('unknown', empty) where there is none."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown", set()
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
+                 "unknown")
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return model, set(flags)
+
+
+def has(flags: set[str], group: str) -> bool:
+    return any(f in flags for f in FEATURES[group])
+
+
+def runnable(flags: set[str]) -> list[PathSpec]:
+    return [p for p in PATHS if not p.needs or has(flags, p.needs)]
 
 
 @dataclass
@@ -94,10 +169,10 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def agreement(reference, candidate) -> tuple[int, int, list[float]]:
+def agreement(reference, candidate, threshold: float = BOX_THRESHOLD) -> tuple[int, int, list[float]]:
     """(fp32 boxes matched, fp32 boxes, |score differences| of the matches); greedy by score."""
-    ref = [b for b in reference if b.score >= BOX_THRESHOLD]
-    pool = [b for b in candidate if b.score >= BOX_THRESHOLD - 0.05]
+    ref = [b for b in reference if b.score >= threshold]
+    pool = [b for b in candidate if b.score >= threshold - 0.05]
     matched, diffs = 0, []
     for r in ref:
         best = max((c for c in pool if c.label == r.label), key=lambda c: iou(c.xyxy, r.xyxy), default=None)
@@ -108,13 +183,18 @@ def agreement(reference, candidate) -> tuple[int, int, list[float]]:
     return matched, len(ref), diffs
 
 
+def share(rows: list[tuple[int, int, list[float]]]) -> float | None:
+    total = sum(r[1] for r in rows)
+    return sum(r[0] for r in rows) / total if total else None
+
+
 def summary(rows: list[tuple[int, int, list[float]]]) -> str:
-    matched = sum(r[0] for r in rows)
     total = sum(r[1] for r in rows)
     diffs = [d for r in rows for d in r[2]]
-    share = f"{100 * matched / total:5.1f}% of {total}" if total else "  n/a"
+    matched = share(rows)
+    text = f"{100 * matched:5.1f}% of {total}" if matched is not None else "  n/a"
     score = f"|dscore| mean {sum(diffs) / len(diffs):.4f} max {max(diffs):.4f}" if diffs else ""
-    return f"{share:>14} {score}"
+    return f"{text:>14} {score}"
 
 
 def model_files(args: argparse.Namespace):
@@ -130,26 +210,8 @@ def model_files(args: argparse.Namespace):
     return str(tiny.weights_path), str(tiny.config_path), str(tiny.text_encoder_dir)
 
 
-def native_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=3)
-    parser.add_argument("--model-dir", default="~/.cache/autolabel-gui/bench-full-size")
-    parser.add_argument("--weights")
-    parser.add_argument("--config")
-    parser.add_argument("--text-encoder")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    parser.add_argument("--no-int8", action="store_true", help="skip the int8 candidate")
-    args = parser.parse_args()
-    warnings.filterwarnings("ignore")
-
+def random_model_part(args: argparse.Namespace, paths: list[PathSpec]) -> None:
+    """Speed at 800 px and free/forced agreement with fp32 on the full-size random model."""
     import numpy as np
     import torch
     from autolabel_gui.core.images import load_image
@@ -158,40 +220,26 @@ def main() -> None:
     from autolabel_gui.detection.catalogue import create_detector
     from PIL import Image
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     weights, config, text_encoder = model_files(args)
     base = DetectorConfig(weights=weights, config=config, text_encoder=text_encoder, device="cpu")
     ontology = Ontology.from_names(CLASSES)
     samples = sorted((ROOT / "resources" / "samples").glob("*.jpg"))
     # the issue's measurement size: 1066x800 (the model input is the same, 800 px shorter side)
-    images = [np.asarray(Image.fromarray(load_image(p)).resize(IMAGE_SIZE)) for p in samples[: max(1, args.images)]]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu capability "
-          f"{torch.backends.cpu.get_cpu_capability()}; {len(images)} images "
+    images = [np.asarray(Image.fromarray(load_image(p)).resize(IMAGE_SIZE)) for p in samples[: args.images]]
+    print(f"\n== full-size random model: {len(images)} images "
           f"({', '.join(f'{i.shape[1]}x{i.shape[0]}' for i in images)}) resized to 800 px; "
           f"{len(CLASSES)} classes", flush=True)
 
-    def detector(precision: str):
+    def create(precision: str):
         started = time.perf_counter()
         det = create_detector(replace(base, precision=precision))
         print(f"  loaded {precision} in {time.perf_counter() - started:.0f} s", flush=True)
         return det
 
-    reference = detector("fp32")
-    candidates = [Candidate("fp32 (reference)", lambda imgs: reference.detect(imgs, ontology, 0.05))]
-    fast = detector("fast")
-    candidates.append(Candidate("fast (default)", lambda imgs: fast.detect(imgs, ontology, 0.05)))
-    if not args.no_int8:
-        int8 = detector("fast")
-        torch.ao.quantization.quantize_dynamic(int8.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-        candidates.append(Candidate("fast+int8 linear", lambda imgs: int8.detect(imgs, ontology, 0.05)))
-    if native_bf16():
-        bf16 = detector("bf16")
-        candidates.append(Candidate("bf16 autocast", lambda imgs: bf16.detect(imgs, ontology, 0.05)))
-    else:
-        print("  bf16: skipped, this CPU has no native bf16 (no avx512_bf16/amx_bf16; emulated bf16 "
-              "matmul measured ~40x slower than fp32 here)")
-
+    candidates = []
+    for path in paths:
+        det = make_detector(path, create)
+        candidates.append(Candidate(path.name, lambda imgs, det=det: det.detect(imgs, ontology, 0.05)))
     selection = ForcedSelection(torch)
     for c in candidates:  # warm-up: one-off kernel set-up costs seconds on the first pass
         c.detect(images[:1])
@@ -208,20 +256,168 @@ def main() -> None:
             c.free.append(agreement(ref_boxes, boxes))
             with forced(selection, picks):
                 c.forced.append(agreement(ref_boxes, c.detect([image])[0]))
-        print(f"  image {n}: " + ", ".join(f"{c.name.split()[0]} {c.seconds[-1]:.2f} s" for c in candidates),
-              flush=True)
+        print(f"  image {n}: " + ", ".join(f"{c.name} {c.seconds[-1]:.2f} s" for c in candidates), flush=True)
 
     ref_time = sum(candidates[0].seconds) / len(images)
-    print(f"\n{'path':<18}{'s/image':>9}{'ratio':>8}   {'free agreement':<50} | forced agreement")
+    print(f"\n{'path':<12}{'s/image':>9}{'ratio':>8}   {'free agreement':<50} | forced agreement")
     for c in candidates:
         per = sum(c.seconds) / len(images)
         free = summary(c.free) if c.free else "  (reference)"
         forced_ = summary(c.forced) if c.forced else ""
-        print(f"{c.name:<18}{per:>9.2f}{ref_time / per:>7.2f}x   {free:<50} | {forced_}")
-    default = candidates[1]
-    per = sum(default.seconds) / len(images)
-    print(f"default fast path: {ref_time / per:.2f}x the fp32 reference ({per:.2f} vs {ref_time:.2f} s/image), "
-          f"box agreement free {summary(default.free).strip()}, forced {summary(default.forced).strip()}")
+        print(f"{c.name:<12}{per:>9.2f}{ref_time / per:>7.2f}x   {free:<50} | {forced_}")
+
+
+@dataclass
+class Measured:
+    """One path on the instrument at one input size."""
+
+    seconds: float = 0.0
+    found: list = field(default_factory=list)
+    ap: dict[str, float] = field(default_factory=dict)
+    agree: list[tuple[int, int, list[float]]] = field(default_factory=list)
+
+
+def measure(detectors: dict[str, object], scenes, classes) -> dict[str, Measured]:
+    """Every detector on every scene, image by image in turn (so load noise falls on all);
+    AP of each and its agreement with the first (fp32)."""
+    from autolabel_gui.core.ontology import Ontology
+    from benchmarks.instrument.evaluate import SCORE_FLOOR, coco_ap
+
+    ontology = Ontology.from_names(list(classes))
+    out = {name: Measured() for name in detectors}
+    for det in detectors.values():  # warm-up
+        det.detect([scenes[0].image], ontology, SCORE_FLOOR)
+    for scene in scenes:
+        for name, det in detectors.items():
+            started = time.perf_counter()
+            boxes = det.detect([scene.image], ontology, SCORE_FLOOR)[0]
+            out[name].seconds += time.perf_counter() - started
+            out[name].found.append(boxes)
+    reference = next(iter(out.values()))
+    for m in out.values():
+        m.seconds /= len(scenes)
+        m.ap = coco_ap(scenes, m.found, classes)
+        m.agree = [agreement(r, c, INSTRUMENT_AGREEMENT) for r, c in zip(reference.found, m.found)]
+    return out
+
+
+def instrument_part(args: argparse.Namespace, paths: list[PathSpec]) -> dict[str, dict[str, Measured]]:
+    """The paths on the trained instrument, at its input size and at half of it ("preview")."""
+    from benchmarks.instrument.evaluate import SCORE_FLOOR, held_out
+    from benchmarks.instrument.model import load_instrument
+    from benchmarks.instrument.train import build_instrument
+    from tqdm import tqdm
+
+    if args.instrument:
+        inst = load_instrument(args.instrument)
+    else:
+        inst = build_instrument(args.instrument_cache, progress=lambda **kw: tqdm(mininterval=5, **kw),
+                                log=lambda m: print(m, flush=True))
+    meta = json.loads((inst.folder / "meta.json").read_text(encoding="utf-8"))
+    scenes = held_out(inst.spec, args.instrument_images)
+    size = inst.spec.scenes.size
+    sizes = {"full": size, "preview": size // 2}
+    print(f"\n== instrument {inst.folder.name} ({meta['steps_done']} training steps, {meta['wall_s']} s wall): "
+          f"{len(scenes)} held-out scenes of {size} px, classes {', '.join(inst.classes)}", flush=True)
+    results: dict[str, dict[str, Measured]] = {}
+    for label, side in sizes.items():
+        def create(precision: str, side: int = side):
+            return inst.detector(precision=precision, text_threshold=SCORE_FLOOR,
+                                 extra={"image_size": str(side), "max_size": str(side)})
+
+        detectors = {p.name: make_detector(p, create) for p in paths}
+        results[label] = measure(detectors, scenes, inst.classes)
+    full, preview = results["full"], results["preview"]
+    ref = full["fp32"]
+    agree_title = f"agreement with fp32 (score >= {INSTRUMENT_AGREEMENT})"
+    print(f"\n{'path':<12}{'s/image':>9}{'ratio':>8}{'AP':>8}{'AP50':>8}{'dAP':>8}   {agree_title:<50}"
+          f"| preview {sizes['preview']} px: s/image, AP, dAP vs full size")
+    for name, m in full.items():
+        p = preview[name]
+        agree = summary(m.agree) if name != "fp32" else "  (reference)"
+        print(f"{name:<12}{m.seconds:>9.3f}{ref.seconds / m.seconds:>7.2f}x{m.ap['AP']:>8.3f}{m.ap['AP50']:>8.3f}"
+              f"{m.ap['AP'] - ref.ap['AP']:>+8.3f}   {agree:<50}| {p.seconds:.3f} {p.ap['AP']:.3f} "
+              f"{p.ap['AP'] - m.ap['AP']:+.3f}")
+    return results
+
+
+def auto_path(full: dict[str, Measured], flags: set[str]) -> str:
+    """What ``auto`` picks on this CPU: bf16 where native, int8 where VNNI, each only within one AP point."""
+    reference = full["fp32"].ap["AP"]
+    for group, name in (("bf16", BF16_PATH), ("vnni", INT8_PATH)):
+        if has(flags, group) and name in full and abs(full[name].ap["AP"] - reference) <= AP_TOLERANCE:
+            return name
+    return DEFAULT_PATH
+
+
+def record(dest: Path, results: dict[str, dict[str, Measured]], auto: str, args: argparse.Namespace) -> None:
+    import torch
+    from autolabel_gui.core.atomic import atomic_write_text
+
+    model, flags = cpu_info()
+    full, preview = results["full"], results["preview"]
+    ref = full["fp32"]
+
+    def figures(m: Measured, base: Measured) -> dict[str, float | None]:
+        return {"s_per_image": round(m.seconds, 5), "ratio": round(ref.seconds / m.seconds, 3),
+                "AP": round(m.ap["AP"], 4), "AP50": round(m.ap["AP50"], 4),
+                "dAP": round(m.ap["AP"] - base.ap["AP"], 4), "dAP50": round(m.ap["AP50"] - base.ap["AP50"], 4),
+                "agreement": share(m.agree)}
+
+    data = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "machine": {"cpu": model, "flags": sorted(f for f in RECORDED_FLAGS if f in flags),
+                    "threads": torch.get_num_threads(), "load_average": os.getloadavg()},
+        "instrument_images": args.instrument_images,
+        "paths": {name: {**figures(m, ref), "preview": figures(preview[name], m)} for name, m in full.items()},
+        "auto": {"path": auto, **figures(full[auto], ref)},
+    }
+    atomic_write_text(dest, json.dumps(data, indent=1) + "\n")
+    print(f"recorded in {dest}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=3, help="full-size random model images (0: skip that part)")
+    parser.add_argument("--model-dir", default="~/.cache/autolabel-gui/bench-full-size")
+    parser.add_argument("--weights")
+    parser.add_argument("--config")
+    parser.add_argument("--text-encoder")
+    parser.add_argument("--instrument-images", type=int, default=100, help="held-out scenes (0: skip the instrument)")
+    parser.add_argument("--instrument-cache", default="~/.cache/autolabel-gui-bench/instrument")
+    parser.add_argument("--instrument", help="an instrument folder built earlier (default: build or reuse the "
+                        "cached one for the current training settings)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument("--no-int8", action="store_true", help="skip the int8 path")
+    parser.add_argument("--record", type=Path, help="write the instrument's per-path figures here (JSON)")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, flags = cpu_info()
+    paths = [p for p in runnable(flags) if not (args.no_int8 and p.int8)]
+    skipped = [p.name for p in PATHS if p not in paths]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {model}, cpu capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, native bf16 {has(flags, 'bf16')}, vnni {has(flags, 'vnni')}; "
+          f"load average {os.getloadavg()[0]:.1f}; paths {', '.join(p.name for p in paths)}"
+          + (f" (skipped: {', '.join(skipped)})" if skipped else ""), flush=True)
+    if args.images > 0:
+        random_model_part(args, paths)
+    if args.instrument_images <= 0:
+        return
+    results = instrument_part(args, paths)
+    full = results["full"]
+    auto = auto_path(full, flags)
+    if args.record:
+        record(args.record, results, auto, args)
+    ref, chosen = full["fp32"], full[auto]
+    print(f"auto path on this CPU = {auto}: {ref.seconds / chosen.seconds:.2f}x the fp32 reference "
+          f"({chosen.seconds:.3f} vs {ref.seconds:.3f} s/image), AP {chosen.ap['AP']:.3f} vs {ref.ap['AP']:.3f} "
+          f"(difference {chosen.ap['AP'] - ref.ap['AP']:+.3f}; AP50 {chosen.ap['AP50'] - ref.ap['AP50']:+.3f})")
 
 
 if __name__ == "__main__":
