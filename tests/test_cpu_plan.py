@@ -29,8 +29,9 @@ CPUS = {
     "amx": f"processor\t: 0\nflags\t\t: {_AVX512} avx512_bf16 avx512_vnni amx_bf16 amx_tile amx_int8\n",
     "arm": "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 bf16 i8mm\n",
 }
-PROVEN = Evidence({"bf16": PathFigures(-0.3, -0.2, 2.1), "int8": PathFigures(-0.6, -0.4, 1.5)}, "test")
-COSTLY = Evidence({"bf16": PathFigures(-2.4, -1.9, 2.1), "int8": PathFigures(-0.6, -0.4, 1.5)}, "test")
+TRAINED = 85.0  # the instrument's fp32 AP50, points: its figures count
+PROVEN = Evidence({"bf16": PathFigures(-0.3, -0.2, 2.1), "int8": PathFigures(-0.6, -0.4, 1.5)}, "test", TRAINED)
+COSTLY = Evidence({"bf16": PathFigures(-2.4, -1.9, 2.1), "int8": PathFigures(-0.6, -0.4, 1.5)}, "test", TRAINED)
 UNPROVEN = Evidence()
 
 
@@ -74,7 +75,7 @@ def test_cpuinfo_is_read_with_a_bound(tmp_path) -> None:
     ("amx", UNPROVEN, "fast", "bf16 and int8 not yet proven on the instrument"),
     ("avx512_bf16", COSTLY, "int8", "this CPU has AVX-512 VNNI; bf16 loses 2.4 AP on the instrument"),
     ("vnni", UNPROVEN, "fast", "this CPU has no native bf16; int8 not yet proven on the instrument"),
-    ("avx512_bf16", Evidence({"int8": PathFigures(-0.1, 0, 1.4)}), "int8",
+    ("avx512_bf16", Evidence({"int8": PathFigures(-0.1, 0, 1.4)}, "", TRAINED), "int8",
      "this CPU has AVX-512 VNNI; bf16 not yet proven"),
 ])
 def test_auto_on_each_kind_of_cpu(on_a_cpu, name, evidence, path, reason) -> None:
@@ -85,13 +86,14 @@ def test_auto_never_plans_a_path_the_instrument_measured_slower() -> None:
     """``auto`` exists to be fast: a path within the AP tolerance but measured at half fp32's speed
     (bf16 on AVX-512 BF16 without AMX can be) must not be planned over the fast path."""
     evidence = parse_evidence('{"paths": {"bf16": {"ap_delta": -0.1, "ap50_delta": 0.0, "ratio": 0.5},'
-                              ' "int8": {"ap_delta": -0.2, "ap50_delta": 0.0, "ratio": 0.6}}}')
+                              ' "int8": {"ap_delta": -0.2, "ap50_delta": 0.0, "ratio": 0.6}},'
+                              ' "reference": {"ap": 60.0, "ap50": 85.0}}')
     assert plan_path("auto", "cpu", cpu("avx512_bf16"), evidence) == PathPlan(
         "fast", "bf16 runs at 0.50x fp32 on the instrument, not faster than fp32's; "
                 "int8 runs at 0.60x fp32 on the instrument, not faster than fp32's")
     # with the fast path's own figures, a path must beat them, not only fp32
     measured = Evidence({"fast": PathFigures(0.0, 0.0, 1.3), "bf16": PathFigures(-0.1, 0.0, 1.2),
-                         "int8": PathFigures(-0.2, 0.0, 1.5)})
+                         "int8": PathFigures(-0.2, 0.0, 1.5)}, "", TRAINED)
     assert plan_path("auto", "cpu", cpu("avx512_bf16"), measured) == PathPlan(
         "int8", "this CPU has AVX-512 VNNI; bf16 runs at 1.20x fp32 on the instrument, "
                 "not faster than the fast path's 1.30x")
@@ -140,11 +142,28 @@ def test_the_evidence_file_is_read_as_data() -> None:
         assert parse_evidence(broken) == Evidence()
 
 
-def test_the_shipped_evidence_proves_nothing_yet() -> None:
-    """Until the instrument's figures are recorded, auto plans the fast path on every CPU."""
+def test_an_instrument_that_detects_little_proves_nothing() -> None:
+    """Figures of an instrument whose own fp32 AP50 is below 50 points (or not recorded) prove no
+    path: every path is "within a point" of a model that finds almost nothing."""
+    weak = parse_evidence(json.dumps({"paths": {"bf16": {"ap_delta": 0.0, "ap50_delta": 0.1, "ratio": 1.4},
+                                                "fast": {"ap_delta": 0.0, "ap50_delta": 0.0, "ratio": 1.2}},
+                                      "reference": {"ap": 1.4, "ap50": 4.5}}))
+    assert weak.paths and weak.figures("bf16") is None
+    assert plan_path("auto", "cpu", cpu("avx512_bf16"), weak) == PathPlan(
+        "fast", "bf16 and int8 not yet proven on the instrument (the instrument reaches AP50 4.5 only "
+                "(its figures count from 50))")
+    unrecorded = replace(weak, reference_ap50=None)
+    assert unrecorded.figures("bf16") is None and "not recorded" in (unrecorded.weak or "")
+    trained = replace(weak, reference_ap50=TRAINED)
+    assert plan_path("auto", "cpu", cpu("avx512_bf16"), trained).path == "bf16"
+
+
+def test_the_shipped_evidence_is_what_the_bench_recorded() -> None:
+    """Every path the file records parses, with the instrument's own AP50 beside it."""
+    data = json.loads(Path(path_evidence.EVIDENCE_FILE).read_text())
     shipped = path_evidence.shipped_evidence()
-    assert shipped.paths == {}
-    assert json.loads(Path(path_evidence.EVIDENCE_FILE).read_text())["paths"] == {}
+    assert set(shipped.paths) == set(data["paths"])
+    assert shipped.reference_ap50 == (data.get("reference") or {}).get("ap50")
 
 
 class Loaded:

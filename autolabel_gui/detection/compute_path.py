@@ -140,7 +140,8 @@ def _cpu_plan(cpu: CpuFeatures, evidence: Evidence) -> PathPlan:
         else:
             unproven.append(path)
     if unproven:
-        why_not.append(f"{' and '.join(unproven)} not yet proven on the instrument")
+        weak = f" ({evidence.weak})" if evidence.weak and evidence.paths else ""
+        why_not.append(f"{' and '.join(unproven)} not yet proven on the instrument{weak}")
     return PathPlan(FAST, "; ".join(why_not))
 
 
