@@ -17,18 +17,20 @@ Prints, never asserts. Two parts in one run:
    fp32, COCO AP and AP50 against the exact generated ground truth, agreement with fp32 (free),
    and the same at a half-size "preview" input. Random weights cannot tell accuracy; this can.
 
-Paths (``PATHS``, one table entry each; bf16 ones only where the CPU has native bf16, emulated
-bf16 measured ~40x slower than fp32):
-  fp32        the reference path (``--precision fp32``)
-  fast        the default on a CPU (``--precision fast``): fused deformable sampling, fp32
-  fast+int8   ``fast`` with every nn.Linear dynamically quantised to int8
-  bf16        autocast bf16 with the reference sampling (``--precision bf16``)
-  bf16+fast   autocast bf16 with the fused sampler (which samples in fp32)
+Paths (``PATHS``): the product's own ``--precision`` values, each built by ``create_detector``
+exactly as the app builds it (bf16 only where the CPU has native bf16, emulated bf16 measured
+~40x slower than fp32):
+  fp32        the reference path
+  fast        the default on a CPU: fused deformable sampling, fp32
+  int8        ``fast`` with every nn.Linear dynamically quantised to int8 (``runtime.apply_path``)
+  bf16        autocast bf16 with the fused sampler (which samples in fp32)
 
+Every detector, full size and preview alike, runs each scene in turn, so load noise falls on all.
 The last line is the ``auto`` path's ratio and AP difference, with ``auto`` computed from the
-measured numbers: bf16+fast where the CPU has native bf16, else fast+int8 where it has VNNI,
-each only if its AP is within 1 point of fp32's, else fast. ``--record FILE`` writes the
-per-path figures, the machine and the date as JSON (for the precision planner).
+measured numbers: bf16 where the CPU has native bf16, else int8 where it has VNNI, each only if
+its AP is within 1 point of fp32's, else fast. ``--record FILE`` writes the per-path figures in
+the shape ``autolabel_gui/detection/path_evidence.py`` reads (AP differences in points, 0..100),
+fp32's AP as ``reference``, the machine, the date and the command (for the precision planner).
 
     .venv/bin/python benchmarks/bench_cpu.py [--images 3] [--instrument-images 100] [--threads 2]
         [--record FILE]
@@ -64,38 +66,18 @@ AP_TOLERANCE = 0.01  # one AP point: the most accuracy ``auto`` may give for spe
 
 @dataclass(frozen=True)
 class PathSpec:
-    """A precision path: the product precision its detector is built with, plus what the bench
-    adds on top (int8 Linear layers, the fused sampler under autocast). At merge time an entry
-    becomes just a product ``--precision`` value."""
+    """A precision path: a product ``--precision`` value, and the CPU feature it needs natively."""
 
     name: str
-    precision: str
-    int8: bool = False
-    fused_sampling: bool = False
     needs: str = ""  # a FEATURES group the CPU must have natively, or the path is skipped
 
-
-PATHS = (
-    PathSpec("fp32", "fp32"),
-    PathSpec("fast", "fast"),
-    PathSpec("fast+int8", "fast", int8=True),
-    PathSpec("bf16", "bf16", needs="bf16"),
-    PathSpec("bf16+fast", "bf16", fused_sampling=True, needs="bf16"),
-)
-BF16_PATH, INT8_PATH, DEFAULT_PATH = "bf16+fast", "fast+int8", "fast"
+    @property
+    def int8(self) -> bool:
+        return self.name == INT8_PATH
 
 
-def make_detector(path: PathSpec, create: Callable[[str], object]):
-    """``create(precision)``, then the path's additions (a bench-only change of the instance)."""
-    import torch
-    from autolabel_gui.detection import fast_sampling
-
-    det = create(path.precision)
-    if path.int8:
-        torch.ao.quantization.quantize_dynamic(det.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-    if path.fused_sampling:
-        det._arithmetic = lambda: fast_sampling.enabled(True)
-    return det
+BF16_PATH, INT8_PATH, DEFAULT_PATH = "bf16", "int8", "fast"
+PATHS = (PathSpec("fp32"), PathSpec(DEFAULT_PATH), PathSpec(INT8_PATH), PathSpec(BF16_PATH, needs="bf16"))
 
 
 def cpu_info() -> tuple[str, set[str]]:
@@ -238,7 +220,7 @@ def random_model_part(args: argparse.Namespace, paths: list[PathSpec]) -> None:
 
     candidates = []
     for path in paths:
-        det = make_detector(path, create)
+        det = create(path.name)
         candidates.append(Candidate(path.name, lambda imgs, det=det: det.detect(imgs, ontology, 0.05)))
     selection = ForcedSelection(torch)
     for c in candidates:  # warm-up: one-off kernel set-up costs seconds on the first pass
@@ -277,31 +259,31 @@ class Measured:
     agree: list[tuple[int, int, list[float]]] = field(default_factory=list)
 
 
-def measure(detectors: dict[str, object], scenes, classes) -> dict[str, Measured]:
-    """Every detector on every scene, image by image in turn (so load noise falls on all);
-    AP of each and its agreement with the first (fp32)."""
+def measure(detectors: dict[tuple[str, str], object], scenes, classes) -> dict[tuple[str, str], Measured]:
+    """Every (size, path) detector on every scene, image by image in turn (so load noise falls on
+    all); AP of each and its agreement with the first detector of its size (fp32)."""
     from autolabel_gui.core.ontology import Ontology
     from benchmarks.instrument.evaluate import SCORE_FLOOR, coco_ap
 
     ontology = Ontology.from_names(list(classes))
-    out = {name: Measured() for name in detectors}
+    out = {key: Measured() for key in detectors}
     for det in detectors.values():  # warm-up
         det.detect([scenes[0].image], ontology, SCORE_FLOOR)
     for scene in scenes:
-        for name, det in detectors.items():
+        for key, det in detectors.items():
             started = time.perf_counter()
             boxes = det.detect([scene.image], ontology, SCORE_FLOOR)[0]
-            out[name].seconds += time.perf_counter() - started
-            out[name].found.append(boxes)
-    reference = next(iter(out.values()))
-    for m in out.values():
+            out[key].seconds += time.perf_counter() - started
+            out[key].found.append(boxes)
+    for (size, _), m in out.items():
+        reference = next(r for (s, _), r in out.items() if s == size)
         m.seconds /= len(scenes)
         m.ap = coco_ap(scenes, m.found, classes)
         m.agree = [agreement(r, c, INSTRUMENT_AGREEMENT) for r, c in zip(reference.found, m.found)]
     return out
 
 
-def instrument_part(args: argparse.Namespace, paths: list[PathSpec]) -> dict[str, dict[str, Measured]]:
+def instrument_part(args: argparse.Namespace, paths: list[PathSpec]):
     """The paths on the trained instrument, at its input size and at half of it ("preview")."""
     from benchmarks.instrument.evaluate import SCORE_FLOOR, held_out
     from benchmarks.instrument.model import load_instrument
@@ -319,14 +301,11 @@ def instrument_part(args: argparse.Namespace, paths: list[PathSpec]) -> dict[str
     sizes = {"full": size, "preview": size // 2}
     print(f"\n== instrument {inst.folder.name} ({meta['steps_done']} training steps, {meta['wall_s']} s wall): "
           f"{len(scenes)} held-out scenes of {size} px, classes {', '.join(inst.classes)}", flush=True)
-    results: dict[str, dict[str, Measured]] = {}
-    for label, side in sizes.items():
-        def create(precision: str, side: int = side):
-            return inst.detector(precision=precision, text_threshold=SCORE_FLOOR,
-                                 extra={"image_size": str(side), "max_size": str(side)})
-
-        detectors = {p.name: make_detector(p, create) for p in paths}
-        results[label] = measure(detectors, scenes, inst.classes)
+    detectors = {(label, p.name): inst.detector(precision=p.name, text_threshold=SCORE_FLOOR,
+                                                extra={"image_size": str(side), "max_size": str(side)})
+                 for label, side in sizes.items() for p in paths}
+    measured = measure(detectors, scenes, inst.classes)
+    results = {label: {name: measured[(label, name)] for name in (p.name for p in paths)} for label in sizes}
     full, preview = results["full"], results["preview"]
     ref = full["fp32"]
     agree_title = f"agreement with fp32 (score >= {INSTRUMENT_AGREEMENT})"
@@ -338,7 +317,7 @@ def instrument_part(args: argparse.Namespace, paths: list[PathSpec]) -> dict[str
         print(f"{name:<12}{m.seconds:>9.3f}{ref.seconds / m.seconds:>7.2f}x{m.ap['AP']:>8.3f}{m.ap['AP50']:>8.3f}"
               f"{m.ap['AP'] - ref.ap['AP']:>+8.3f}   {agree:<50}| {p.seconds:.3f} {p.ap['AP']:.3f} "
               f"{p.ap['AP'] - m.ap['AP']:+.3f}")
-    return results
+    return results, inst, meta
 
 
 def auto_path(full: dict[str, Measured], flags: set[str]) -> str:
@@ -350,7 +329,9 @@ def auto_path(full: dict[str, Measured], flags: set[str]) -> str:
     return DEFAULT_PATH
 
 
-def record(dest: Path, results: dict[str, dict[str, Measured]], auto: str, args: argparse.Namespace) -> None:
+def record(dest: Path, results: dict[str, dict[str, Measured]], auto: str, meta: dict, folder: str) -> None:
+    """The evidence file ``path_evidence.py`` reads: per path AP/AP50 differences in points and
+    the speed ratio against fp32, fp32's own AP as ``reference``, where and how it was measured."""
     import torch
     from autolabel_gui.core.atomic import atomic_write_text
 
@@ -359,19 +340,30 @@ def record(dest: Path, results: dict[str, dict[str, Measured]], auto: str, args:
     ref = full["fp32"]
 
     def figures(m: Measured, base: Measured) -> dict[str, float | None]:
-        return {"s_per_image": round(m.seconds, 5), "ratio": round(ref.seconds / m.seconds, 3),
-                "AP": round(m.ap["AP"], 4), "AP50": round(m.ap["AP50"], 4),
-                "dAP": round(m.ap["AP"] - base.ap["AP"], 4), "dAP50": round(m.ap["AP50"] - base.ap["AP50"], 4),
+        return {"ap_delta": round(100 * (m.ap["AP"] - base.ap["AP"]), 2),
+                "ap50_delta": round(100 * (m.ap["AP50"] - base.ap["AP50"]), 2),
+                "ratio": round(base.seconds / m.seconds, 3), "s_per_image": round(m.seconds, 5),
                 "agreement": share(m.agree)}
 
+    points = {"ap": round(100 * ref.ap["AP"], 2), "ap50": round(100 * ref.ap["AP50"], 2)}
     data = {
+        "paths": {name: {**figures(m, ref), "preview": figures(preview[name], m)}
+                  for name, m in full.items() if name != "fp32"},
+        "reference": {**points, "s_per_image": round(ref.seconds, 5),
+                      "preview": {"ap": round(100 * preview["fp32"].ap["AP"], 2),
+                                  "ap50": round(100 * preview["fp32"].ap["AP50"], 2)}},
+        "machine": model,
+        "cpu_flags": sorted(f for f in RECORDED_FLAGS if f in flags),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "torch": torch.__version__,
-        "machine": {"cpu": model, "flags": sorted(f for f in RECORDED_FLAGS if f in flags),
-                    "threads": torch.get_num_threads(), "load_average": os.getloadavg()},
-        "instrument_images": args.instrument_images,
-        "paths": {name: {**figures(m, ref), "preview": figures(preview[name], m)} for name, m in full.items()},
-        "auto": {"path": auto, **figures(full[auto], ref)},
+        "command": " ".join(["benchmarks/bench_cpu.py", *sys.argv[1:]]),
+        "threads": torch.get_num_threads(),
+        "load_average": round(os.getloadavg()[0], 2),
+        "auto": auto,
+        "note": (f"Instrument {folder} ({meta['steps_done']} training steps, {meta['wall_s']} s wall): fp32 AP "
+                 f"{points['ap']} / AP50 {points['ap50']} points on {len(ref.found)} held-out scenes. "
+                 "Differences in AP points (0..100); ratio = fp32 s/image over the path's; preview = the "
+                 "same path at half the input size, against its full size."),
     }
     atomic_write_text(dest, json.dumps(data, indent=1) + "\n")
     print(f"recorded in {dest}")
@@ -409,11 +401,11 @@ def main() -> None:
         random_model_part(args, paths)
     if args.instrument_images <= 0:
         return
-    results = instrument_part(args, paths)
+    results, inst, meta = instrument_part(args, paths)
     full = results["full"]
     auto = auto_path(full, flags)
     if args.record:
-        record(args.record, results, auto, args)
+        record(args.record, results, auto, meta, inst.folder.name)
     ref, chosen = full["fp32"], full[auto]
     print(f"auto path on this CPU = {auto}: {ref.seconds / chosen.seconds:.2f}x the fp32 reference "
           f"({chosen.seconds:.3f} vs {ref.seconds:.3f} s/image), AP {chosen.ap['AP']:.3f} vs {ref.ap['AP']:.3f} "

@@ -150,8 +150,8 @@ def test_an_instrument_that_detects_little_proves_nothing() -> None:
                                       "reference": {"ap": 1.4, "ap50": 4.5}}))
     assert weak.paths and weak.figures("bf16") is None
     assert plan_path("auto", "cpu", cpu("avx512_bf16"), weak) == PathPlan(
-        "fast", "bf16 and int8 not yet proven on the instrument (the instrument reaches AP50 4.5 only "
-                "(its figures count from 50))")
+        "fast", "bf16 and int8 not yet proven on the instrument (the instrument reaches AP50 4.5 only, "
+                "below the 50 its figures need)")
     unrecorded = replace(weak, reference_ap50=None)
     assert unrecorded.figures("bf16") is None and "not recorded" in (unrecorded.weak or "")
     trained = replace(weak, reference_ap50=TRAINED)
@@ -162,8 +162,9 @@ def test_the_shipped_evidence_is_what_the_bench_recorded() -> None:
     """Every path the file records parses, with the instrument's own AP50 beside it."""
     data = json.loads(Path(path_evidence.EVIDENCE_FILE).read_text())
     shipped = path_evidence.shipped_evidence()
-    assert set(shipped.paths) == set(data["paths"])
-    assert shipped.reference_ap50 == (data.get("reference") or {}).get("ap50")
+    assert set(shipped.paths) == set(data["paths"]) == {"fast", "bf16", "int8"}
+    assert shipped.reference_ap50 == data["reference"]["ap50"]
+    assert 0 <= data["reference"]["ap"] <= data["reference"]["ap50"] <= 100
 
 
 class Loaded:

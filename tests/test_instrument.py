@@ -14,8 +14,9 @@ import torch
 from autolabel_gui.core.boxes import Box
 from benchmarks.instrument import scenes as scenes_module
 from benchmarks.instrument.evaluate import coco_ap, precision_recall
+from benchmarks.instrument.model import InstrumentSpec, build_model, write_files
 from benchmarks.instrument.scenes import CLASSES, SceneSpec, make_scene, make_scenes
-from benchmarks.instrument.train import dense_loss, match, set_loss
+from benchmarks.instrument.train import dense_loss, init_prior, input_side, match, save_weights, set_loss
 from PIL import Image
 
 FLAT = (7, 7, 7)
@@ -124,3 +125,32 @@ def test_the_dense_encoder_loss_teaches_each_target_to_its_cheapest_tokens_only(
     # an invalid token (outside the anchor range) is never a positive nor a negative
     valid[0, :3] = False
     assert float(dense_loss(right, boxes, valid, targets, k=3)) > 1.0
+
+
+def test_half_the_steps_train_at_a_smaller_side_down_to_the_preview_size() -> None:
+    spec = InstrumentSpec()
+    sides = [input_side(spec, np.random.default_rng([spec.seed, step])) for step in range(400)]
+    assert set(sides) == {64, 80, 96, 112, 128}
+    assert 150 <= sides.count(128) <= 250
+
+
+def test_a_fresh_head_starts_at_the_focal_prior_and_the_product_loads_it(tmp_path) -> None:
+    """The prior is folded into parameters the checkpoint already has: the product's detector
+    loads it unchanged and scores ~0.01 where the package's bare head scores ~0.5."""
+    from autolabel_gui.core.ontology import Ontology
+
+    inst = write_files(tmp_path, InstrumentSpec())
+    model = build_model(inst)
+    scene = make_scene(inst.spec.scenes, 3)
+    ontology = Ontology.from_names(list(inst.classes))
+
+    def scores() -> np.ndarray:
+        save_weights(model, inst.weights_path)
+        detector = inst.detector(text_threshold=0.0)
+        return np.array([b.score for b in detector.detect([scene.image], ontology, 0.0)[0]])
+
+    before = scores()
+    init_prior(model, 0.01)
+    after = scores()
+    assert np.median(before) > 0.2
+    assert len(after) > 0 and 0.002 < np.median(after) < 0.05 and after.max() < 0.2

@@ -60,8 +60,8 @@ class Evidence:
         if self.reference_ap50 is None:
             return "the instrument's own accuracy is not recorded"
         if self.reference_ap50 < MIN_REFERENCE_AP50:
-            return (f"the instrument reaches AP50 {self.reference_ap50:.1f} only "
-                    f"(its figures count from {MIN_REFERENCE_AP50:.0f})")
+            return (f"the instrument reaches AP50 {self.reference_ap50:.1f} only, below the "
+                    f"{MIN_REFERENCE_AP50:.0f} its figures need")
         return None
 
     def figures(self, path: str) -> PathFigures | None:

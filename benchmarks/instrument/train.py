@@ -221,10 +221,11 @@ def batch_targets(scenes: list[Scene], names: list[str], chunk, size: int):
     return out
 
 
-def to_tensor(image: np.ndarray) -> torch.Tensor:
+def to_tensor(image: np.ndarray, side: int | None = None) -> torch.Tensor:
+    """The product's preprocessing, at ``side`` px (default: the image's own)."""
     from autolabel_gui.detection.grounding_dino import preprocess
 
-    side = image.shape[0]
+    side = side or image.shape[0]
     return preprocess(image, side, side)
 
 
@@ -232,7 +233,37 @@ def _lr(spec: InstrumentSpec, step: int) -> float:
     if step < spec.warmup:
         return spec.lr * (step + 1) / spec.warmup
     progress = (step - spec.warmup) / max(1, spec.steps - spec.warmup)
-    return spec.lr * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(1.0, progress))))
+    return spec.lr * 0.5 * (1 + np.cos(np.pi * min(1.0, progress)))
+
+
+def init_prior(model, prior: float) -> None:
+    """Start the class logits as MM-Grounding-DINO's head does, ``q.t / sqrt(d) + log(prior/(1-prior))``.
+
+    The package's ``ContrastiveEmbed`` is a bare dot product with no bias and no temperature, so at
+    initialisation its logits spread with a standard deviation of ~13 and half of them say 'yes'.
+    Both fixes are folded into parameters the product loads anyway: a logit is
+    ``LN_q(h) . LN_t(t)``; the text-side LayerNorm's weight becomes ``1/sqrt(d)`` and its bias
+    ``-v``, the query-side ones' bias ``+v`` (``v`` constant, ``|v|^2`` the offset). The cross
+    terms vanish at initialisation (a LayerNorm's normalised output has zero mean over its
+    dimensions), leaving ``n_q . n_t / sqrt(d) - |v|^2``. All stay learnable.
+    """
+    transformer = model.transformer
+    dim = transformer.d_model
+    value = float(np.sqrt(np.log((1 - prior) / prior) / dim))
+    text_norm = transformer.encoder.text_layers[-1].norm2
+    with torch.no_grad():
+        transformer.decoder.norm.bias.fill_(value)
+        transformer.enc_output_norm.bias.fill_(value)
+        text_norm.bias.fill_(-value)
+        text_norm.weight.fill_(1 / np.sqrt(dim))
+
+
+def input_side(spec: InstrumentSpec, rng: np.random.Generator) -> int:
+    """Full size for half the steps, else a random smaller side (so preview sizes are in-distribution)."""
+    size = spec.scenes.size
+    if spec.min_side >= size or rng.uniform() < 0.5:
+        return size
+    return int(rng.integers(spec.min_side // 16, size // 16)) * 16
 
 
 def save_weights(model, path: Path) -> None:
@@ -267,6 +298,8 @@ def train(inst: Instrument, max_seconds: float = float("inf"), eval_every: int =
         optimiser.load_state_dict(state["optimiser"])
         step, curve, cpu0, wall_used = state["step"], state["curve"], state["cpu"], state["wall"]
         log(f"resumed at step {step}")
+    else:
+        init_prior(model, spec.prior)
     started, cpu_started = time.perf_counter(), time.process_time()
     bar = progress(total=spec.steps, initial=step) if progress else None
 
@@ -290,12 +323,13 @@ def train(inst: Instrument, max_seconds: float = float("inf"), eval_every: int =
         rng = np.random.default_rng([spec.seed, step])
         scenes = [make_scene(spec.scenes, step * spec.batch + i) for i in range(spec.batch)]
         names, chunk = caption_for(model, spec.scenes.classes, rng)
+        side = input_side(spec, rng)
         targets = batch_targets(scenes, names, chunk, size)
         num_boxes = max(1.0, float(sum(len(t[1]) for t in targets)))
         for group in optimiser.param_groups:
             group["lr"] = _lr(spec, step)
         with fast_sampling.enabled(True):  # same sums as the reference sampling, faster (also backward)
-            outs = layer_outputs(model, [to_tensor(s.image) for s in scenes], torch.tensor([chunk.input_ids]))
+            outs = layer_outputs(model, [to_tensor(s.image, side) for s in scenes], torch.tensor([chunk.input_ids]))
         losses = [set_loss(logits, boxes, targets, num_boxes) for logits, boxes in outs]
         total = sum(loss for loss, _ in losses) + dense_loss(*tap.take(len(chunk.input_ids)), targets)
         optimiser.zero_grad()
@@ -307,7 +341,7 @@ def train(inst: Instrument, max_seconds: float = float("inf"), eval_every: int =
             last = losses[-1][1]
             bar.set_postfix(loss=f"{float(total):.2f}", cls=f"{last['cls']:.3f}", giou=f"{last['giou']:.3f}")
             bar.update(1)
-        if step % 50 == 0:
+        if step % 200 == 0:
             checkpoint()
         if eval_every and step % eval_every == 0:
             held_out_eval()
