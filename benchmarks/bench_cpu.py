@@ -26,9 +26,9 @@ exactly as the app builds it (bf16 only where the CPU has native bf16, emulated 
   bf16        autocast bf16 with the fused sampler (which samples in fp32)
 
 Every detector, full size and preview alike, runs each scene in turn, so load noise falls on all.
-The last line is the ``auto`` path's ratio and AP difference, with ``auto`` computed from the
-measured numbers: bf16 where the CPU has native bf16, else int8 where it has VNNI, each only if
-its AP is within 1 point of fp32's, else fast. ``--record FILE`` writes the per-path figures in
+The last line is the ``auto`` path's ratio and AP difference, with ``auto`` what the product's
+planner (``compute_path.plan_path``) makes of the measured figures on this CPU, reason included:
+the bench never applies a rule of its own. ``--record FILE`` writes the per-path figures in
 the shape ``autolabel_gui/detection/path_evidence.py`` reads (AP differences in points, 0..100),
 fp32's AP as ``reference``, the machine, the date and the command (for the precision planner).
 
@@ -53,15 +53,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from autolabel_gui.core.atomic import atomic_write_text  # noqa: E402
+from autolabel_gui.detection.cpu_features import CpuFeatures, this_cpu  # noqa: E402
+from benchmarks.machine import cpu_name  # noqa: E402
+
 BOX_THRESHOLD = 0.35
 IMAGE_SIZE = (1066, 800)
 CLASSES = ["person", "cat", "cup", "vehicle", "rocket", "dog"]
-# CPU flags that decide which paths run natively (and the ``auto`` rule), by feature group.
-FEATURES = {"bf16": ("avx512_bf16", "amx_bf16"), "vnni": ("avx512_vnni", "avx_vnni", "amx_int8")}
 RECORDED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile")
 # A weakly trained instrument scores few boxes at the window's 0.35; agreement is counted lower.
 INSTRUMENT_AGREEMENT = 0.1
-AP_TOLERANCE = 0.01  # one AP point: the most accuracy ``auto`` may give for speed
 
 
 @dataclass(frozen=True)
@@ -69,35 +70,19 @@ class PathSpec:
     """A precision path: a product ``--precision`` value, and the CPU feature it needs natively."""
 
     name: str
-    needs: str = ""  # a FEATURES group the CPU must have natively, or the path is skipped
+    native_bf16: bool = False  # skipped where the CPU has no native bf16 (emulated: ~40x slower)
 
     @property
     def int8(self) -> bool:
         return self.name == INT8_PATH
 
 
-BF16_PATH, INT8_PATH, DEFAULT_PATH = "bf16", "int8", "fast"
-PATHS = (PathSpec("fp32"), PathSpec(DEFAULT_PATH), PathSpec(INT8_PATH), PathSpec(BF16_PATH, needs="bf16"))
+INT8_PATH = "int8"
+PATHS = (PathSpec("fp32"), PathSpec("fast"), PathSpec(INT8_PATH), PathSpec("bf16", native_bf16=True))
 
 
-def cpu_info() -> tuple[str, set[str]]:
-    """(model name, flags) from /proc/cpuinfo; ('unknown', empty) where there is none."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown", set()
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
-                 "unknown")
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return model, set(flags)
-
-
-def has(flags: set[str], group: str) -> bool:
-    return any(f in flags for f in FEATURES[group])
-
-
-def runnable(flags: set[str]) -> list[PathSpec]:
-    return [p for p in PATHS if not p.needs or has(flags, p.needs)]
+def runnable(cpu: CpuFeatures) -> list[PathSpec]:
+    return [p for p in PATHS if not p.native_bf16 or cpu.bf16_unit is not None]
 
 
 @dataclass
@@ -320,22 +305,14 @@ def instrument_part(args: argparse.Namespace, paths: list[PathSpec]):
     return results, inst, meta
 
 
-def auto_path(full: dict[str, Measured], flags: set[str]) -> str:
-    """What ``auto`` picks on this CPU: bf16 where native, int8 where VNNI, each only within one AP point."""
-    reference = full["fp32"].ap["AP"]
-    for group, name in (("bf16", BF16_PATH), ("vnni", INT8_PATH)):
-        if has(flags, group) and name in full and abs(full[name].ap["AP"] - reference) <= AP_TOLERANCE:
-            return name
-    return DEFAULT_PATH
-
-
-def record(dest: Path, results: dict[str, dict[str, Measured]], auto: str, meta: dict, folder: str) -> None:
+def evidence(results: dict[str, dict[str, Measured]], meta: dict, folder: str) -> dict:
     """The evidence file ``path_evidence.py`` reads: per path AP/AP50 differences in points and
-    the speed ratio against fp32, fp32's own AP as ``reference``, where and how it was measured."""
+    the speed ratio against fp32, fp32's own AP as ``reference``, where and how it was measured;
+    ``auto`` is what the product's planner makes of these figures on this CPU."""
     import torch
-    from autolabel_gui.core.atomic import atomic_write_text
+    from autolabel_gui.detection.compute_path import plan_path
+    from autolabel_gui.detection.path_evidence import parse_evidence
 
-    model, flags = cpu_info()
     full, preview = results["full"], results["preview"]
     ref = full["fp32"]
 
@@ -352,21 +329,20 @@ def record(dest: Path, results: dict[str, dict[str, Measured]], auto: str, meta:
         "reference": {**points, "s_per_image": round(ref.seconds, 5),
                       "preview": {"ap": round(100 * preview["fp32"].ap["AP"], 2),
                                   "ap50": round(100 * preview["fp32"].ap["AP50"], 2)}},
-        "machine": model,
-        "cpu_flags": sorted(f for f in RECORDED_FLAGS if f in flags),
+        "machine": cpu_name(),
+        "cpu_flags": sorted(f for f in RECORDED_FLAGS if f in this_cpu().flags),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "torch": torch.__version__,
         "command": " ".join(["benchmarks/bench_cpu.py", *sys.argv[1:]]),
         "threads": torch.get_num_threads(),
         "load_average": round(os.getloadavg()[0], 2),
-        "auto": auto,
         "note": (f"Instrument {folder} ({meta['steps_done']} training steps, {meta['wall_s']} s wall): fp32 AP "
                  f"{points['ap']} / AP50 {points['ap50']} points on {len(ref.found)} held-out scenes. "
                  "Differences in AP points (0..100); ratio = fp32 s/image over the path's; preview = the "
                  "same path at half the input size, against its full size."),
     }
-    atomic_write_text(dest, json.dumps(data, indent=1) + "\n")
-    print(f"recorded in {dest}")
+    data["auto"] = plan_path("auto", "cpu", this_cpu(), parse_evidence(json.dumps(data))).text()
+    return data
 
 
 def main() -> None:
@@ -390,11 +366,12 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, flags = cpu_info()
-    paths = [p for p in runnable(flags) if not (args.no_int8 and p.int8)]
+    cpu = this_cpu()
+    paths = [p for p in runnable(cpu) if not (args.no_int8 and p.int8)]
     skipped = [p.name for p in PATHS if p not in paths]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {model}, cpu capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, native bf16 {has(flags, 'bf16')}, vnni {has(flags, 'vnni')}; "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_name()}, cpu capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, native bf16 {cpu.bf16_unit or 'no'}, "
+          f"vnni {cpu.vnni_unit or 'no'}; "
           f"load average {os.getloadavg()[0]:.1f}; paths {', '.join(p.name for p in paths)}"
           + (f" (skipped: {', '.join(skipped)})" if skipped else ""), flush=True)
     if args.images > 0:
@@ -403,11 +380,13 @@ def main() -> None:
         return
     results, inst, meta = instrument_part(args, paths)
     full = results["full"]
-    auto = auto_path(full, flags)
+    data = evidence(results, meta, inst.folder.name)
     if args.record:
-        record(args.record, results, auto, meta, inst.folder.name)
+        atomic_write_text(args.record, json.dumps(data, indent=1) + "\n")
+        print(f"recorded in {args.record}")
+    auto = data["auto"].split(":", 1)[0]
     ref, chosen = full["fp32"], full[auto]
-    print(f"auto path on this CPU = {auto}: {ref.seconds / chosen.seconds:.2f}x the fp32 reference "
+    print(f"auto path on this CPU = {data['auto']}: {ref.seconds / chosen.seconds:.2f}x the fp32 reference "
           f"({chosen.seconds:.3f} vs {ref.seconds:.3f} s/image), AP {chosen.ap['AP']:.3f} vs {ref.ap['AP']:.3f} "
           f"(difference {chosen.ap['AP'] - ref.ap['AP']:+.3f}; AP50 {chosen.ap['AP50'] - ref.ap['AP50']:+.3f})")
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import platform
 import statistics
 import sys
 import time
@@ -33,6 +32,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.machine import cpu_name  # noqa: E402
 
 IMAGE_SIZE = (768, 1024)  # rows, columns
 
@@ -83,16 +84,6 @@ CANDIDATES: dict[str, tuple[str, Callable[[], tuple[Any, Any]]]] = {
     "sam2.1-hiera-small": ("sam2", lambda: _sam2([1, 2, 11, 2], [7, 10, 13])),
     "edgetam": ("edgetam", _edgetam),
 }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed(fn: Callable[[], object], runs: int) -> tuple[float, float]:

@@ -77,9 +77,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    print(f"CPU: {cpu}; Python {platform.python_version()}")
+    sys.path.insert(0, str(REPO))
+    from benchmarks.machine import cpu_name
+
+    print(f"CPU: {cpu_name()}; Python {platform.python_version()}")
     serve_s = statistics.median(time_after_close(True) for _ in range(args.runs))
     plain_s = statistics.median(time_after_close(False) for _ in range(args.runs))
     print(f"process alive after the window closed: serve {serve_s:.3f} s, plain exit {plain_s:.3f} s "

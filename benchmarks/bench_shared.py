@@ -29,16 +29,7 @@ from autolabel_gui.core.cache import ProposalCache  # noqa: E402
 from autolabel_gui.core.records import ImageKey, Outcome, ReviewRecord  # noqa: E402
 from autolabel_gui.core.review import ReviewState  # noqa: E402
 from benchmarks.bench_images import median_time  # noqa: E402
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from benchmarks.machine import cpu_name  # noqa: E402
 
 
 def _boxes(rng: random.Random, n: int, state: BoxState) -> list[Box]:
@@ -99,7 +90,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--proposals", type=int, default=300)
     args = parser.parse_args()
-    print(f"CPU: {_cpu()}, Python {platform.python_version()}")
+    print(f"CPU: {cpu_name()}, Python {platform.python_version()}")
     with tempfile.TemporaryDirectory() as tmp:
         opening(args.records, Path(tmp))
         banner(args.proposals)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -225,9 +224,11 @@ def main() -> None:
     root = Path(args.root).resolve()
     commit = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%h %s"], capture_output=True,
                             text=True).stdout.strip()[:70]
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    print(f"{cpu}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; measuring {root} ({commit or 'no git'}); "
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.machine import cpu_name
+
+    print(f"{cpu_name()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
+          f"measuring {root} ({commit or 'no git'}); "
           f"precision {args.precision}{', preview size' if args.preview else ''}, {args.runs} run(s) per model, median")
     for kind in args.models.split(","):
         files = model_files(kind, Path(args.model_dir).expanduser())
