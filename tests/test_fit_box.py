@@ -16,6 +16,8 @@ from autolabel_gui.core.review import ReviewState
 from autolabel_gui.detection.segmenter import Segmenter
 from autolabel_gui.detection.segmenter_spec import missing
 
+from tests.fixtures.hostile import CodePayload
+
 # One torch thread: on 2 shared cores two threads spin-wait on each other, and the tiny models' small
 # matrices made a fit 100 times slower (measured: 5 fits 3.5 s on 2 threads, 0.03 s on 1, load 5).
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -350,16 +352,6 @@ def test_shift_f_on_a_large_image_does_not_hold_a_full_size_float_mask_per_box(t
     assert growth <= 20 * pixels, f"fitting 32 boxes grew RSS by {growth / 2**20:.0f} MiB ({growth / pixels:.0f} B/px)"
 
 
-class _Payload:
-    """Unpickling runs code: it leaves a file behind (weights_only must refuse it)."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
 @pytest.mark.model
 @pytest.mark.usefixtures("one_torch_thread")
 def test_fits_of_degenerate_and_border_boxes_stay_inside_the_image(tiny_sam: Path) -> None:
@@ -395,7 +387,7 @@ def test_a_segmenter_folder_whose_weights_are_a_pickle_with_code_is_refused(tiny
     state = load_file(str(folder / "model.safetensors"))
     (folder / "model.safetensors").unlink()
     marker = tmp_path / "ran"
-    torch.save({**state, "payload": _Payload(marker)}, folder / "pytorch_model.bin")
+    torch.save({**state, "payload": CodePayload(marker)}, folder / "pytorch_model.bin")
     with pytest.raises(DetectorUnavailable):
         Segmenter.from_folder(folder)
     assert not marker.exists()

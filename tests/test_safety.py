@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import threading
 from pathlib import Path
 
@@ -29,25 +28,15 @@ from autolabel_gui.detection.weights import find_weights
 from autolabel_gui.formats.export import export_dataset
 from autolabel_gui.formats.voc import read_voc
 
-from tests.fixtures.hostile import label_args, small_model_settings, snapshot
+from tests.fixtures.hostile import CodePayload, label_args, small_model_settings, snapshot
 from tests.fixtures.pipeline import write_images
-
-
-class _Payload:
-    """Unpickling this calls ``os.mkdir(marker)``: harmless, and visible if it ever runs."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.mkdir, (str(self.marker),))
 
 
 @pytest.mark.model
 def test_a_checkpoint_that_would_run_code_is_refused_and_its_payload_never_runs(tmp_path, tiny_gdino, capsys):
     marker = tmp_path / "payload-ran"
     evil = tmp_path / "groundingdino_swint_ogc.pth"
-    torch.save({"model": {"backbone.weight": torch.zeros(1)}, "extra": _Payload(marker)}, evil)
+    torch.save({"model": {"backbone.weight": torch.zeros(1)}, "extra": CodePayload(marker)}, evil)
 
     with pytest.raises(DetectorUnavailable) as info:
         create_detector(tiny_gdino.detector_config(weights=str(evil)))

@@ -15,6 +15,8 @@ import torch
 from autolabel_gui.detection import grounding_dino, lean_load
 from groundingdino.util.misc import clean_state_dict
 
+from tests.fixtures.hostile import CodePayload
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -174,16 +176,6 @@ def _gdino_load(tiny, weights: Path):
     return grounding_dino.load_model(cfg, weights, tiny.config_path, "cpu")
 
 
-class _Payload:
-    """Unpickling runs code: it leaves a file behind (weights_only must refuse it)."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
 @pytest.mark.model
 @pytest.mark.parametrize("fault", ["mis-shaped", "code", "extra-keys", "int-dtype", "not-tensors"])
 def test_the_lean_load_of_a_hostile_checkpoint(fault: str, tiny_gdino, tmp_path: Path) -> None:
@@ -199,7 +191,7 @@ def test_the_lean_load_of_a_hostile_checkpoint(fault: str, tiny_gdino, tmp_path:
     if fault == "mis-shaped":
         state[name] = torch.zeros(state[name].shape[0] + 1, state[name].shape[1])
     elif fault == "code":
-        content = {"model": state, "extra": _Payload(marker)}
+        content = {"model": state, "extra": CodePayload(marker)}
     elif fault == "extra-keys":
         state["attacker.weight"] = torch.zeros(10_000)
     elif fault == "int-dtype":
