@@ -103,17 +103,10 @@ class Instrument:
         return self.spec.scenes.classes
 
     def detector_config(self, **overrides: Any):
-        from autolabel_gui.detection.base import DetectorConfig
+        """The test model's fp32 CPU config, pointed at this instrument's files."""
+        from tests.fixtures.tiny_gdino import TinyGdino
 
-        base = DetectorConfig(
-            backend="grounding_dino",
-            weights=str(self.weights_path),
-            config=str(self.config_path),
-            text_encoder=str(self.text_encoder_dir),
-            device="cpu",
-            precision="fp32",
-        )
-        return replace(base, **overrides)
+        return TinyGdino(self.config_path, self.weights_path, self.text_encoder_dir).detector_config(**overrides)
 
     def detector(self, **overrides: Any):
         """The product's detector for this instrument (built inside ``small_swin``)."""
