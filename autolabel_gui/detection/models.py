@@ -8,13 +8,11 @@ those mean stays the backend's business.
 
 from __future__ import annotations
 
-import functools
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from autolabel_gui.detection.base import DetectorConfig
+from autolabel_gui.detection.catalogue_file import CatalogueFile
 
 CATALOGUE = Path(__file__).with_name("models.json")
 
@@ -47,27 +45,21 @@ class ModelEntry:
                        box_threshold=self.box_threshold, text_threshold=self.text_threshold)
 
 
-@functools.cache
-def _load() -> tuple[str, tuple[ModelEntry, ...]]:
-    data: dict[str, Any] = json.loads(CATALOGUE.read_text(encoding="utf-8"))
-    return data["default"], tuple(ModelEntry(**entry) for entry in data["models"])
+_CATALOGUE = CatalogueFile(CATALOGUE, ModelEntry, "model")
 
 
 def all_models() -> tuple[ModelEntry, ...]:
-    return _load()[1]
+    return _CATALOGUE.entries()
 
 
 def default_model() -> ModelEntry:
     """The seed's Grounding DINO SwinT-OGC: the default until a user picks another."""
-    return model_named(_load()[0])
+    return _CATALOGUE.default()
 
 
 def model_named(name: str) -> ModelEntry:
     """The entry called ``name``; ValueError naming the known ones otherwise."""
-    for entry in all_models():
-        if entry.name == name:
-            return entry
-    raise ValueError(f"unknown model {name!r}; known: {', '.join(m.name for m in all_models())}")
+    return _CATALOGUE.named(name)
 
 
 def model_of(config: DetectorConfig) -> ModelEntry | None:

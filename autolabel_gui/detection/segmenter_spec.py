@@ -9,13 +9,12 @@ new model a row in ``segmenters.json``, never a branch. Asking what is missing n
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from autolabel_gui.detection.catalogue_file import CatalogueFile
 from autolabel_gui.detection.fingerprint import file_identity
 from autolabel_gui.detection.hf_spec import read_model_config
 
@@ -58,27 +57,21 @@ class SegmenterEntry:
     download_mb: int
 
 
-@functools.cache
-def _load() -> tuple[str, tuple[SegmenterEntry, ...]]:
-    data: dict[str, Any] = json.loads(CATALOGUE.read_text(encoding="utf-8"))
-    return data["default"], tuple(SegmenterEntry(**entry) for entry in data["models"])
+_CATALOGUE = CatalogueFile(CATALOGUE, SegmenterEntry, "segmenter")
 
 
 def all_segmenters() -> tuple[SegmenterEntry, ...]:
-    return _load()[1]
+    return _CATALOGUE.entries()
 
 
 def default_segmenter() -> SegmenterEntry:
     """The cheapest on a CPU of those whose permissive licence was checked (ADR 0019)."""
-    return segmenter_named(_load()[0])
+    return _CATALOGUE.default()
 
 
 def segmenter_named(name: str) -> SegmenterEntry:
     """The entry called ``name``; ValueError naming the known ones otherwise."""
-    for entry in all_segmenters():
-        if entry.name == name:
-            return entry
-    raise ValueError(f"unknown segmenter {name!r}; known: {', '.join(s.name for s in all_segmenters())}")
+    return _CATALOGUE.named(name)
 
 
 def is_catalogue_name(value: str) -> bool:
