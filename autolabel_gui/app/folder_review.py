@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from autolabel_gui.app.accept_rule import AcceptRule, Audit, changed
-from autolabel_gui.app.confidence import scores_of
+from autolabel_gui.app.confidence import ConfidenceIndex, scores_of
 from autolabel_gui.app.conflicts import Conflict, ConflictChoice
 from autolabel_gui.app.image_statuses import ImageStatuses
 from autolabel_gui.app.model_progress import (
@@ -267,6 +267,10 @@ class FolderReview:
             if self._to_review(rel, self.statuses.status_of(rel)):
                 return rel
         return None
+
+    def confidence_index(self) -> ConfidenceIndex:
+        """Every image's proposal scores as the cache holds them now (one lookup per image)."""
+        return ConfidenceIndex(self.folder.images, self.session.cached_proposals)
 
     def set_order(self, order: list[str] | None) -> None:
         """Follow ``order`` from now on (None: folder order); images outside it are not visited."""

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from autolabel_gui.app.accept_rule import AcceptRule, Audit, Batch
-from autolabel_gui.app.confidence import ConfidenceIndex
 from autolabel_gui.app.folder_review import FolderReview
 from autolabel_gui.app.status import Status
 
@@ -40,7 +39,7 @@ class RuleRun:
 
     def __init__(self, review: FolderReview) -> None:
         self.review = review
-        self.index = ConfidenceIndex(review.folder.images, review.session.cached_proposals)
+        self.index = review.confidence_index()
         self.audit: Audit | None = None
         self.batches: list[Batch] = []
         self._order_before: list[str] | None = None
@@ -48,7 +47,7 @@ class RuleRun:
     def refresh(self) -> None:
         """Read every image's scores again (proposals arrived since; no audit may be running)."""
         if self.audit is None:
-            self.index = ConfidenceIndex(self.review.folder.images, self.review.session.cached_proposals)
+            self.index = self.review.confidence_index()
 
     def candidates(self) -> list[str]:
         """Images a rule may accept: proposals ready, no person's file, not held by another."""

@@ -53,7 +53,7 @@ class RuleFlow(QObject):
         if c is None:
             return None
         if self._index is None:
-            self._index = ConfidenceIndex(c.review.folder.images, c.review.session.cached_proposals)
+            self._index = c.review.confidence_index()
         return self._index
 
     def handlers(self) -> dict[str, Callable[[], object]]:
@@ -82,7 +82,7 @@ class RuleFlow(QObject):
             self.order_changed.emit(None)
             self.message.emit("Review order: folder order.", False)
             return
-        index = self._index = ConfidenceIndex(review.folder.images, review.session.cached_proposals)
+        index = self._index = review.confidence_index()
         self.run = None  # the scores are read again for the next rule
         review.set_order(index.order())
         self.order_changed.emit(review.order)
