@@ -163,7 +163,8 @@ def _read_state_dict(weights: Path) -> dict[str, torch.Tensor]:
 
     redo = "Download it again with:  autolabel-gui weights download  (or pass --weights PATH)."
     try:
-        checkpoint = lean_load.read_checkpoint(str(weights), map_location="cpu", weights_only=True)
+        # into memory, never mmap=True: a file changed in place would kill the window (lean_load)
+        checkpoint = torch.load(str(weights), map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated file, an HTML error page saved as .pth, pickled objects...
         raise DetectorUnavailable(f"{weights}: not a readable PyTorch checkpoint ({exc}). {redo}") from exc
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None

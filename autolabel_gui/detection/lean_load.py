@@ -45,11 +45,6 @@ def parameters_on_meta() -> Iterator[None]:
         nn.Module.register_parameter = original
 
 
-def read_checkpoint(path: str, **kwargs) -> object:
-    """``torch.load`` of ``path`` into memory (not mapped: see the module's docstring)."""
-    return torch.load(path, **kwargs)
-
-
 def not_tensors(state: Mapping[str, object]) -> list[str]:
     """Keys of ``state`` whose values are no tensors holding values (anything else, or a tensor
     saved on ``meta``, which ``map_location`` leaves there): such a file is not a checkpoint."""
