@@ -74,15 +74,6 @@ def open_regular(path: Path | str, *, follow_links: bool = True) -> int:
     return fd
 
 
-def read_head(path: Path | str, size: int) -> bytes:
-    """The first ``size`` bytes of a regular file (``open_regular``: never blocks on a FIFO)."""
-    fd = open_regular(path)
-    try:
-        return os.read(fd, size)
-    finally:
-        os.close(fd)
-
-
 def read_limited(path: Path | str, limit: int) -> bytes:
     """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
 
