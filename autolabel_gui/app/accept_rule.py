@@ -217,8 +217,3 @@ class Audit:
     def provenance(self) -> Provenance:
         return Provenance(self.batch, self.rule.text, self.seed, len(self.results), self.changed_count,
                           round(self.bound(), 4))
-
-
-def expected_wrong(bound: float, accepted: int) -> float:
-    """Images wrongly accepted at most (at the bound's confidence): for the summary line."""
-    return math.ceil(bound * accepted)

@@ -232,13 +232,6 @@ def _why(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _info_or_none(data: bytes) -> ServerInfo | None:
-    try:
-        return ServerInfo.from_json(data)
-    except ValueError:
-        return None
-
-
 def _reply_or_none(data: bytes, ontology: Ontology) -> tuple[str, list[Box], float] | None:
     try:
         return parse_reply(data, ontology)
