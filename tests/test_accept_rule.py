@@ -13,13 +13,11 @@ from autolabel_gui.app.accept_rule import AcceptRule, Audit, audit_sample, chang
 from autolabel_gui.app.confidence import Band, ConfidenceIndex, Scores, scores_of
 from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.app.rule_batch import RuleRun
-from autolabel_gui.app.shared_folder import FolderLeases
 from autolabel_gui.app.stats import compute_stats, format_stats
 from autolabel_gui.app.status import Status, annotation_status
 from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.leases import Holder
 from autolabel_gui.core.records import ImageKey
 from autolabel_gui.formats.export import export_dataset
 from autolabel_gui.formats.voc import parse_voc, read_voc, voc_bytes, write_voc
@@ -27,7 +25,7 @@ from lxml import etree
 from scipy.stats import beta
 
 from tests.fixtures.images import ImageSpec, write_image
-from tests.fixtures.review import Recorder, review_of
+from tests.fixtures.review import Recorder, annotator_review, review_of
 
 SETTINGS = ProjectSettings(classes=["dog", "cat"], box_threshold=0.35)
 
@@ -239,10 +237,8 @@ def test_a_batch_from_rule_to_undo(tmp_path: Path) -> None:
 
 def test_the_batch_never_writes_over_another_annotators_image(tmp_path: Path) -> None:
     folder = _folder(tmp_path, sure=4, unsure=0)
-    alice = review_of(ImageFolder(tmp_path), SETTINGS,
-                      leases=FolderLeases.for_folder(folder, Holder("alice", "laptop-1", 1, "s-alice", 0.0)))
-    bob = review_of(ImageFolder(tmp_path), SETTINGS,
-                    leases=FolderLeases.for_folder(folder, Holder("bob", "laptop-2", 2, "s-bob", 0.0)))
+    alice = annotator_review(folder, SETTINGS, "alice", 1)
+    bob = annotator_review(folder, SETTINGS, "bob", 2)
     bob.start("03.png")  # bob holds 03.png
     alice.start("00.png")
     run = RuleRun(alice)

@@ -10,19 +10,17 @@ from autolabel_gui.app.folder_review import NOTHING_FOUND, FolderReview
 from autolabel_gui.app.image_statuses import ModelMark
 from autolabel_gui.app.model_progress import ModelState, ModelStatus
 from autolabel_gui.app.project import ProjectSettings
-from autolabel_gui.app.shared_folder import FolderLeases
 from autolabel_gui.app.status import Status
 from autolabel_gui.core.boxes import Box, BoxState
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.leases import Holder
 from autolabel_gui.core.records import ImageKey
 from autolabel_gui.core.review import Blocker
 from autolabel_gui.core.view_filter import ViewFilter
 from autolabel_gui.formats.voc import read_voc
 
 from tests.fixtures.images import ImageSpec, write_image
-from tests.fixtures.review import Recorder, StillModel, review_of
+from tests.fixtures.review import Recorder, StillModel, annotator_leases, annotator_review, review_of
 
 SETTINGS = ProjectSettings(classes=["dog", "cat"])
 DOG = Box(10, 10, 40, 30, "dog", 0.9, BoxState.PROPOSED)
@@ -99,9 +97,8 @@ def test_manual_review_tells_the_model_to_stop_and_space_stops_waiting(tmp_path)
 
 def test_next_unverified_skips_verified_images_and_those_another_annotator_holds(tmp_path):
     folder = _folder(tmp_path, ["a.png", "b.png", "c.png", "d.png"], {"a.png", "b.png", "c.png", "d.png"})
-    alice = FolderLeases.for_folder(folder, Holder("alice", "laptop-1", 1, "s-alice", 0.0))
-    bob = review_of(ImageFolder(tmp_path), SETTINGS,
-                    leases=FolderLeases.for_folder(folder, Holder("bob", "laptop-2", 2, "s-bob", 0.0)))
+    alice = annotator_leases(folder, "alice", 1)
+    bob = annotator_review(folder, SETTINGS, "bob", 2)
     alice_review = review_of(ImageFolder(tmp_path), SETTINGS, leases=alice)
     alice_review.start("c.png")
     bob.start("a.png")

@@ -9,17 +9,15 @@ import pytest
 from autolabel_gui.app.accept_rule import AcceptRule, Audit
 from autolabel_gui.app.project import ProjectSettings
 from autolabel_gui.app.rule_batch import RuleRun
-from autolabel_gui.app.shared_folder import FolderLeases
 from autolabel_gui.app.stats import compute_stats
 from autolabel_gui.core.boxes import Box, BoxState, ImageLabels
 from autolabel_gui.core.cache import ProposalCache
 from autolabel_gui.core.folder import ImageFolder
-from autolabel_gui.core.leases import Holder
 from autolabel_gui.core.records import ImageKey
 from autolabel_gui.formats.voc import read_voc
 
 from tests.fixtures.images import ImageSpec, write_image
-from tests.fixtures.review import review_of
+from tests.fixtures.review import annotator_review, review_of
 
 SETTINGS = ProjectSettings(classes=["dog", "cat"], box_threshold=0.35)
 
@@ -95,10 +93,8 @@ def test_an_audit_image_another_annotator_verified_does_not_leave_the_audit_stuc
     """Bob verifies one of Alice's audit images first. Alice's audit must still be able to end
     (count his review, or draw another): not wait forever for an image it never offers again."""
     folder = _folder(tmp_path, sure=8)
-    alice = review_of(ImageFolder(tmp_path), SETTINGS,
-                      leases=FolderLeases.for_folder(folder, Holder("alice", "laptop-1", 1, "s-alice", 0.0)))
-    bob = review_of(ImageFolder(tmp_path), SETTINGS,
-                    leases=FolderLeases.for_folder(folder, Holder("bob", "laptop-2", 2, "s-bob", 0.0)))
+    alice = annotator_review(folder, SETTINGS, "alice", 1)
+    bob = annotator_review(folder, SETTINGS, "bob", 2)
     alice.start("07.png")
     bob.start("06.png")
     run = RuleRun(alice)
@@ -147,10 +143,8 @@ def test_two_windows_accepting_by_rule_at_once_never_write_over_each_other(tmp_p
     """Alice's and Bob's batches cover the same matches; the second skips what the first wrote,
     so each undo removes only its own files and every file names one batch."""
     folder = _folder(tmp_path, sure=8)
-    alice = review_of(ImageFolder(tmp_path), SETTINGS,
-                      leases=FolderLeases.for_folder(folder, Holder("alice", "laptop-1", 1, "s-alice", 0.0)))
-    bob = review_of(ImageFolder(tmp_path), SETTINGS,
-                    leases=FolderLeases.for_folder(folder, Holder("bob", "laptop-2", 2, "s-bob", 0.0)))
+    alice = annotator_review(folder, SETTINGS, "alice", 1)
+    bob = annotator_review(folder, SETTINGS, "bob", 2)
     alice.start("00.png")
     bob.start("00.png")
     runs = RuleRun(alice), RuleRun(bob)
