@@ -112,6 +112,49 @@ def test_next_unverified_skips_verified_images_and_those_another_annotator_holds
     assert refused == 0 and why is not None and "held by alice" in why and not folder.voc_path("c.png").exists()
 
 
+def test_space_never_takes_a_reviewer_to_an_image_another_window_verified_since_its_list_was_read(tmp_path):
+    """Seen with two windows under Xvfb: Alice verified images with Space faster than Bob's list
+    knew, and Bob's Space went to them and verified them again (his name in their save records).
+    Bob's next unverified skips them; his list learns of an image when a lease he saw goes, or
+    when his next unverified reads it on the way (an image held only between two of his lease
+    scans is not seen before that)."""
+    folder = _folder(tmp_path, ["a.png", "b.png", "c.png", "d.png"], {"a.png", "b.png", "c.png", "d.png"})
+    alice = annotator_review(folder, SETTINGS, "alice", 1)
+    bob = annotator_review(folder, SETTINGS, "bob", 2)
+    bob.start("a.png")
+    bob.statuses.scan_batch()  # his list was read before alice started
+    alice.start("b.png")
+    bob.scan_leases()
+    alice.accept_all_and_next()  # b.png verified, on to c.png
+    alice.accept_all_and_next()  # c.png verified, on to d.png
+    alice.close()
+    saved_by_alice = folder.voc_path("c.png").read_bytes()
+    bob.scan_leases()  # alice's leases went: the list reads those images again
+    assert bob.statuses.status_of("b.png") is Status.VERIFIED
+    bob.accept_all_and_next()  # a.png verified; the next unverified is d.png
+    assert bob.current == "d.png" and bob.statuses.status_of("c.png") is Status.VERIFIED
+    assert bob.statuses.counts()[Status.VERIFIED] == 3
+    assert folder.voc_path("c.png").read_bytes() == saved_by_alice
+    bob.close()
+
+
+def test_next_unverified_reads_the_file_of_the_image_it_is_about_to_open(tmp_path):
+    """Another tool (no leases) verified c.png after this window read its list: next unverified
+    reads the candidate's file before it goes there, and the list is told."""
+    folder = _folder(tmp_path, ["a.png", "b.png", "c.png"], {"a.png", "b.png", "c.png"})
+    review = review_of(folder, SETTINGS)
+    review.start("a.png")
+    review.statuses.scan_batch()
+    other = review_of(ImageFolder(tmp_path), SETTINGS)
+    other.start("b.png")
+    other.accept_all_and_next()
+    other.close()
+    review.accept_all_and_next()
+    assert review.current == "c.png" and review.statuses.status_of("b.png") is Status.VERIFIED
+    assert "b.png" in _listener(review).rows
+    review.close()
+
+
 def test_the_grid_and_space_share_one_gate(tmp_path):
     folder = _folder(tmp_path, ["a.png", "b.png"], {"a.png"})
     review = review_of(folder, SETTINGS)

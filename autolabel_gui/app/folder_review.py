@@ -282,7 +282,23 @@ class FolderReview:
         return self.statuses.next_row(row, +1, self._to_review)
 
     def _to_review(self, rel: str, status: Status | None) -> bool:
-        return status not in (Status.VERIFIED, Status.RULE_ACCEPTED, None) and not self.leases.held_by_other(rel)
+        """Not verified, nor accepted by a rule, nor held by another annotator. An image the list
+        offers is read again first (one file head): another window or tool may have verified it
+        since the list was read, and going there would verify it a second time under this name."""
+        if status in (Status.VERIFIED, Status.RULE_ACCEPTED, None) or self.leases.held_by_other(rel):
+            return False
+        if rel != self.current and self._reread_status(rel) in (Status.VERIFIED, Status.RULE_ACCEPTED):
+            return False
+        return True
+
+    def _reread_status(self, rel: str) -> Status | None:
+        """``rel``'s status read from its file again; the list is told when that changed it."""
+        before = self.statuses.status_of(rel)
+        self.statuses.rescan(rel)
+        after = self.statuses.status_of(rel)
+        if after != before:
+            self.listener.on_rows([rel])
+        return after
 
     # ------------------------------------------------------------------ leases (timers call these)
 
@@ -292,6 +308,9 @@ class FolderReview:
         changed = self.leases.scan()
         if changed:
             self.statuses.held = {rel: held_text(h) for rel, h in self.leases.held.items()}
+            for gone in changed:  # a lease that went: its holder may have saved the image
+                if gone != self.current and not self.leases.held_by_other(gone):
+                    self.statuses.rescan(gone)
             self.listener.on_rows(changed)
         for report in self.leases.reports():
             self._say(report, True)
